@@ -1,0 +1,26 @@
+# Representational geometry of language models: numeric-sequence embedding geometry
+# (and, as the studies land, frozen-LM features). This file is wiring only: the
+# stages live in workflow/rules/, their code in src/repgeom/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/sequences.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/embeddings.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/plots.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

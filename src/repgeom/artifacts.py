@@ -1,0 +1,283 @@
+"""Shared artifact helpers: atomic writes, hashing, provenance-checked HDF5.
+
+Every artifact is written under a temporary name in its final directory,
+flushed, verified and then renamed into place, so a killed job never leaves a
+file that a rerun or a reader would accept. HDF5 artifacts carry their
+provenance as attributes plus a content checksum, and :func:`open_h5` refuses a
+file whose provenance does not match what the caller expects or whose data no
+longer matches its checksum.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, incomplete, corrupt or made from other inputs."""
+
+
+# --------------------------------------------------------------------------- hashing
+def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """Order-sensitive hash of a list of texts (length-prefixed, UTF-8)."""
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def array_sha256(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256()
+    h.update(str(a.dtype).encode())
+    h.update(str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def library_versions(names: Sequence[str] = ("numpy", "torch", "transformers", "sentence_transformers",
+                                             "sklearn", "h5py")) -> dict[str, str]:
+    """Versions of the named libraries that are importable (without importing heavy ones anew)."""
+    import importlib.metadata as md
+
+    dist = {"sklearn": "scikit-learn", "sentence_transformers": "sentence-transformers"}
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = md.version(dist.get(n, n))
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it into place only on success.
+
+    The temporary name starts with a dot and ends in ``.tmp`` so that globbing for
+    real outputs never matches it; on any exception it is removed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else final.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f"{suffix}.tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        _fsync(tmp_path)
+        os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def _fsync(path: Path) -> None:
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if not np.isfinite(o) else float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing") from None
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path}: not valid JSON (truncated or corrupt?): {e}") from None
+
+
+# --------------------------------------------------------------------------- HDF5
+def _h5():
+    import h5py
+
+    return h5py
+
+
+def _attr_value(v: Any) -> Any:
+    """Turn a Python value into something HDF5 stores as an attribute."""
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, sort_keys=True, default=_json_default)
+    if v is None:
+        return "null"
+    return v
+
+
+def _decode_attr(v: Any) -> Any:
+    if isinstance(v, bytes):
+        v = v.decode("utf-8")
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v
+
+
+def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any],
+             checksum: Sequence[str] = ()) -> None:
+    """Write ``arrays`` and ``attrs`` to ``path`` atomically, verifying after the write.
+
+    ``checksum`` names arrays whose sha256 is stored in the attribute
+    ``sha256_<name>`` and checked on every :func:`open_h5`.
+    """
+    h5py = _h5()
+    attrs = dict(attrs)
+    for name in checksum:
+        attrs[f"sha256_{name}"] = array_sha256(np.asarray(arrays[name]))
+    attrs.setdefault("created", now_iso())
+    attrs["complete"] = True
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, arr in arrays.items():
+                arr = np.asarray(arr)
+                if arr.dtype.kind in "UO":
+                    f.create_dataset(name, data=np.asarray(arr, dtype=object),
+                                     dtype=h5py.string_dtype("utf-8"))
+                else:
+                    f.create_dataset(name, data=arr)
+            for k, v in attrs.items():
+                f.attrs[k] = _attr_value(v)
+        # verify what is on disk before it gets its final name
+        with h5py.File(tmp, "r", locking=False) as f:
+            _verify_checksums(f, tmp)
+
+
+def _verify_checksums(f, path) -> None:
+    for key in list(f.attrs):
+        if key.startswith("sha256_"):
+            name = key[len("sha256_"):]
+            if name not in f:
+                raise ArtifactError(f"{path}: dataset {name!r} named by its checksum is missing")
+            got = array_sha256(f[name][()])
+            if got != _decode_attr(f.attrs[key]):
+                raise ArtifactError(f"{path}: dataset {name!r} does not match its stored checksum "
+                                    "(the file is corrupt); delete it and rerun the workflow")
+
+
+def h5_attrs(f) -> dict[str, Any]:
+    out = {}
+    for k, v in f.attrs.items():
+        v = _decode_attr(v)
+        if isinstance(v, str) and v[:1] in "[{" :
+            with contextlib.suppress(ValueError):
+                v = json.loads(v)
+        elif v == "null":
+            v = None
+        out[k] = v
+    return out
+
+
+def read_h5(path: str | os.PathLike, expect: Mapping[str, Any] | None = None,
+            names: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read datasets and attributes, refusing incomplete, corrupt or mismatching files.
+
+    ``expect`` maps attribute names to the values the caller requires (e.g. the
+    model fingerprint and the texts' sha256). HDF5 file locking is off so that
+    reads work on NFS/Lustre, where locks are often unsupported.
+    """
+    h5py = _h5()
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: missing")
+    try:
+        f = h5py.File(path, "r", locking=False)
+    except OSError as e:
+        raise ArtifactError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    with f:
+        try:
+            attrs = h5_attrs(f)
+            if not attrs.get("complete"):
+                raise ArtifactError(f"{path}: incomplete artifact (no 'complete' mark); delete it and rerun")
+            check_expected(path, attrs, expect or {})
+            _verify_checksums(f, path)
+            keys = names if names is not None else list(f.keys())
+            data = {}
+            for k in keys:
+                if k not in f:
+                    raise ArtifactError(f"{path}: dataset {k!r} missing")
+                v = f[k][()]
+                if v.dtype.kind == "O":
+                    v = np.array([x.decode("utf-8") if isinstance(x, bytes) else x for x in v], dtype=object)
+                data[k] = v
+        except ArtifactError:
+            raise
+        except (OSError, KeyError, ValueError) as e:
+            raise ArtifactError(f"{path}: unreadable HDF5 content (corrupt?): {e}") from None
+    return data, attrs
+
+
+def check_expected(path, attrs: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
+    bad = []
+    for k, want in expect.items():
+        got = attrs.get(k, "<absent>")
+        if got != want:
+            bad.append(f"{k}: file has {got!r}, expected {want!r}")
+    if bad:
+        raise ArtifactError(f"{path}: provenance does not match what this step expects "
+                            f"(stale artifact made from other inputs?): " + "; ".join(bad))
+
+
+def read_embeddings(path, expect: Mapping[str, Any] | None = None):
+    """Read an embeddings artifact: ``(X float32, ids, labels, attrs)``, provenance-checked.
+
+    Lives here, not in :mod:`repgeom.embeddings`, so that metrics and plots read
+    embeddings without importing torch.
+    """
+    data, attrs = read_h5(path, expect=expect, names=("embeddings", "ids", "labels"))
+    if attrs.get("kind") != "embeddings":
+        raise ArtifactError(f"{path}: not an embeddings artifact (kind={attrs.get('kind')!r})")
+    return data["embeddings"].astype(np.float32), data["ids"], data["labels"], attrs

@@ -1,0 +1,232 @@
+"""Configuration validation: JSON Schema (with defaults) plus checks a schema cannot express.
+
+:func:`validate_config` runs in the Snakefile before any job and raises
+:class:`ConfigError` naming the offending key and value. It is light (jsonschema
+and PyYAML only) so that the no-op rerun stays fast.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,63}$")
+PINNED_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and the value."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                              f"(first at line {seen[key] + 1}) in {node.start_mark.name}")
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Load YAML refusing duplicate keys (PyYAML would silently keep the last one)."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as fh:
+        return yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _default_filling_validator():
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    def additional(validator, aP, instance, schema):
+        # fill defaults inside mapping values described by additionalProperties ($ref'd)
+        yield from base.VALIDATORS["additionalProperties"](validator, aP, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults,
+                                               "additionalProperties": additional})
+
+
+def _path(err) -> str:
+    parts = [str(p) for p in err.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def validate_config(config: dict, families: Iterable[str] | None = None) -> dict:
+    """Validate ``config`` in place (defaults filled in) and return it.
+
+    Raises :class:`ConfigError` listing every problem, each naming its key.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
+    schema = load_schema()
+    Validator = _default_filling_validator()
+    validator = Validator(schema)
+    # two passes: the first fills nested defaults, the second reports on the filled config
+    list(validator.iter_errors(config))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    problems = []
+    for e in errors:
+        best = e
+        if e.context:  # if/then, oneOf: report the most specific sub-error
+            best = max(e.context, key=lambda c: len(list(c.absolute_path)))
+        key = _path(best)
+        value = best.instance
+        shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 80 else "<…>"
+        problems.append(f"config key '{key}' = {shown}: {_message(best)}")
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    problems += _semantic_problems(config, families)
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    _warn_remote_code(config)
+    return config
+
+
+def _message(err) -> str:
+    if err.validator == "pattern" and isinstance(err.instance, str):
+        return ("not a safe name (letters, digits, '_', '-', single '.', at most 64 characters; "
+                "no '/', '..' or spaces)" if "A-Za-z0-9_-" in err.validator_value else
+                f"does not match {err.validator_value!r}")
+    if err.validator == "additionalProperties":
+        return err.message.replace("Additional properties are not allowed", "unknown key(s)")
+    return err.message
+
+
+def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str]:
+    if families is None:
+        from .sequences import FAMILIES
+
+        families = FAMILIES.keys()
+    families = set(families)
+    problems = []
+    seqs = config.get("sequences", {})
+    for ds, spec in seqs.items():
+        for fam in spec.get("families", []):
+            if fam not in families:
+                problems.append(f"config key 'sequences.{ds}.families' = {fam!r}: unknown family "
+                                f"(known: {', '.join(sorted(families))})")
+        for fam in spec.get("family_offsets", {}):
+            if fam not in spec.get("families", []):
+                problems.append(f"config key 'sequences.{ds}.family_offsets.{fam}': "
+                                f"family {fam!r} is not in sequences.{ds}.families")
+    for ds in config.get("embeddings", {}).get("datasets", []):
+        if ds not in seqs:
+            problems.append(f"config key 'embeddings.datasets' = {ds!r}: unknown dataset "
+                            f"(defined under sequences: {', '.join(sorted(seqs)) or 'none'})")
+    lower = {}
+    for name in config.get("models", {}):
+        if name.lower() in lower:
+            problems.append(f"config key 'models.{name}': duplicates model name "
+                            f"{lower[name.lower()]!r} up to case (file names would collide)")
+        lower[name.lower()] = name
+    for name, m in config.get("models", {}).items():
+        src = m["source"]
+        if m.get("trust_remote_code"):
+            if src["type"] == "hub" and not PINNED_RE.match(src.get("revision", "")) \
+                    and not config.get("allow_unpinned_remote_code"):
+                problems.append(
+                    f"config key 'models.{name}.trust_remote_code' = True with source revision "
+                    f"{src.get('revision')!r}: remote code runs only from a pinned 40-hex commit; pin "
+                    "'source.revision' or set allow_unpinned_remote_code: true")
+        if m["runtime"] != "decoder" and m.get("pooling") in ("last", "mean"):
+            problems.append(f"config key 'models.{name}.pooling' = {m['pooling']!r}: only decoder "
+                            "runtimes take a pooling; encoders use their own ('native')")
+        if src["type"] == "package" and not (src.get("path") or src.get("gguf") or src.get("zip")):
+            problems.append(f"config key 'models.{name}.source': a package source needs 'path', "
+                            "'gguf' or 'zip' to say where the model is inside the wheels")
+    enabled = [n for n, m in config.get("models", {}).items() if m.get("enabled", True)]
+    if seqs and not enabled:
+        problems.append("config key 'models': no enabled model")
+    return problems
+
+
+def _warn_remote_code(config: dict) -> None:
+    for name, m in config.get("models", {}).items():
+        src = m["source"]
+        if m.get("trust_remote_code") and src["type"] == "hub" and not PINNED_RE.match(src.get("revision", "")):
+            log.warning("SECURITY: model %r runs remote code from the unpinned revision %r of %s; "
+                        "the code can change under you", name, src.get("revision"), src["id"])
+
+
+def remote_code_warnings(config: dict) -> list[str]:
+    out = []
+    for name, m in config.get("models", {}).items():
+        src = m["source"]
+        if m.get("trust_remote_code") and src["type"] == "hub" and not PINNED_RE.match(src.get("revision", "")):
+            out.append(f"model {name!r} runs remote code from unpinned revision {src.get('revision')!r}")
+    return out
+
+
+# ----------------------------------------------------------------- derived views used by the rules
+def canonical(obj: Any) -> Any:
+    """A copy with every mapping's keys sorted (stable params for rerun triggers)."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+def enabled_models(config: dict) -> list[str]:
+    return [n for n, m in config.get("models", {}).items() if m.get("enabled", True)]
+
+
+def embedding_datasets(config: dict) -> list[str]:
+    ds = config.get("embeddings", {}).get("datasets") or list(config.get("sequences", {}))
+    return list(ds)
+
+
+def model_embed_params(config: dict, model: str) -> dict:
+    """Everything that decides a model's embeddings (and nothing else), for rerun triggers."""
+    m = config["models"][model]
+    emb = config.get("embeddings", {})
+    return {
+        "runtime": m["runtime"],
+        "batch_size": m.get("batch_size", emb.get("batch_size", 64)),
+        "max_length": m.get("max_length"),
+        "pooling": m.get("pooling", "native"),
+        "normalize": m.get("normalize"),
+        "dtype": m.get("dtype", emb.get("dtype", "float32")),
+        "store_dtype": emb.get("store_dtype", "float32"),
+        "prompt": m.get("prompt", ""),
+        "e5_mode": m.get("e5_mode", "query"),
+        "trust_remote_code": m.get("trust_remote_code", False),
+        "device": config.get("device", "auto"),
+    }
+
+
+def model_prepare_params(config: dict, model: str) -> dict:
+    m = config["models"][model]
+    return {"name": model, "runtime": m["runtime"], "source": m["source"],
+            "trust_remote_code": m.get("trust_remote_code", False),
+            "prepare_dtype": m.get("prepare_dtype", "float32")}

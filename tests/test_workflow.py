@@ -1,0 +1,95 @@
+"""Static checks of the workflow: lint, dry-runs of the shipped configs, bad configs refused early."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(tmp_path, "--lint", configfile=ROOT / "tests/configs/tiny.yaml", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("cfg,models", [("config/config.yaml", 4), ("config/paper.yaml", 14)])
+def test_shipped_configs_dry_run(tmp_path, cfg, models):
+    proc = snakemake(tmp_path, "--dry-run", configfile=ROOT / cfg)
+    out = proc.stdout + proc.stderr
+    assert re.search(rf"^embeddings\s+{models}$", out, re.M), out[-3000:]
+    assert re.search(rf"^plots_tsne\s+{models}$", out, re.M)
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    c = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    c["sequences"]["tiny"]["n_sequences"] = 0
+    c["models"]["../escape"] = c["models"]["minilm"]
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(c))
+    proc = snakemake(tmp_path, "--cores", "1", configfile=p, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "sequences.tiny.n_sequences" in out and "0" in out
+    assert "../escape" in out
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_every_rule_has_a_log_and_heavy_rules_a_benchmark():
+    text = "\n".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
+    rules = re.split(r"^rule ", text, flags=re.M)[1:]
+    assert rules
+    for r in rules:
+        name = r.split(":")[0]
+        assert "    log:" in r, f"rule {name} has no log"
+        assert "    conda:" in r, f"rule {name} has no conda env"
+        if name in ("models", "embeddings", "metrics"):
+            assert "    benchmark:" in r, f"rule {name} has no benchmark"
+
+
+def test_conda_envs_list_what_their_rules_import():
+    """Each rule's env names the third-party packages its script (and the library modules it uses) import."""
+    import ast
+
+    pkg_of = {"sklearn": "scikit-learn", "yaml": "pyyaml", "matplotlib": "matplotlib", "h5py": "h5py",
+              "numpy": "numpy", "pandas": "pandas", "scipy": "scipy", "jsonschema": "jsonschema",
+              "torch": "torch", "transformers": "transformers", "sentence_transformers": "sentence-transformers",
+              "tqdm": "tqdm", "huggingface_hub": "huggingface-hub", "gguf": "gguf", "tabulate": "tabulate"}
+    lib = ROOT / "src/repgeom"
+
+    def imports(path: Path, seen: set) -> set:
+        if path in seen:
+            return set()
+        seen.add(path)
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative import inside the library
+                    mod = lib / f"{node.module}.py" if node.module else None
+                    if mod and mod.exists():
+                        out |= imports(mod, seen)
+                    continue
+                names = [node.module or ""]
+            for n in names:
+                top = n.split(".")[0]
+                if top == "repgeom":
+                    sub = n.split(".")[1] if "." in n else None
+                    if sub and (lib / f"{sub}.py").exists():
+                        out |= imports(lib / f"{sub}.py", seen)
+                elif top in pkg_of:
+                    out.add(pkg_of[top])
+        return out
+
+    for smk in (ROOT / "workflow/rules").glob("*.smk"):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            env = re.search(r'conda:\s*\n\s*"([^"]+)"', block).group(1)
+            script = re.search(r'script:\s*\n\s*"([^"]+)"', block).group(1)
+            env_text = (smk.parent / env).resolve().read_text().lower()
+            for pkg in sorted(imports((smk.parent / script).resolve(), set())):
+                assert re.search(rf"[\s-]{re.escape(pkg)}[=\s]", env_text) or \
+                    (pkg == "matplotlib" and "matplotlib-base" in env_text), \
+                    f"{env} lacks {pkg}, imported by {script}"

@@ -1,0 +1,79 @@
+# Shared by every stage: config validation (before any job), wildcard
+# constraints, the experiment's tables and the get_… input/param functions.
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from repgeom import config as rgconfig  # noqa: E402
+
+try:
+    rgconfig.validate_config(config)
+except rgconfig.ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
+for _w in rgconfig.remote_code_warnings(config):
+    logger.warning(f"SECURITY WARNING: {_w}")
+
+MODELS = rgconfig.enabled_models(config)
+SEQ_DATASETS = rgconfig.embedding_datasets(config)
+
+
+def _alternation(names):
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+wildcard_constraints:
+    dataset=_alternation(list(config["sequences"])),
+    model=_alternation(list(config["models"])),
+
+
+def get_final_output():
+    """Everything a run of the current config should produce."""
+    out = []
+    for ds in SEQ_DATASETS:
+        out.append(f"results/metrics/{ds}/summary.tsv")
+        out.append(f"results/metrics/{ds}/summary.md")
+        out.append(f"results/plots/{ds}/bars.png")
+        out += [f"results/plots/{ds}/tsne/{m}.png" for m in MODELS]
+    return out
+
+
+# Params are canonicalised (keys sorted) so that Snakemake's params rerun trigger fires on a
+# changed value, never on a reordered config file.
+canonical = rgconfig.canonical
+
+
+def get_sequence_params(wildcards):
+    return canonical(config["sequences"][wildcards.dataset])
+
+
+def get_prepare_params(wildcards):
+    return canonical(rgconfig.model_prepare_params(config, wildcards.model))
+
+
+def get_embed_params(wildcards):
+    return canonical(rgconfig.model_embed_params(config, wildcards.model))
+
+
+def get_metric_params(wildcards):
+    return canonical({**config["metrics"], "seed": config["seed"]})
+
+
+def get_plot_params(wildcards):
+    return canonical({**config["plots"], "seed": config["seed"]})
+
+
+def get_dataset_metrics(wildcards):
+    return expand("results/metrics/{dataset}/models/{model}.json", dataset=wildcards.dataset, model=MODELS)
+
+
+def get_resource(name):
+    def _get(wildcards, attempt):
+        base = config["resources"][name]
+        return base * attempt if name.endswith("mem_mb") or name.endswith("runtime") else base
+
+    return _get

@@ -1,0 +1,14 @@
+# Snakemake wrapper: fetch and prepare one model folder (once; cached).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+from repgeom.models import prepare  # noqa: E402
+from repgeom.smk import job  # noqa: E402
+
+with job(snakemake):
+    import torch
+
+    torch.set_num_threads(max(1, snakemake.threads))
+    prepare(dict(snakemake.params.model), snakemake.output[0])
