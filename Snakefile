@@ -13,6 +13,13 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset=alternation(list(config["sequences"])),
+    model=alternation(list(config["models"])),
+
+
 include: "workflow/rules/sequences.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/embeddings.smk"

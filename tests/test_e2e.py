@@ -131,3 +131,24 @@ def test_report_holds_every_figure_and_table(tiny_run, tiny_config):
     assert len(html) > 10_000
     for name in ("tsne", "bars.png", "summary.tsv"):
         assert name in html, name
+
+
+def test_unreachable_model_fails_clearly_and_keep_going_finishes_the_rest(tmp_path, tiny_config, prepared_minilm):
+    def add(c):
+        c["models"]["ghost"] = {"runtime": "sentence-transformers",
+                                "source": {"type": "hub", "id": "no-such-org/no-such-model", "revision": "0" * 40}}
+        c["models"]["gone"] = {"runtime": "sentence-transformers", "source": {"type": "local", "path": "/nonexistent"}}
+    cfg = _changed_config(tmp_path, tiny_config, add)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    shutil.copytree(prepared_minilm, wd / "resources/models/minilm")  # skip re-fetching the real one
+    proc = snakemake(wd, "--keep-going", configfile=cfg, check=False)
+    assert proc.returncode != 0
+    ghost = (wd / "logs/models/ghost.log").read_text()
+    assert "model 'ghost'" in ghost and "HF_HUB_OFFLINE" in ghost and "Ways to provide" in ghost
+    gone = (wd / "logs/models/gone.log").read_text()
+    assert "model 'gone'" in gone and "/nonexistent" in gone
+    # the reachable model's whole chain still ran
+    assert (wd / "results/metrics/tiny/models/minilm.json").exists()
+    assert (wd / "results/plots/tiny/tsne/minilm.png").exists()
+    assert not (wd / "resources/models/ghost").exists() and not (wd / "resources/models/gone").exists()

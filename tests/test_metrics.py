@@ -94,3 +94,21 @@ def test_summary_tables_have_paper_columns_first():
     header = md.splitlines()[0]
     assert header.index("Silhouette (true)") < header.index("DBI (true)") < header.index("Silhouette (KMeans)") \
         < header.index("DBI (KMeans)") < header.index("ARI")
+
+
+def test_dbi_parts_reproduce_sklearn():
+    from repgeom.metrics import _dbi_from_parts
+
+    X, y = blobs(spread=1.0)
+    cents = {g: X[y == g].mean(axis=0) for g in np.unique(y)}
+    d = np.array([np.linalg.norm(x - cents[g]) for x, g in zip(X, y)])
+    assert _dbi_from_parts(d, y, X) == pytest.approx(davies_bouldin_score(X, y))
+
+
+def test_bootstrap_intervals_cover_the_estimate_on_small_families():
+    # 4 points per family, as in the paper: resampling bias must not push the CI off the estimate
+    for seed in range(5):
+        X, y = blobs(k=6, per=4, d=20, spread=3.0, seed=seed)
+        r = cluster_metrics(X, y, bootstrap=500, seed=seed)
+        assert r["dbi_true_lo"] <= r["dbi_true"] <= r["dbi_true_hi"], seed
+        assert r["silhouette_true_lo"] <= r["silhouette_true"] <= r["silhouette_true_hi"], seed

@@ -22,13 +22,9 @@ MODELS = rgconfig.enabled_models(config)
 SEQ_DATASETS = rgconfig.embedding_datasets(config)
 
 
-def _alternation(names):
+def alternation(names):
+    """A wildcard constraint that admits exactly these names."""
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
-
-
-wildcard_constraints:
-    dataset=_alternation(list(config["sequences"])),
-    model=_alternation(list(config["models"])),
 
 
 def get_final_output():
@@ -69,6 +65,29 @@ def get_plot_params(wildcards):
 
 def get_dataset_metrics(wildcards):
     return expand("results/metrics/{dataset}/models/{model}.json", dataset=wildcards.dataset, model=MODELS)
+
+
+def get_model_resource(name, default_key):
+    """A model's own ``resources`` entry, else the config default; memory and time grow per attempt."""
+
+    def _get(wildcards, attempt):
+        own = config["models"][wildcards.model].get("resources", {})
+        if name == "gpu":
+            return own.get("gpu", 0) if config["resources"]["gpu_jobs_use_gpu"] else 0
+        return own.get(name, config["resources"][default_key]) * attempt
+
+    return _get
+
+
+def get_code_version(*modules):
+    """sha256 of the library modules behind a job, given as a params entry so that editing the library
+    (not only the wrapper script, which Snakemake tracks itself) reruns the affected jobs."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for mod in ("artifacts", *modules):
+        h.update((Path(workflow.basedir) / "src" / "repgeom" / f"{mod}.py").read_bytes())
+    return h.hexdigest()[:16]
 
 
 def get_resource(name):

@@ -9,11 +9,13 @@ rule embeddings:
     benchmark:
         "results/benchmarks/embeddings/{dataset}/{model}.tsv"
     params:
+        code=get_code_version("embeddings", "models", "sequences"),
         embed=get_embed_params,
     threads: 2
     resources:
-        mem_mb=get_resource("embed_mem_mb"),
-        runtime=get_resource("embed_runtime"),
+        mem_mb=get_model_resource("mem_mb", "embed_mem_mb"),
+        runtime=get_model_resource("runtime", "embed_runtime"),
+        gpu=get_model_resource("gpu", None),
     conda:
         "../../envs/embeddings.yaml"
     script:

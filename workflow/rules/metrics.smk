@@ -9,6 +9,7 @@ rule metrics:
     benchmark:
         "results/benchmarks/metrics/{dataset}/{model}.tsv"
     params:
+        code=get_code_version("metrics", "sequences"),
         metrics=get_metric_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
@@ -33,6 +34,8 @@ rule metrics_summary:
         md="results/metrics/{dataset}/summary.md",
     log:
         "logs/metrics/{dataset}/summary.log",
+    params:
+        code=get_code_version("metrics"),
     conda:
         "../../envs/analysis.yaml"
     script:

@@ -6,6 +6,7 @@ rule models:
     benchmark:
         "results/benchmarks/models/{model}.tsv"
     params:
+        code=get_code_version("models"),
         model=get_prepare_params,
     threads: 2
     resources:

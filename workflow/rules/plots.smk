@@ -12,6 +12,7 @@ rule plots_tsne:
     log:
         "logs/plots/{dataset}/tsne/{model}.log",
     params:
+        code=get_code_version("plots"),
         plots=get_plot_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
@@ -36,6 +37,7 @@ rule plots_bars:
     log:
         "logs/plots/{dataset}/bars.log",
     params:
+        code=get_code_version("plots"),
         plots=get_plot_params,
     conda:
         "../../envs/analysis.yaml"

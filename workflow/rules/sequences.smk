@@ -4,6 +4,7 @@ rule sequences:
     log:
         "logs/sequences/{dataset}.log",
     params:
+        code=get_code_version("sequences"),
         spec=get_sequence_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
