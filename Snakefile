@@ -6,7 +6,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default config, unless --configfile names others: those replace it rather than being merged
+# into it (a merge would add the default models to every other config's model table).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -23,6 +27,7 @@ wildcard_constraints:
 include: "workflow/rules/sequences.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/embeddings.smk"
+include: "workflow/rules/activations.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/plots.smk"
 

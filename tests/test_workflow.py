@@ -1,5 +1,6 @@
 """Static checks of the workflow: lint, dry-runs of the shipped configs, bad configs refused early."""
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,9 @@ def test_every_rule_has_a_log_and_heavy_rules_a_benchmark():
 
 
 def test_conda_envs_list_what_their_rules_import():
-    """Each rule's env names the third-party packages its script (and the library modules it uses) import."""
+    """Each rule's env names the third-party packages its script imports, directly or through the library
+    modules it imports (module-level imports; lazy imports inside library functions are checked at run
+    time by test_analysis_code_runs_without_torch)."""
     import ast
 
     pkg_of = {"sklearn": "scikit-learn", "yaml": "pyyaml", "matplotlib": "matplotlib", "h5py": "h5py",
@@ -58,20 +61,21 @@ def test_conda_envs_list_what_their_rules_import():
               "tqdm": "tqdm", "huggingface_hub": "huggingface-hub", "gguf": "gguf", "tabulate": "tabulate"}
     lib = ROOT / "src/repgeom"
 
-    def imports(path: Path, seen: set) -> set:
+    def imports(path: Path, seen: set, top_only: bool) -> set:
         if path in seen:
             return set()
         seen.add(path)
+        tree = ast.parse(path.read_text())
+        nodes = tree.body if top_only else list(ast.walk(tree))
         out = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in nodes:
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:  # relative import inside the library
-                    mod = lib / f"{node.module}.py" if node.module else None
-                    if mod and mod.exists():
-                        out |= imports(mod, seen)
+                    if node.module and (lib / f"{node.module}.py").exists():
+                        out |= imports(lib / f"{node.module}.py", seen, True)
                     continue
                 names = [node.module or ""]
             for n in names:
@@ -79,7 +83,7 @@ def test_conda_envs_list_what_their_rules_import():
                 if top == "repgeom":
                     sub = n.split(".")[1] if "." in n else None
                     if sub and (lib / f"{sub}.py").exists():
-                        out |= imports(lib / f"{sub}.py", seen)
+                        out |= imports(lib / f"{sub}.py", seen, True)
                 elif top in pkg_of:
                     out.add(pkg_of[top])
         return out
@@ -89,7 +93,17 @@ def test_conda_envs_list_what_their_rules_import():
             env = re.search(r'conda:\s*\n\s*"([^"]+)"', block).group(1)
             script = re.search(r'script:\s*\n\s*"([^"]+)"', block).group(1)
             env_text = (smk.parent / env).resolve().read_text().lower()
-            for pkg in sorted(imports((smk.parent / script).resolve(), set())):
+            for pkg in sorted(imports((smk.parent / script).resolve(), set(), False)):
                 assert re.search(rf"[\s-]{re.escape(pkg)}[=\s]", env_text) or \
                     (pkg == "matplotlib" and "matplotlib-base" in env_text), \
                     f"{env} lacks {pkg}, imported by {script}"
+
+
+def test_configfile_replaces_the_default_instead_of_merging(tmp_path):
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config/config.yaml", tmp_path / "config/config.yaml")
+    out = snakemake(tmp_path, "--dry-run").stdout
+    assert re.search(r"^embeddings\s+4$", out, re.M)  # the default config applies without --configfile
+    out = snakemake(tmp_path, "--dry-run", configfile=ROOT / "tests/configs/tiny.yaml").stdout
+    assert re.search(r"^embeddings\s+1$", out, re.M), out[-2000:]
+    assert "all-minilm-l6-v2" not in out

@@ -143,6 +143,19 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
         if ds not in seqs:
             problems.append(f"config key 'embeddings.datasets' = {ds!r}: unknown dataset "
                             f"(defined under sequences: {', '.join(sorted(seqs)) or 'none'})")
+    act = config.get("activations", {})
+    for name in act.get("models", []):
+        m = config.get("models", {}).get(name)
+        if m is None:
+            problems.append(f"config key 'activations.models' = {name!r}: unknown model")
+        elif m["runtime"] != "decoder":
+            problems.append(f"config key 'activations.models' = {name!r}: runtime {m['runtime']!r} is not a "
+                            "decoder LM; per-layer extraction needs runtime 'decoder'")
+        elif not m.get("enabled", True):
+            problems.append(f"config key 'activations.models' = {name!r}: the model is not enabled")
+    for ds in act.get("datasets", []):
+        if ds not in seqs:
+            problems.append(f"config key 'activations.datasets' = {ds!r}: unknown dataset")
     lower = {}
     for name in config.get("models", {}):
         if name.lower() in lower:
@@ -201,9 +214,33 @@ def enabled_models(config: dict) -> list[str]:
     return [n for n, m in config.get("models", {}).items() if m.get("enabled", True)]
 
 
+def embedding_models(config: dict) -> list[str]:
+    return [n for n in enabled_models(config) if config["models"][n].get("embed", True)]
+
+
 def embedding_datasets(config: dict) -> list[str]:
     ds = config.get("embeddings", {}).get("datasets") or list(config.get("sequences", {}))
     return list(ds)
+
+
+def activation_models(config: dict) -> list[str]:
+    act = config.get("activations", {})
+    if act.get("models"):
+        return list(act["models"])
+    return [n for n in enabled_models(config) if config["models"][n]["runtime"] == "decoder"]
+
+
+def activation_datasets(config: dict) -> list[str]:
+    return list(config.get("activations", {}).get("datasets") or config.get("sequences", {}))
+
+
+def activation_params(config: dict, model: str) -> dict:
+    """Everything that decides a model's activation shards, for rerun triggers."""
+    a = dict(config.get("activations", {}))
+    a.pop("models", None)
+    a.pop("datasets", None)
+    a["device"] = config.get("device", "auto")
+    return a
 
 
 def model_embed_params(config: dict, model: str) -> dict:

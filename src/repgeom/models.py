@@ -216,9 +216,9 @@ def prepare(params: dict, outdir: str | os.PathLike) -> dict:
         shutil.rmtree(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix=f".{name}.work-", dir=outdir.parent) as work_s, \
-            tempfile.TemporaryDirectory(prefix=f".{name}.tmp-", dir=outdir.parent) as stage_s:
-        work, stage = Path(work_s), Path(stage_s)
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=outdir.parent))
+    work = stage.parent / f"{stage.name}.work"
+    try:
         got = FETCHERS[src["type"]](name, src, work)
         extra: dict[str, Any] = {}
         model_path = "model"
@@ -255,7 +255,11 @@ def prepare(params: dict, outdir: str | os.PathLike) -> dict:
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         os.chmod(stage, 0o755)  # mkdtemp made it private
         os.replace(stage, outdir)
-        os.makedirs(stage, exist_ok=True)  # TemporaryDirectory expects to clean something up
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     log.info("model %s prepared in %.1f s (%d files)", name, time.time() - t0, len(files))
     return manifest
 

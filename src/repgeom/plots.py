@@ -44,27 +44,71 @@ def family_colors(families: list[str]) -> dict[str, tuple]:
     return {f: cmap(i % cmap.N) for i, f in enumerate(families)}
 
 
-def plot_tsne(X, labels, out_path, *, title: str, perplexity: float = 30, small_perplexity: float = 10,
-              small_below: int = 50, max_iter: int = 1000, seed: int = 0, dpi: int = 150,
-              subtitle: str = "") -> dict:
-    plt = _plt()
+def _tsne_ax(ax, X, labels, *, title, perplexity, small_perplexity, small_below, max_iter, seed):
     labels = np.asarray(labels).astype(str)
     fams = list(dict.fromkeys(labels))  # dataset order
     perp = tsne_perplexity(len(labels), perplexity, small_perplexity, small_below)
     Y = tsne(X, perp, max_iter, seed)
     colors = family_colors(fams)
-    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
     for f in fams:
         m = labels == f
         ax.scatter(Y[m, 0], Y[m, 1], s=36, color=colors[f], label=f, edgecolor="white", linewidth=0.5)
-    ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
     ax.text(0.99, 0.01, f"t-SNE, perplexity {perp:g}, {max_iter} iterations, seed {seed}",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="0.4")
+    return perp
+
+
+def plot_tsne(X, labels, out_path, *, title: str, perplexity: float = 30, small_perplexity: float = 10,
+              small_below: int = 50, max_iter: int = 1000, seed: int = 0, dpi: int = 150,
+              subtitle: str = "") -> dict:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
+    perp = _tsne_ax(ax, X, labels, title=title + (f"\n{subtitle}" if subtitle else ""), perplexity=perplexity,
+                    small_perplexity=small_perplexity, small_below=small_below, max_iter=max_iter, seed=seed)
+    ax.legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
     _save(fig, out_path, dpi)
     return {"perplexity": perp, "max_iter": max_iter, "seed": seed}
+
+
+def plot_tsne_panels(panels, out_path, *, title: str, perplexity: float = 30, small_perplexity: float = 10,
+                     small_below: int = 50, max_iter: int = 1000, seed: int = 0, dpi: int = 150) -> None:
+    """Several t-SNE maps side by side; ``panels`` = [(X, labels, panel title), ...]."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5), constrained_layout=True,
+                             squeeze=False)
+    for ax, (X, labels, sub) in zip(axes[0], panels):
+        _tsne_ax(ax, X, labels, title=sub, perplexity=perplexity, small_perplexity=small_perplexity,
+                 small_below=small_below, max_iter=max_iter, seed=seed)
+    axes[0][-1].legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
+    fig.suptitle(title, fontsize=11)
+    _save(fig, out_path, dpi)
+
+
+def plot_layer_curves(df, out_path, *, dpi: int = 150, title: str = "") -> None:
+    """Silhouette and DBI (true labels, with CI bands) against depth normalised to 0-1, one line per model."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), constrained_layout=True)
+    panels = [("silhouette_true", "Silhouette, true families (higher is better)", True),
+              ("dbi_true", "Davies-Bouldin, true families (lower is better)", True),
+              ("ari", "ARI of KMeans vs families (higher is better)", False)]
+    for ax, (col, name, band) in zip(axes, panels):
+        for model, g in df.groupby("model", sort=False):
+            g = g.sort_values("depth")
+            line, = ax.plot(g["depth"], g[col], marker="o", markersize=3, label=f"{model} ({int(g['n_blocks'].iloc[0])} blocks)")
+            if band and f"{col}_lo" in g:
+                ax.fill_between(g["depth"], g[f"{col}_lo"], g[f"{col}_hi"], color=line.get_color(), alpha=0.15,
+                                linewidth=0)
+        ax.set_xlabel("depth (layer / number of blocks; 0 = embeddings, 1 = last block)")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _save(fig, out_path, dpi)
 
 
 def _save(fig, out_path, dpi):
@@ -74,7 +118,7 @@ def _save(fig, out_path, dpi):
     plt.close(fig)
 
 
-def plot_bars(summary, out_path, *, pairs, ylabel_suffix=("↑", "↓"), dpi: int = 150, title: str = "") -> None:
+def plot_bars(summary, out_path, *, pairs, dpi: int = 150, title: str = "") -> None:
     """Side-by-side bars per model: true-label vs KMeans score, one panel per score.
 
     ``pairs`` is a list of (panel title, true column, kmeans column, higher-is-better).
@@ -89,14 +133,14 @@ def plot_bars(summary, out_path, *, pairs, ylabel_suffix=("↑", "↓"), dpi: in
     for ax, (name, true_col, km_col, higher) in zip(axes[0], pairs):
         t = df[true_col].astype(float).to_numpy()
         k = df[km_col].astype(float).to_numpy()
-        lo, hi = f"{true_col}_lo", f"{true_col}_hi"
-        err = None
-        if lo in df and hi in df:
-            lo_v, hi_v = df[lo].astype(float).to_numpy(), df[hi].astype(float).to_numpy()
-            err = np.vstack([np.clip(t - lo_v, 0, None), np.clip(hi_v - t, 0, None)])
-            err = np.nan_to_num(err)
-        ax.bar(x - w / 2, np.nan_to_num(t), w, yerr=err, capsize=3, label="true families", color="#4477aa")
+        ax.bar(x - w / 2, np.nan_to_num(t), w, label="true families", color="#4477aa")
         ax.bar(x + w / 2, np.nan_to_num(k), w, label="KMeans clusters", color="#ee8866")
+        lo, hi = f"{true_col}_lo", f"{true_col}_hi"
+        if lo in df and hi in df:  # the interval itself, which need not contain the estimate
+            lo_v, hi_v = df[lo].astype(float).to_numpy(), df[hi].astype(float).to_numpy()
+            ok = np.isfinite(lo_v) & np.isfinite(hi_v)
+            ax.errorbar((x - w / 2)[ok], ((lo_v + hi_v) / 2)[ok], yerr=((hi_v - lo_v) / 2)[ok], fmt="none",
+                        ecolor="black", capsize=3, linewidth=1.2, label="bootstrap CI (true)")
         for i, (a, b) in enumerate(zip(t, k)):
             for xx, v in ((i - w / 2, a), (i + w / 2, b)):
                 if math.isnan(v):

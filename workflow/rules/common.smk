@@ -18,8 +18,10 @@ except rgconfig.ConfigError as e:
 for _w in rgconfig.remote_code_warnings(config):
     logger.warning(f"SECURITY WARNING: {_w}")
 
-MODELS = rgconfig.enabled_models(config)
+MODELS = rgconfig.embedding_models(config)
 SEQ_DATASETS = rgconfig.embedding_datasets(config)
+ACT_MODELS = rgconfig.activation_models(config)
+ACT_DATASETS = rgconfig.activation_datasets(config)
 
 
 def alternation(names):
@@ -35,6 +37,10 @@ def get_final_output():
         out.append(f"results/metrics/{ds}/summary.md")
         out.append(f"results/plots/{ds}/bars.png")
         out += [f"results/plots/{ds}/tsne/{m}.png" for m in MODELS]
+    for ds in ACT_DATASETS if ACT_MODELS else []:
+        out.append(f"results/metrics/{ds}/layers.tsv")
+        out.append(f"results/plots/{ds}/layers.png")
+        out += [f"results/plots/{ds}/layers_tsne/{m}.png" for m in ACT_MODELS]
     return out
 
 
@@ -53,6 +59,20 @@ def get_prepare_params(wildcards):
 
 def get_embed_params(wildcards):
     return canonical(rgconfig.model_embed_params(config, wildcards.model))
+
+
+def get_activation_params(wildcards):
+    return canonical(rgconfig.activation_params(config, wildcards.model))
+
+
+def get_layer_metric_params(wildcards):
+    m = config["metrics"]
+    return canonical({"bootstrap": config["layer_metrics"]["bootstrap"], "kmeans_n_init": m["kmeans_n_init"],
+                      "ci": m["ci"], "silhouette_metric": m["silhouette_metric"], "seed": config["seed"]})
+
+
+def get_dataset_layer_metrics(wildcards):
+    return expand("results/metrics/{dataset}/layers/{model}.tsv", dataset=wildcards.dataset, model=ACT_MODELS)
 
 
 def get_metric_params(wildcards):

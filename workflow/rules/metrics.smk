@@ -40,3 +40,47 @@ rule metrics_summary:
         "../../envs/analysis.yaml"
     script:
         "../scripts/metrics_summary.py"
+
+
+rule layer_metrics:
+    input:
+        dataset="results/sequences/{dataset}.json",
+        shards="results/activations/{model}/{dataset}",
+    output:
+        "results/metrics/{dataset}/layers/{model}.tsv",
+    log:
+        "logs/metrics/{dataset}/layers/{model}.log",
+    benchmark:
+        "results/benchmarks/metrics/{dataset}/layers/{model}.tsv"
+    params:
+        code=get_code_version("metrics", "sequences", "activations"),
+        metrics=get_layer_metric_params,
+    resources:
+        mem_mb=get_resource("cpu_mem_mb"),
+        runtime=get_resource("cpu_runtime"),
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/layer_metrics.py"
+
+
+rule layer_metrics_summary:
+    input:
+        get_dataset_layer_metrics,
+    output:
+        tsv=report(
+            "results/metrics/{dataset}/layers.tsv",
+            caption="../report/layers_table.rst",
+            category="Layer by layer",
+            subcategory="{dataset}",
+            labels={"figure": "per-layer scores", "dataset": "{dataset}"},
+        ),
+        md="results/metrics/{dataset}/layers.md",
+    log:
+        "logs/metrics/{dataset}/layers.log",
+    params:
+        code=get_code_version("metrics"),
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/layer_metrics_summary.py"

@@ -43,3 +43,52 @@ rule plots_bars:
         "../../envs/analysis.yaml"
     script:
         "../scripts/plots_bars.py"
+
+
+rule plots_layers:
+    input:
+        "results/metrics/{dataset}/layers.tsv",
+    output:
+        report(
+            "results/plots/{dataset}/layers.png",
+            caption="../report/layers.rst",
+            category="Layer by layer",
+            subcategory="{dataset}",
+            labels={"figure": "scores across depth", "dataset": "{dataset}"},
+        ),
+    log:
+        "logs/plots/{dataset}/layers.log",
+    params:
+        code=get_code_version("plots"),
+        plots=get_plot_params,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plots_layers.py"
+
+
+rule plots_layer_tsne:
+    input:
+        dataset="results/sequences/{dataset}.json",
+        table="results/metrics/{dataset}/layers/{model}.tsv",
+        shards="results/activations/{model}/{dataset}",
+    output:
+        report(
+            "results/plots/{dataset}/layers_tsne/{model}.png",
+            caption="../report/layers_tsne.rst",
+            category="Layer by layer",
+            subcategory="{dataset}",
+            labels={"figure": "t-SNE best and last layer", "model": "{model}"},
+        ),
+    log:
+        "logs/plots/{dataset}/layers_tsne/{model}.log",
+    params:
+        code=get_code_version("plots", "metrics", "activations", "sequences"),
+        plots=get_plot_params,
+    resources:
+        mem_mb=get_resource("cpu_mem_mb"),
+        runtime=get_resource("cpu_runtime"),
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plots_layer_tsne.py"

@@ -1,0 +1,87 @@
+"""End-to-end run of the activation shards and the layer-by-layer study with a real decoder (SmolLM2)."""
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, snakemake
+from repgeom.activations import iter_layers, load_layer
+from repgeom.artifacts import ArtifactError
+from repgeom.sequences import load_dataset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+CONFIG = ROOT / "tests/configs/tiny_layers.yaml"
+
+
+@pytest.fixture(scope="module")
+def layers_run(tmp_path_factory, prepared_smollm2):
+    wd = tmp_path_factory.mktemp("layers_run")
+    shutil.copytree(prepared_smollm2, wd / "resources/models/smollm2")
+    snakemake(wd, configfile=CONFIG)
+    return wd
+
+
+def test_shards_layer_table_and_figures(layers_run):
+    wd = layers_run
+    meta, recs = load_dataset(wd / "results/sequences/tiny.json")
+    shard_dir = wd / "results/activations/smollm2/tiny"
+    layers = sorted(int(p.stem.split("_")[1]) for p in shard_dir.glob("layer_*.h5"))
+    assert layers == list(range(0, 31))  # embedding output + 30 blocks
+    seen = 0
+    for layer, X, ids, attrs in iter_layers(shard_dir, expect={"texts_sha256": meta["texts_sha256"]}):
+        assert X.shape == (18, 576) and np.isfinite(X).all()
+        assert list(ids) == [r["id"] for r in recs]
+        assert attrs["layer"] == layer and attrs["n_layers_total"] == 30
+        seen += 1
+    assert seen == 31
+    # the last block's raw output is not the final-normed state the embedding stage pools
+    X30, _, _ = load_layer(shard_dir, 30)
+    assert np.abs(X30).max() > 5 * np.abs(load_layer(shard_dir, 1)[0]).mean()
+    with pytest.raises(ArtifactError):
+        load_layer(shard_dir, 5, expect={"texts_sha256": "0" * 64})
+    table = pd.read_csv(wd / "results/metrics/tiny/layers.tsv", sep="\t")
+    assert list(table["layer"]) == list(range(0, 31)) and set(table["model"]) == {"smollm2"}
+    assert table["depth"].iloc[0] == 0 and table["depth"].iloc[-1] == pytest.approx(1.0)
+    assert table["silhouette_true"].between(-1, 1).all()
+    assert "Best layer" in (wd / "results/metrics/tiny/layers.md").read_text()
+    for png in ("results/plots/tiny/layers.png", "results/plots/tiny/layers_tsne/smollm2.png"):
+        assert (wd / png).read_bytes()[:4] == b"\x89PNG"
+    proc = snakemake(wd, "--dry-run", configfile=CONFIG)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_analysis_code_runs_without_torch(layers_run, tmp_path):
+    """Metrics and plots run in the analysis env, which has no torch/transformers: prove it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    wd = layers_run
+    code = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "transformers", "sentence_transformers", "huggingface_hub",
+                                          "gguf", "accelerate"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        sys.path.insert(0, {str(ROOT / 'src')!r})
+        from repgeom.sequences import load_dataset
+        from repgeom.artifacts import read_embeddings
+        from repgeom.metrics import cluster_metrics, layer_metrics, best_layer
+        from repgeom.activations import load_layer
+        from repgeom.plots import plot_tsne, plot_layer_curves
+        meta, recs = load_dataset({str(wd / 'results/sequences/tiny.json')!r})
+        labels = [r["family"] for r in recs]
+        X, ids, lab, attrs = read_embeddings({str(wd / 'results/embeddings/tiny/smollm2.h5')!r})
+        cluster_metrics(X, lab, bootstrap=5)
+        df = layer_metrics({str(wd / 'results/activations/smollm2/tiny')!r}, labels, model="smollm2", bootstrap=5)
+        X, ids, attrs = load_layer({str(wd / 'results/activations/smollm2/tiny')!r}, best_layer(df))
+        plot_tsne(X, labels, {str(tmp_path / 't.png')!r}, title="t", max_iter=250)
+        plot_layer_curves(df, {str(tmp_path / 'c.png')!r})
+        assert "torch" not in sys.modules
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]

@@ -1,0 +1,22 @@
+rule activations:
+    input:
+        dataset="results/sequences/{dataset}.json",
+        model="resources/models/{model}",
+    output:
+        directory("results/activations/{model}/{dataset}"),
+    log:
+        "logs/activations/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/activations/{model}/{dataset}.tsv"
+    params:
+        code=get_code_version("activations", "sequences", "models"),
+        act=get_activation_params,
+    threads: 2
+    resources:
+        mem_mb=get_model_resource("mem_mb", "activations_mem_mb"),
+        runtime=get_model_resource("runtime", "activations_runtime"),
+        gpu=get_model_resource("gpu", None),
+    conda:
+        "../../envs/embeddings.yaml"
+    script:
+        "../scripts/activations.py"
