@@ -428,3 +428,9 @@ def test_bad_arguments_fail_before_any_work(gpt2_dir, tmp_path):
         with pytest.raises(ValueError, match=msg):
             _run(tmp_path, gpt2_dir, **kw)
     assert not (tmp_path / "acts").exists()
+
+
+def test_auto_dtype_is_float32_on_cpu(gpt2_dir, tmp_path):
+    out, summary = _run(tmp_path, gpt2_dir, dtype="auto", device="cpu")
+    assert summary["dtype"] == "float32"
+    assert A.load_layer(out, summary["layers"][0])[2]["compute_dtype"] == "float32"

@@ -152,3 +152,15 @@ def test_unreachable_model_fails_clearly_and_keep_going_finishes_the_rest(tmp_pa
     assert (wd / "results/metrics/tiny/models/minilm.json").exists()
     assert (wd / "results/plots/tiny/tsne/minilm.png").exists()
     assert not (wd / "resources/models/ghost").exists() and not (wd / "resources/models/gone").exists()
+
+
+def test_rerun_reproduces_embeddings_and_metrics_exactly(tiny_run, tiny_config):
+    wd, _ = tiny_run
+    emb = wd / "results/embeddings/tiny/minilm.h5"
+    met = wd / "results/metrics/tiny/models/minilm.json"
+    summary = wd / "results/metrics/tiny/summary.tsv"
+    before = (load_embeddings(emb)[0], met.read_text(), summary.read_text())
+    snakemake(wd, "--forcerun", "embeddings", configfile=tiny_config)
+    after = (load_embeddings(emb)[0], met.read_text(), summary.read_text())
+    assert np.array_equal(before[0], after[0])
+    assert before[1:] == after[1:]

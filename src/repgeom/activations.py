@@ -188,10 +188,12 @@ def load_decoder(model_dir: str | os.PathLike, *, dtype: str = "float32", device
 
     from .embeddings import pick_device
 
-    if dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"dtype: {dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}")
+    if dtype not in COMPUTE_DTYPES + ("auto",):
+        raise ValueError(f"dtype: {dtype!r} is not one of {', '.join(COMPUTE_DTYPES)} or 'auto'")
     info = model_info(model_dir)
     dev = pick_device(device)
+    if dtype == "auto":  # bfloat16 where it is fast (GPUs); float32 on CPUs, many of which lack bf16 units
+        dtype = "bfloat16" if dev == "cuda" else "float32"
     trc = info["trust_remote_code"]
     tok = AutoTokenizer.from_pretrained(info["path"], trust_remote_code=trc, local_files_only=True)
     model = AutoModel.from_pretrained(info["path"], trust_remote_code=trc, local_files_only=True,
@@ -480,6 +482,7 @@ def extract(texts: Sequence[str], ids: Sequence[str], model_dir: str | os.PathLi
     sort_window = max(CHUNK_ROWS, -(-int(sort_window) // CHUNK_ROWS) * CHUNK_ROWS)  # whole chunks per window
 
     net, tok, info = load_decoder(model_dir, dtype=dtype, device=device)
+    dtype = info["dtype"]  # "auto" resolved
     path, blocks = find_blocks(net, model)
     n_blocks = len(blocks)
     sel = resolve_layers(n_blocks, layers, include_embeddings)
