@@ -1,3 +1,9 @@
+# Aggregation jobs are tiny: run them where Snakemake runs, never as cluster jobs.
+localrules:
+    metrics_summary,
+    layer_metrics_summary,
+
+
 rule metrics:
     input:
         dataset="results/sequences/{dataset}.json",

@@ -1,3 +1,9 @@
+# Figures of aggregate tables are tiny: run them where Snakemake runs.
+localrules:
+    plots_bars,
+    plots_layers,
+
+
 rule plots_tsne:
     input:
         embeddings="results/embeddings/{dataset}/{model}.h5",
