@@ -22,8 +22,10 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     dataset=alternation(list(config["sequences"])),
     model=alternation(list(config["models"])),
+    corpus=alternation(list(config["data"])),
 
 
+include: "workflow/rules/datasets.smk"
 include: "workflow/rules/sequences.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/embeddings.smk"

@@ -143,6 +143,15 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
         if ds not in seqs:
             problems.append(f"config key 'embeddings.datasets' = {ds!r}: unknown dataset "
                             f"(defined under sequences: {', '.join(sorted(seqs)) or 'none'})")
+    for name, c in config.get("data", {}).items():
+        kind = c.get("kind", name)
+        if kind not in ("stsb", "genericskb", "snli"):
+            problems.append(f"config key 'data.{name}': unknown corpus {name!r}; set 'kind' to stsb, genericskb "
+                            "or snli")
+        src = c["source"]
+        need = "path" if src["type"] == "local" else "url"
+        if need not in src:
+            problems.append(f"config key 'data.{name}.source': a {src['type']} source needs '{need}'")
     act = config.get("activations", {})
     for name in act.get("models", []):
         m = config.get("models", {}).get(name)

@@ -31,7 +31,7 @@ def alternation(names):
 
 def get_final_output():
     """Everything a run of the current config should produce."""
-    out = []
+    out = [f"resources/data/{c}.json" for c in config["data"]]
     for ds in SEQ_DATASETS:
         out.append(f"results/metrics/{ds}/summary.tsv")
         out.append(f"results/metrics/{ds}/summary.md")
@@ -47,6 +47,10 @@ def get_final_output():
 # Params are canonicalised (keys sorted) so that Snakemake's params rerun trigger fires on a
 # changed value, never on a reordered config file.
 canonical = rgconfig.canonical
+
+
+def get_corpus_params(wildcards):
+    return canonical(config["data"][wildcards.corpus])
 
 
 def get_sequence_params(wildcards):

@@ -1,0 +1,11 @@
+# Snakemake wrapper: fetch, verify and normalise one text corpus (STS-B, GenericsKB, SNLI).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+from repgeom.datasets import prepare  # noqa: E402
+from repgeom.smk import job  # noqa: E402
+
+with job(snakemake):
+    prepare(snakemake.wildcards.corpus, dict(snakemake.params.spec), snakemake.output[0])
