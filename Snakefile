@@ -25,7 +25,7 @@ wildcard_constraints:
     corpus=alternation(list(config["data"])),
 
 
-include: "workflow/rules/datasets.smk"
+include: "workflow/rules/corpora.smk"
 include: "workflow/rules/sequences.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/embeddings.smk"

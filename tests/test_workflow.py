@@ -1,5 +1,6 @@
 """Static checks of the workflow: lint, dry-runs of the shipped configs, bad configs refused early."""
 import re
+import sys
 import shutil
 from pathlib import Path
 
@@ -107,3 +108,15 @@ def test_configfile_replaces_the_default_instead_of_merging(tmp_path):
     out = snakemake(tmp_path, "--dry-run", configfile=ROOT / "tests/configs/tiny.yaml").stdout
     assert re.search(r"^embeddings\s+1$", out, re.M), out[-2000:]
     assert "all-minilm-l6-v2" not in out
+
+
+def test_wrapper_scripts_do_not_shadow_importable_modules():
+    """Snakemake puts workflow/scripts on sys.path: a wrapper named like a module a library probes for
+    (e.g. transformers does `import datasets` when it finds one) would be imported in its place."""
+    import importlib.metadata as md
+
+    taken = set(sys.stdlib_module_names) | set(md.packages_distributions())
+    taken |= {"datasets", "evaluate", "wandb", "tensorboard", "optimum", "peft", "accelerate", "deepspeed",
+              "torchvision", "timm", "kernels", "bitsandbytes", "flash_attn", "sentencepiece", "tiktoken"}
+    clash = sorted(p.stem for p in (ROOT / "workflow/scripts").glob("*.py") if p.stem in taken)
+    assert not clash, f"wrapper scripts named like importable modules: {clash}"

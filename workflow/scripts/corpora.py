@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from repgeom.datasets import prepare  # noqa: E402
+from repgeom.corpora import prepare  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):

@@ -1,18 +1,18 @@
 # Downloads are light and need the network: run them where Snakemake runs, and retry.
 localrules:
-    datasets,
+    corpora,
 
 
-rule datasets:
+rule corpora:
     output:
         "resources/data/{corpus}.json",
     log:
-        "logs/datasets/{corpus}.log",
+        "logs/corpora/{corpus}.log",
     params:
-        code=get_code_version("datasets"),
+        code=get_code_version("corpora"),
         spec=get_corpus_params,
     retries: 2
     conda:
         "../../envs/analysis.yaml"
     script:
-        "../scripts/datasets.py"
+        "../scripts/corpora.py"

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import SHARED, snakemake, ROOT
-from repgeom.datasets import DataError, STSB_ROWS, load_corpus, parse_stsb_file, prepare
+from repgeom.corpora import DataError, STSB_ROWS, load_corpus, parse_stsb_file, prepare
 
 pytestmark = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data not present")
 
@@ -92,7 +92,7 @@ def test_missing_local_path_and_unreachable_url(tmp_path):
                 tmp_path / "s.json")
 
 
-def test_datasets_rule_with_a_small_slice(tmp_path):
+def test_corpora_rule_with_a_small_slice(tmp_path):
     cfg = {"data": {"stsb": {"source": {"type": "local", "path": str(SHARED / "stsb")},
                              "limit": {"train": 300, "dev": 100, "test": 100}},
                     "kb": {"kind": "genericskb", "source": {"type": "local", "path": str(SHARED / "genericskb")},
