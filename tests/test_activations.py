@@ -135,24 +135,14 @@ def test_resolve_layers():
 
 # ------------------------------------------------------------------ correctness of the representation
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_batched_equals_single_gpt2(gpt2, side):
-    m, tok, _ = gpt2
+@pytest.mark.parametrize("which,shape", [("gpt2", (4, 32)), ("smol", (31, 576))])
+def test_batched_equals_single(request, which, shape, side):
+    m, tok, _ = request.getfixturevalue(which)
     for pos in ("last", "mean"):
         one = A.forward_latents(m, tok, TEXTS, include_embeddings=True, position=pos, batch_size=1)
         many = A.forward_latents(m, tok, TEXTS, include_embeddings=True, position=pos, batch_size=4,
                                  padding_side=side)
-        assert one.shape == (len(TEXTS), 4, 32) and np.isfinite(many).all()
-        _close(many, one)
-
-
-@pytest.mark.parametrize("side", ["right", "left"])
-def test_batched_equals_single_smollm2(smol, side):
-    m, tok, _ = smol
-    for pos in ("last", "mean"):
-        one = A.forward_latents(m, tok, TEXTS, include_embeddings=True, position=pos, batch_size=1)
-        many = A.forward_latents(m, tok, TEXTS, include_embeddings=True, position=pos, batch_size=4,
-                                 padding_side=side)
-        assert one.shape == (len(TEXTS), 31, 576) and np.isfinite(many).all()
+        assert one.shape == (len(TEXTS), *shape) and np.isfinite(many).all()
         _close(many, one)
 
 

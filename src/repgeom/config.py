@@ -7,14 +7,12 @@ and PyYAML only) so that the no-op rerun stays fast.
 from __future__ import annotations
 
 import copy
-import logging
 import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
-log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -68,12 +66,7 @@ def _default_filling_validator():
                     instance[prop] = copy.deepcopy(sub["default"])
         yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
 
-    def additional(validator, aP, instance, schema):
-        # fill defaults inside mapping values described by additionalProperties ($ref'd)
-        yield from base.VALIDATORS["additionalProperties"](validator, aP, instance, schema)
-
-    return jsonschema.validators.extend(base, {"properties": set_defaults,
-                                               "additionalProperties": additional})
+    return jsonschema.validators.extend(base, {"properties": set_defaults})
 
 
 def _path(err) -> str:
@@ -108,7 +101,6 @@ def validate_config(config: dict, families: Iterable[str] | None = None) -> dict
     problems += _semantic_problems(config, families)
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
-    _warn_remote_code(config)
     return config
 
 
@@ -192,15 +184,8 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
     return problems
 
 
-def _warn_remote_code(config: dict) -> None:
-    for name, m in config.get("models", {}).items():
-        src = m["source"]
-        if m.get("trust_remote_code") and src["type"] == "hub" and not PINNED_RE.match(src.get("revision", "")):
-            log.warning("SECURITY: model %r runs remote code from the unpinned revision %r of %s; "
-                        "the code can change under you", name, src.get("revision"), src["id"])
-
-
 def remote_code_warnings(config: dict) -> list[str]:
+    """One line per model that runs remote code from an unpinned revision (the Snakefile logs them)."""
     out = []
     for name, m in config.get("models", {}).items():
         src = m["source"]
