@@ -1,6 +1,6 @@
-# Representational geometry of language models: numeric-sequence embedding geometry
-# (and, as the studies land, frozen-LM features). This file is wiring only: the
-# stages live in workflow/rules/, their code in src/repgeom/.
+# Representational geometry of language models: numeric-sequence embedding geometry and
+# frozen decoder-LM features for semantic similarity (the FREEZE study on STS-B). This file
+# is wiring only: the stages live in workflow/rules/, their code in src/repgeom/.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -20,9 +20,12 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    dataset=alternation(list(config["sequences"])),
+    dataset=alternation(list(config["sequences"]) + STS_DATASETS),
     model=alternation(list(config["models"])),
     corpus=alternation(list(config["data"])),
+    position="last|mean",
+    variant=alternation(STS_VARIANTS),
+    ae_loss="mse|logvar",
 
 
 include: "workflow/rules/corpora.smk"
@@ -31,6 +34,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/embeddings.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/sts.smk"
 include: "workflow/rules/plots.smk"
 
 

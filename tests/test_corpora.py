@@ -106,3 +106,48 @@ def test_corpora_rule_with_a_small_slice(tmp_path):
     assert meta["rows"] == {"train": 300, "dev": 100, "test": 100}
     assert json.loads((wd / "resources/data/kb.json").read_text())["meta"]["rows"] == {"train": 500}
     assert "Nothing to be done" in snakemake(wd, "--dry-run", configfile=p).stdout
+
+
+def test_source_list_falls_back_in_order_and_records_the_one_used(tmp_path):
+    spec = {"source": [{"type": "local", "path": str(tmp_path / "nowhere")},
+                       {"type": "local", "path": str(SHARED / "snli")}]}
+    meta = prepare("snli", spec, tmp_path / "n.json")
+    assert meta["source"] == spec["source"][1] and meta["rows"] == {"test": 9824}
+    spec = {"source": [{"type": "local", "path": str(tmp_path / "a")}, {"type": "local", "path": str(tmp_path / "b")}]}
+    with pytest.raises(DataError, match=r"corpus 'snli': no source worked:\n.*source 1 \(local\).*'[^']*a' does not "
+                                        r"exist\n.*source 2 \(local\)"):
+        prepare("snli", spec, tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_snli_canonical_tab_separated_txt(tmp_path):
+    """The canonical snli_1.0.zip holds tab-separated .txt files with more columns and unbalanced quotes."""
+    src = tmp_path / "snli_1.0"
+    src.mkdir()
+    head = "gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1\tsentence2\tcaptionID\tpairID"
+    rows = ["neutral\t( A )\t( B )\tA \"quoted man.\tA man.\t1\t1", "-\t( C )\t( D )\tC.\tD.\t2\t2",
+            "contradiction\t( E )\t( F )\tE.\tF.\t3\t3"]
+    (src / "snli_1.0_dev.txt").write_text("\n".join([head, *rows]) + "\n")
+    meta = prepare("snli", {"source": {"type": "local", "path": str(tmp_path)}}, tmp_path / "n.json")
+    assert meta["rows"] == {"dev": 2} and meta["no_gold_label"] == {"dev": 1}
+    _, splits = load_corpus(tmp_path / "n.json")
+    assert splits["dev"][0]["sentence1"] == 'A "quoted man.' and splits["dev"][1]["label"] == "contradiction"
+
+
+def test_hf_source_fails_clearly_when_unavailable(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    spec = {"source": {"type": "hf", "dataset": "sentence-transformers/stsb"}}
+    with pytest.raises(DataError, match=r"corpus 'stsb': .*(pip install datasets|cannot load "
+                                        r"'sentence-transformers/stsb')"):
+        prepare("stsb", spec, tmp_path / "s.json")
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_corpus_sentences_are_distinct_with_stable_ids(tmp_path):
+    from repgeom.corpora import corpus_sentences, sentence_id
+
+    prepare("stsb", {"source": {"type": "local", "path": str(SHARED / "stsb")}}, tmp_path / "s.json")
+    ids, texts = corpus_sentences(tmp_path / "s.json")
+    assert len(texts) == len(set(texts)) == len(set(ids)) == 15457  # distinct sentences over the three splits
+    assert ids[:3] == [sentence_id(t) for t in texts[:3]] and len(ids[0]) == 16

@@ -140,10 +140,13 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
         if kind not in ("stsb", "genericskb", "snli"):
             problems.append(f"config key 'data.{name}': unknown corpus {name!r}; set 'kind' to stsb, genericskb "
                             "or snli")
-        src = c["source"]
-        need = "path" if src["type"] == "local" else "url"
-        if need not in src:
-            problems.append(f"config key 'data.{name}.source': a {src['type']} source needs '{need}'")
+        srcs = c["source"] if isinstance(c["source"], list) else [c["source"]]
+        for i, src in enumerate(srcs):
+            key = f"data.{name}.source" + (f"[{i}]" if isinstance(c["source"], list) else "")
+            need = {"local": "path", "url": "url", "hf": "dataset"}[src["type"]]
+            if need not in src:
+                problems.append(f"config key '{key}': a {src['type']} source needs '{need}'")
+    problems += _sts_problems(config)
     act = config.get("activations", {})
     for name in act.get("models", []):
         m = config.get("models", {}).get(name)
@@ -157,6 +160,10 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
     for ds in act.get("datasets", []):
         if ds not in seqs:
             problems.append(f"config key 'activations.datasets' = {ds!r}: unknown dataset")
+    for ds in seqs:
+        if ds in config.get("data", {}):
+            problems.append(f"config key 'sequences.{ds}': the name is also a corpus under data (activation "
+                            "folders are named by dataset, so the two would collide)")
     lower = {}
     for name in config.get("models", {}):
         if name.lower() in lower:
@@ -182,6 +189,91 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
     if seqs and not enabled:
         problems.append("config key 'models': no enabled model")
     return problems
+
+
+#: variant keys that must come from sts.train for autoencoder variants (the pretrained nets' shape)
+AE_FIXED = ("bottleneck", "bottleneck_late", "activation")
+
+
+def _sts_problems(config: dict) -> list[str]:
+    sts = config.get("sts", {})
+    if not sts or sts.get("enabled") is False:
+        return []
+    data = config.get("data", {})
+    need = sts_corpora(config)
+    missing = [c for c in need.values() if c not in data]
+    if sts.get("enabled") == "auto" and missing:
+        return []  # auto: the study is off without its data
+    problems = [f"config key 'sts.{role}' = {c!r}: no such corpus under data (needed by the STS study; set "
+                f"sts.enabled: false to skip it)" for role, c in need.items() if c not in data]
+    for role, kind in (("corpus", "stsb"), ("pretrain_corpus", "genericskb"), ("nli_corpus", "snli")):
+        c = need.get(role)
+        if c in data and data[c].get("kind", c) != kind:
+            problems.append(f"config key 'sts.{role}' = {c!r}: corpus of kind {data[c].get('kind', c)!r}, "
+                            f"expected {kind!r}")
+    models = config.get("models", {})
+    acts = activation_models(config)
+    for name in sts.get("models", []):
+        if name not in models:
+            problems.append(f"config key 'sts.models' = {name!r}: unknown model")
+        elif models[name]["runtime"] != "decoder" or not models[name].get("enabled", True):
+            problems.append(f"config key 'sts.models' = {name!r}: not an enabled decoder model")
+    if not sts.get("models") and not acts:
+        problems.append("config key 'sts.models': the STS study needs a decoder model and none is enabled "
+                        "(set sts.enabled: false to skip it)")
+    for vname, v in sts.get("variants", {}).items():
+        if v.get("pretrain") == "autoencoder":
+            for k in AE_FIXED:
+                if k in v:
+                    problems.append(f"config key 'sts.variants.{vname}.{k}' = {v[k]!r}: an autoencoder variant "
+                                    f"takes {k} from sts.train (the pretrained networks' shape)")
+        if v.get("standardize") and v["head"] == "siamese":
+            problems.append(f"config key 'sts.variants.{vname}.standardize': a siamese head always standardises "
+                            "its inputs; the key is for best_layer and mlp heads")
+        if v["head"] != "siamese" and v.get("pretrain", "none") != "none":
+            problems.append(f"config key 'sts.variants.{vname}.pretrain' = {v['pretrain']!r}: only a siamese "
+                            "head is pretrained")
+    return problems
+
+
+def sts_corpora(config: dict) -> dict[str, str]:
+    """The corpora the STS study reads, by role (``corpus``, ``pretrain_corpus``, ``nli_corpus``)."""
+    sts = config.get("sts", {})
+    pre = {v.get("pretrain", "none") for v in sts.get("variants", {}).values()}
+    out = {"corpus": sts.get("corpus", "stsb")}
+    if "autoencoder" in pre:
+        out["pretrain_corpus"] = sts.get("pretrain_corpus", "genericskb")
+    if "snli" in pre:
+        out["nli_corpus"] = sts.get("nli_corpus", "snli")
+    return out
+
+
+def sts_enabled(config: dict) -> bool:
+    sts = config.get("sts", {})
+    if sts.get("enabled", "auto") is False:
+        return False
+    return all(c in config.get("data", {}) for c in sts_corpora(config).values())
+
+
+def sts_models(config: dict) -> list[str]:
+    if not sts_enabled(config):
+        return []
+    return list(config["sts"].get("models") or activation_models(config))
+
+
+def sts_datasets(config: dict) -> list[str]:
+    """Corpora whose sentences get activation shards for the STS study."""
+    return list(dict.fromkeys(sts_corpora(config).values())) if sts_enabled(config) else []
+
+
+def sts_train_params(config: dict, variant: str | None = None) -> dict:
+    sts = config["sts"]
+    hp = dict(sts["train"])
+    if variant is not None:
+        v = sts["variants"][variant]
+        hp.update({k: x for k, x in v.items() if k not in ("head", "pretrain", "ae_loss", "description",
+                                                             "standardize")})
+    return hp
 
 
 def remote_code_warnings(config: dict) -> list[str]:
@@ -228,12 +320,18 @@ def activation_datasets(config: dict) -> list[str]:
     return list(config.get("activations", {}).get("datasets") or config.get("sequences", {}))
 
 
-def activation_params(config: dict, model: str) -> dict:
-    """Everything that decides a model's activation shards, for rerun triggers."""
+def activation_params(config: dict, model: str, dataset: str | None = None) -> dict:
+    """Everything that decides a model's activation shards for ``dataset``, for rerun triggers.
+
+    Corpus sentences for the STS study take every block (no embedding output) at the STS study's positions;
+    the other extraction settings (batch size, dtypes, padding, compression) are shared.
+    """
     a = dict(config.get("activations", {}))
     a.pop("models", None)
     a.pop("datasets", None)
     a["device"] = config.get("device", "auto")
+    if dataset is not None and dataset in config.get("data", {}):
+        a.update(layers=[], include_embeddings=False, positions=list(config["sts"]["positions"]))
     return a
 
 

@@ -119,7 +119,9 @@ def parse_snli_file(path: Path, on_bad_row: str = "error") -> tuple[_Rows, int]:
     out = _Rows(path, on_bad_row)
     no_gold = 0
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
+        # the canonical snli_1.0.zip holds tab-separated snli_1.0_*.txt (no quoting); copies are often CSV
+        reader = (csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".txt"
+                  else csv.DictReader(fh))
         missing = {"gold_label", "sentence1", "sentence2"} - set(reader.fieldnames or [])
         if missing:
             raise DataError(f"{path}:1: header lacks {sorted(missing)} (has {reader.fieldnames})")
@@ -158,8 +160,26 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
     return dest
 
 
-def fetch(source: dict, work: Path) -> Path:
+def fetch_first(sources, work: Path, kind: str) -> tuple[Path, dict]:
+    """Try each source in turn (a local copy, then a download, …); return the first that works and which it
+    was. Every failure is logged; if all fail the error lists them all."""
+    sources = sources if isinstance(sources, list) else [sources]
+    errors = []
+    for i, src in enumerate(sources):
+        try:
+            return fetch(src, work / f"source{i}", kind), src
+        except DataError as e:
+            if len(sources) > 1:
+                log.warning("source %d of %d (%s) failed: %s", i + 1, len(sources), src["type"], e)
+            errors.append(f"source {i + 1} ({src['type']}): {e}")
+    raise DataError("no source worked:\n    " + "\n    ".join(errors) if len(errors) > 1 else errors[0])
+
+
+def fetch(source: dict, work: Path, kind: str | None = None) -> Path:
     """Return a local folder or file holding the corpus."""
+    work.mkdir(parents=True, exist_ok=True)
+    if source["type"] == "hf":
+        return fetch_hf(source, work, kind)
     if source["type"] == "local":
         p = Path(source["path"]).expanduser()
         if not p.exists():
@@ -178,6 +198,51 @@ def fetch(source: dict, work: Path) -> Path:
             return work / "unpacked"
         return got
     raise DataError(f"unknown source type {source['type']!r}")
+
+
+#: how a Hugging Face dataset's rows become the files the parsers read: split names, and a writer per kind
+HF_SPLITS = {"stsb": {"train": "train", "validation": "dev", "test": "test"},
+             "genericskb": {"train": "train"},
+             "snli": {"train": "train", "validation": "dev", "test": "test"}}
+HF_SNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
+
+
+def fetch_hf(source: dict, work: Path, kind: str | None) -> Path:
+    """Load a dataset with the Hugging Face ``datasets`` library and write it in the canonical file format of
+    ``kind`` (STS-B tab-separated rows with 0–5 scores, a GenericsKB TSV with a ``generic_sentence`` header, SNLI
+    CSV with ``gold_label,sentence1,sentence2``), so that the same parsers and checks apply."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("an hf source needs the 'datasets' package (pip install datasets)") from None
+    if kind not in HF_SPLITS:
+        raise DataError(f"an hf source cannot provide a corpus of kind {kind!r}")
+    out = work / "hf"
+    out.mkdir(parents=True, exist_ok=True)
+    for hf_split, split in HF_SPLITS[kind].items():
+        try:
+            ds = datasets.load_dataset(source["dataset"], source.get("config"), split=hf_split,
+                                       revision=source.get("revision"))
+        except Exception as e:  # noqa: BLE001 - network, hub and format errors all mean "this source failed"
+            raise DataError(f"cannot load {source['dataset']!r} ({source.get('config')}, split {hf_split}) with "
+                            f"datasets: {type(e).__name__}: {e}") from None
+        if kind == "stsb":  # sentence-transformers/stsb: sentence1, sentence2, score in [0, 1]
+            with open(out / f"sts-{split}.csv", "w", encoding="utf-8") as fh:
+                for i, r in enumerate(ds):
+                    s1, s2 = (r["sentence1"] or "").replace("\t", " "), (r["sentence2"] or "").replace("\t", " ")
+                    fh.write(f"hf\t{source['dataset']}\t-\t{i}\t{float(r['score']) * 5:.6g}\t{s1}\t{s2}\n")
+        elif kind == "genericskb":  # community-datasets/generics_kb, generics_kb_best: generic_sentence
+            with open(out / "GenericsKB-Best.tsv", "w", encoding="utf-8") as fh:
+                fh.write("generic_sentence\n")
+                for r in ds:
+                    fh.write((r["generic_sentence"] or "").replace("\t", " ").replace("\n", " ") + "\n")
+        else:  # stanfordnlp/snli: premise, hypothesis, label (-1 = no gold label)
+            with open(out / f"snli_{split}.csv", "w", encoding="utf-8", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["gold_label", "sentence1", "sentence2"])
+                for r in ds:
+                    w.writerow([HF_SNLI_LABELS.get(r["label"], "-"), r["premise"], r["hypothesis"]])
+    return out
 
 
 def _find(root: Path, pattern: str) -> list[Path]:
@@ -242,9 +307,11 @@ def load_genericskb(root: Path, spec: dict) -> tuple[dict, dict]:
 @corpus("snli")
 def load_snli(root: Path, spec: dict) -> tuple[dict, dict]:
     splits, meta = {}, {"files": {}, "skipped": [], "no_gold_label": {}}
-    files = _find(root, "snli*.csv")
+    files = _find(root, spec.get("files", "snli*.csv"))
     if not files:
-        raise DataError(f"{root}: no snli*.csv file")
+        files = _find(root, "snli_1.0_*.txt")  # the canonical archive
+    if not files:
+        raise DataError(f"{root}: no snli*.csv or snli_1.0_*.txt file")
     for p in files:
         split = next((s for s in ("train", "dev", "test") if s in p.stem), p.stem)
         parsed, no_gold = parse_snli_file(p, spec.get("on_bad_row", "error"))
@@ -266,14 +333,14 @@ def prepare(name: str, spec: dict, out_path) -> dict:
     if kind not in CORPORA:
         raise DataError(f"unknown corpus kind {kind!r} (known: {', '.join(CORPORA)})")
     with tempfile.TemporaryDirectory(prefix=f".{name}.work-", dir=Path(out_path).parent) as work:
-        root = fetch(spec["source"], Path(work))
         try:
+            root, used = fetch_first(spec["source"], Path(work), kind)
             splits, meta = CORPORA[kind](root, spec)
         except DataError as e:
             raise DataError(f"corpus {name!r}: {e}") from None
     splits = limit_rows(splits, spec.get("limit", {}))
     texts = [t for rows in splits.values() for r in rows for t in _texts(r)]
-    meta.update(kind="corpus", corpus=name, type=kind, source=spec["source"], params=spec,
+    meta.update(kind="corpus", corpus=name, type=kind, source=used, params=spec,
                 rows={s: len(r) for s, r in splits.items()}, n_skipped=len(meta["skipped"]),
                 texts_sha256=texts_sha256(texts), created=now_iso())
     if meta["n_skipped"]:
@@ -292,3 +359,27 @@ def _texts(row: dict) -> Iterator[str]:
 def load_corpus(path) -> tuple[dict, dict]:
     obj = read_json(path)
     return obj["meta"], obj["splits"]
+
+
+def sentence_id(text: str) -> str:
+    """A stable id for a sentence: the first 16 hex digits of its sha1 (order-free, so pair tables and
+    activation shards agree without sharing row numbers)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def corpus_sentences(path) -> tuple[list[str], list[str]]:
+    """``(ids, texts)``: every distinct sentence of a normalised corpus, in first-appearance order over the
+    splits (sorted by name), for the activation stage."""
+    _, splits = load_corpus(path)
+    seen: dict[str, str] = {}
+    sids: set[str] = set()
+    for split in sorted(splits):
+        for row in splits[split]:
+            for t in _texts(row):
+                if t not in seen:
+                    sid = sentence_id(t)
+                    if sid in sids:  # pragma: no cover - a 64-bit sha1 prefix collision
+                        raise DataError(f"{path}: two sentences share the id {sid}")
+                    seen[t] = sid
+                    sids.add(sid)
+    return list(seen.values()), list(seen)

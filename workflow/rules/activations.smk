@@ -1,6 +1,6 @@
 rule activations:
     input:
-        dataset="results/sequences/{dataset}.json",
+        dataset=get_activation_input,
         model="resources/models/{model}",
     output:
         directory("results/activations/{model}/{dataset}"),
@@ -9,7 +9,7 @@ rule activations:
     benchmark:
         "results/benchmarks/activations/{model}/{dataset}.tsv"
     params:
-        code=get_code_version("activations", "sequences", "models"),
+        code=get_code_version("activations", "sequences", "corpora", "models"),
         act=get_activation_params,
     threads: 2
     resources:

@@ -22,6 +22,11 @@ MODELS = rgconfig.embedding_models(config)
 SEQ_DATASETS = rgconfig.embedding_datasets(config)
 ACT_MODELS = rgconfig.activation_models(config)
 ACT_DATASETS = rgconfig.activation_datasets(config)
+STS_MODELS = rgconfig.sts_models(config)
+STS_DATASETS = rgconfig.sts_datasets(config)
+STS_POSITIONS = list(config["sts"]["positions"])
+STS_VARIANTS = list(config["sts"]["variants"])
+STS_AE_LOSSES = sorted({v["ae_loss"] for v in config["sts"]["variants"].values() if v["pretrain"] == "autoencoder"})
 
 
 def alternation(names):
@@ -41,7 +46,63 @@ def get_final_output():
         out.append(f"results/metrics/{ds}/layers.tsv")
         out.append(f"results/plots/{ds}/layers.png")
         out += [f"results/plots/{ds}/layers_tsne/{m}.png" for m in ACT_MODELS]
+    if STS_MODELS:
+        out += [f"results/sts/{name}" for name in STS_TABLES]
+        out += [f"results/plots/sts/{name}.png" for name in get_sts_figures()]
     return out
+
+
+STS_TABLES = ("progression.tsv", "progression.md", "worst_errors.tsv", "worst_errors.md")
+
+
+def get_sts_figures():
+    figs = ["scatter"]
+    if any(v["head"] == "best_layer" for v in config["sts"]["variants"].values()):
+        figs.append("layer_correlation")
+    if STS_AE_LOSSES:
+        figs.append("ae_loss")
+    return figs
+
+
+def get_activation_input(wildcards):
+    """A sequences dataset, or a corpus whose distinct sentences the STS study needs."""
+    if wildcards.dataset in config["sequences"]:
+        return f"results/sequences/{wildcards.dataset}.json"
+    return f"resources/data/{wildcards.dataset}.json"
+
+
+def get_sts_variant_input(wildcards):
+    v = config["sts"]["variants"][wildcards.variant]
+    roles = rgconfig.sts_corpora(config)
+    out = {"corpus": f"resources/data/{roles['corpus']}.json",
+           "shards": f"results/activations/{wildcards.model}/{roles['corpus']}"}
+    if v["pretrain"] == "autoencoder":
+        out["autoencoder"] = f"results/sts/{wildcards.model}/{wildcards.position}/autoencoders_{v['ae_loss']}.pt"
+    elif v["pretrain"] == "snli":
+        out["nli_corpus"] = f"resources/data/{roles['nli_corpus']}.json"
+        out["nli_shards"] = f"results/activations/{wildcards.model}/{roles['nli_corpus']}"
+    return out
+
+
+def get_sts_variant_params(wildcards):
+    return canonical({"variant": config["sts"]["variants"][wildcards.variant],
+                      "train": rgconfig.sts_train_params(config, wildcards.variant),
+                      "seeds": config["sts"]["seeds"], "device": config["device"]})
+
+
+def get_sts_ae_params(wildcards):
+    return canonical({"train": rgconfig.sts_train_params(config), "seeds": config["sts"]["seeds"],
+                      "device": config["device"]})
+
+
+def get_sts_results(wildcards=None):
+    return expand("results/sts/{model}/{position}/{variant}.json", model=STS_MODELS, position=STS_POSITIONS,
+                  variant=STS_VARIANTS)
+
+
+def get_sts_ae_tables(wildcards=None):
+    return expand("results/sts/{model}/{position}/autoencoders_{ae_loss}.tsv", model=STS_MODELS,
+                  position=STS_POSITIONS, ae_loss=STS_AE_LOSSES)
 
 
 # Params are canonicalised (keys sorted) so that Snakemake's params rerun trigger fires on a
@@ -66,7 +127,7 @@ def get_embed_params(wildcards):
 
 
 def get_activation_params(wildcards):
-    return canonical(rgconfig.activation_params(config, wildcards.model))
+    return canonical(rgconfig.activation_params(config, wildcards.model, wildcards.dataset))
 
 
 def get_layer_metric_params(wildcards):

@@ -2,6 +2,7 @@
 localrules:
     plots_bars,
     plots_layers,
+    plots_sts,
 
 
 rule plots_tsne:
@@ -98,3 +99,27 @@ rule plots_layer_tsne:
         "../../envs/analysis.yaml"
     script:
         "../scripts/plots_layer_tsne.py"
+
+
+rule plots_sts:
+    input:
+        results=get_sts_results,
+        ae=get_sts_ae_tables,
+    output:
+        report(
+            "results/plots/sts/{figure}.png",
+            caption="../report/sts_figures.rst",
+            category="STS-B (FREEZE)",
+            labels={"figure": "{figure}"},
+        ),
+    log:
+        "logs/plots/sts/{figure}.log",
+    wildcard_constraints:
+        figure="layer_correlation|ae_loss|scatter",
+    params:
+        code=get_code_version("plots", "sts"),
+        plots=get_plot_params,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plots_sts.py"

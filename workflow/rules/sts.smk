@@ -1,0 +1,75 @@
+# The FREEZE study on STS-B: probes on frozen per-layer activation shards of decoder LMs.
+# Autoencoders are pretrained once per model, pooling and loss; each variant of the
+# progression is one job over all seeds; the tables gather them.
+localrules:
+    sts_tables,
+
+
+rule sts_autoencoders:
+    input:
+        shards=lambda w: f"results/activations/{w.model}/{rgconfig.sts_corpora(config)['pretrain_corpus']}",
+    output:
+        model="results/sts/{model}/{position}/autoencoders_{ae_loss}.pt",
+        curves="results/sts/{model}/{position}/autoencoders_{ae_loss}.tsv",
+    log:
+        "logs/sts/{model}/{position}/autoencoders_{ae_loss}.log",
+    benchmark:
+        "results/benchmarks/sts/{model}/{position}/autoencoders_{ae_loss}.tsv"
+    params:
+        code=get_code_version("sts", "corpora"),
+        sts=get_sts_ae_params,
+    threads: 2
+    resources:
+        mem_mb=get_model_resource("mem_mb", "sts_mem_mb"),
+        runtime=get_model_resource("runtime", "sts_runtime"),
+        gpu=get_model_resource("gpu", None),
+    conda:
+        "../../envs/embeddings.yaml"
+    script:
+        "../scripts/sts_autoencoders.py"
+
+
+rule sts_variant:
+    input:
+        unpack(get_sts_variant_input),
+    output:
+        "results/sts/{model}/{position}/{variant}.json",
+    log:
+        "logs/sts/{model}/{position}/{variant}.log",
+    benchmark:
+        "results/benchmarks/sts/{model}/{position}/{variant}.tsv"
+    params:
+        code=get_code_version("sts", "corpora"),
+        sts=get_sts_variant_params,
+    threads: 2
+    resources:
+        mem_mb=get_model_resource("mem_mb", "sts_mem_mb"),
+        runtime=get_model_resource("runtime", "sts_runtime"),
+        gpu=get_model_resource("gpu", None),
+    conda:
+        "../../envs/embeddings.yaml"
+    script:
+        "../scripts/sts_variant.py"
+
+
+rule sts_tables:
+    input:
+        results=get_sts_results,
+        corpus=lambda w: f"resources/data/{config['sts']['corpus']}.json",
+    output:
+        tsv="results/sts/progression.tsv",
+        md=report("results/sts/progression.md", caption="../report/sts_progression.rst", category="STS-B (FREEZE)",
+                  labels={"table": "progression"}),
+        worst_tsv="results/sts/worst_errors.tsv",
+        worst_md=report("results/sts/worst_errors.md", caption="../report/sts_worst.rst",
+                        category="STS-B (FREEZE)", labels={"table": "worst errors"}),
+    log:
+        "logs/sts/tables.log",
+    params:
+        code=get_code_version("sts", "corpora"),
+        order=STS_VARIANTS,
+        k=config["sts"]["worst_errors"],
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/sts_tables.py"
