@@ -31,7 +31,8 @@ def main() -> int:
     ap.add_argument("--cores", default="2")
     ap.add_argument("--dry-run", action="store_true")
     a = ap.parse_args()
-    cmd = [sys.executable, "-m", "snakemake", "--cores", a.cores, "--configfile", a.configfile, *TARGETS]
+    # targets before --configfile, which takes several values
+    cmd = [sys.executable, "-m", "snakemake", *TARGETS, "--cores", a.cores, "--configfile", a.configfile]
     if a.dry_run:
         cmd.append("-n")
     subprocess.run(cmd, cwd=ROOT, check=True)

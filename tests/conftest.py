@@ -19,9 +19,9 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: 
     """Run the real workflow on ``workdir`` with a given config."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--cores", "2"]
-    if configfile:
-        cmd += ["--configfile", str(configfile)]
     cmd += list(args)
+    if configfile:  # last: --configfile takes several values and would swallow a target after it
+        cmd += ["--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
@@ -72,3 +72,36 @@ def tiny_run(tmp_path_factory, tiny_config):
     wd = tmp_path_factory.mktemp("tiny_run")
     proc = snakemake(wd, configfile=tiny_config)
     return wd, proc
+
+
+def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: int, max_delay: float) -> dict:
+    """Fault injection: delete ``target``, start Snakemake on it, SIGKILL the whole process group at a random
+    point (uniform in [0.5 s, ``max_delay``], seeded), then check that nothing readable was left under the final
+    name unless the job had already finished, and run a plain ``snakemake`` again to finish the job.
+
+    Returns what happened, for the caller's assertions (``delay``, ``finished_before_kill``, ``leftovers``).
+    """
+    import random
+    import signal
+    import time
+
+    rng = random.Random(seed)
+    out = workdir / target
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", "--configfile", str(configfile), target]
+    delay = rng.uniform(0.5, max_delay)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(delay)
+    finished = proc.poll() is not None
+    if not finished:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    leftovers = sorted(str(p.relative_to(workdir)) for p in out.parent.rglob(".*.tmp"))
+    state = {"delay": round(delay, 2), "finished_before_kill": finished, "exists_after_kill": out.exists(),
+             "leftovers": leftovers}
+    snakemake(workdir, target, configfile=configfile)  # a plain rerun finishes the work
+    return state

@@ -1,4 +1,5 @@
 """End-to-end run of the FREEZE study on a slice of the real STS-B, GenericsKB and SNLI with SmolLM2."""
+import io
 import shutil
 
 import numpy as np
@@ -119,3 +120,33 @@ def test_report_holds_the_sts_tables_and_figures(sts_run):
     snakemake(wd, "--report", "report.html", configfile=wd / "config.yaml")
     html = (wd / "report.html").read_text(errors="replace")
     assert "STS-B (FREEZE)" in html
+
+
+@pytest.mark.parametrize("target,seed", [("results/sts/smollm2/last/siamese.json", 11),
+                                         ("results/sts/smollm2/mean/autoencoders_logvar.pt", 12),
+                                         ("results/sts/smollm2/last/mlp_std.json", 13),
+                                         ("results/plots/sts/scatter.png", 14)])
+def test_sigkill_at_a_random_point_then_plain_rerun_gives_the_same_result(sts_run, target, seed):
+    from conftest import kill_mid_job_then_rerun
+
+    wd = sts_run
+    path = wd / target
+    before = path.read_bytes()
+    before_json = read_json(path) if path.suffix == ".json" else None
+    state = kill_mid_job_then_rerun(wd, target, wd / "config.yaml", seed, max_delay=10)
+    if not state["finished_before_kill"]:
+        assert not state["exists_after_kill"], state  # nothing under the final name...
+    # ... and any temporary left behind is dot-named, never globbed by a reader
+    assert all(p.split("/")[-1].startswith(".") for p in state["leftovers"]), state
+    if before_json is not None:  # identical numbers to the uninterrupted run
+        after = read_json(path)
+        assert [r["test_pred"] for r in after["runs"]] == [r["test_pred"] for r in before_json["runs"]], state
+        assert after["summary"] == before_json["summary"]
+    elif path.suffix == ".pt":
+        import torch
+
+        a = torch.load(path, weights_only=True)
+        b = torch.load(io.BytesIO(before), weights_only=True)
+        assert all(torch.equal(a["states"][s][k], b["states"][s][k]) for s in b["states"] for k in b["states"][s])
+    else:
+        assert path.read_bytes()[:4] == b"\x89PNG"

@@ -16,12 +16,38 @@ def test_lint_is_clean(tmp_path):
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("cfg,models", [("config/config.yaml", 4), ("config/paper.yaml", 14)])
-def test_shipped_configs_dry_run(tmp_path, cfg, models):
+@pytest.mark.parametrize("cfg,models,sts_jobs", [("config/config.yaml", 4, 14), ("config/paper.yaml", 14, 28)])
+def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs):
     proc = snakemake(tmp_path, "--dry-run", configfile=ROOT / cfg)
     out = proc.stdout + proc.stderr
     assert re.search(rf"^embeddings\s+{models}$", out, re.M), out[-3000:]
     assert re.search(rf"^plots_tsne\s+{models}$", out, re.M)
+    # the STS study: 7 variants x 2 poolings per probed model, then one table job
+    assert re.search(rf"^sts_variant\s+{sts_jobs}$", out, re.M) and re.search(r"^sts_tables\s+1$", out, re.M)
+
+
+def test_two_runs_in_one_directory_are_refused_by_the_lock(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    cfg = ROOT / "tests/configs/tiny.yaml"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "1", "--configfile", str(cfg)]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        locks = tmp_path / ".snakemake" / "locks"
+        deadline = time.time() + 60
+        while not (locks.is_dir() and any(locks.iterdir())) and time.time() < deadline:
+            time.sleep(0.2)
+        assert locks.is_dir() and any(locks.iterdir()), "the first run never took its lock"
+        second = snakemake(tmp_path, "--cores", "1", configfile=cfg, check=False)
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
 
 
 def test_bad_config_fails_before_any_job(tmp_path):

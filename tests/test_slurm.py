@@ -1,0 +1,126 @@
+"""The tiny workflow submitted to a real SLURM (`.ci/slurm/up.sh` starts one) through the SLURM executor plugin
+with the shipped profile: jobs really go through SLURM (sacct), GPU rules ask for a GPU, outputs equal a local
+run's, a second submission does nothing, a job killed for memory is retried with more, and a job cancelled by
+the scheduler leaves nothing a rerun would trust."""
+import shutil
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake
+
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
+
+
+def _cluster_up() -> bool:
+    if not shutil.which("sinfo") or not shutil.which("sacct"):
+        return False
+    p = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return p.returncode == 0 and any(s in p.stdout for s in ("idle", "mix", "alloc"))
+
+
+if not _cluster_up():
+    pytest.skip("no SLURM cluster is up (start one with .ci/slurm/up.sh)", allow_module_level=True)
+
+PROFILE = ROOT / "workflow/profiles/slurm"
+
+
+def _config(tmp_path, **resources):
+    c = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    c["resources"] = {**c.get("resources", {}), **resources}
+    p = tmp_path / "slurm.yaml"
+    p.write_text(yaml.safe_dump(c))
+    return p
+
+
+def _slurm(wd, cfg, *args, check=True):
+    return snakemake(wd, "--workflow-profile", str(PROFILE), "--latency-wait", "5", *args, configfile=cfg,
+                     check=check, timeout=1200)
+
+
+def _sacct(since: str) -> pd.DataFrame:
+    out = subprocess.run(["sacct", "-X", "-P", "-S", since, "-o", "JobID,JobName,Comment,State,AllocTRES,ReqMem"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|") for line in out.strip().splitlines()]
+    return pd.DataFrame(rows[1:], columns=rows[0]) if len(rows) > 1 else pd.DataFrame(columns=rows[0])
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory, prepared_minilm):
+    wd = tmp_path_factory.mktemp("slurm_run")
+    shutil.copytree(prepared_minilm, wd / "resources/models/minilm")
+    # 500 MB for the embedding job: its first attempt (~800 MB with the in-job Snakemake) is killed by SLURM for
+    # memory, the retry gets 2 x 500 MB and finishes
+    cfg = _config(wd, embed_mem_mb=500)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    proc = _slurm(wd, cfg)
+    return wd, cfg, since, proc
+
+
+def test_jobs_went_through_slurm_with_gpu_requests_and_a_retry(slurm_run):
+    wd, cfg, since, proc = slurm_run
+    acct = _sacct(since)
+    rules = acct.Comment.str.extract(r"rule_([a-z_]+?)_wildcards|rule_([a-z_]+)$").bfill(axis=1)[0]
+    acct = acct.assign(rule=rules)
+    assert {"sequences", "embeddings", "metrics", "plots_tsne"} <= set(acct.rule.dropna()), acct.to_string()
+    assert not {"metrics_summary", "plots_bars", "corpora"} & set(acct.rule.dropna())  # localrules stay local
+    emb = acct[acct.rule == "embeddings"]
+    assert emb.AllocTRES.str.contains("gres/gpu=1").all(), emb.to_string()  # the profile's GPU request
+    assert not acct[acct.rule == "metrics"].AllocTRES.str.contains("gpu").any()
+    # the memory retry: one embeddings job ended OUT_OF_MEMORY (or was killed), the next one completed
+    assert len(emb) == 2 and emb.State.iloc[-1] == "COMPLETED" and emb.State.iloc[0] != "COMPLETED", emb.to_string()
+    assert emb.ReqMem.tolist() == ["500M", "1000M"], emb.to_string()
+
+
+def test_outputs_equal_a_local_run_and_resubmission_does_nothing(slurm_run, tiny_run):
+    wd, cfg, since, _ = slurm_run
+    local_wd, _ = tiny_run
+    for rel in ("results/metrics/tiny/summary.tsv",):
+        a = pd.read_csv(wd / rel, sep="\t")
+        b = pd.read_csv(local_wd / rel, sep="\t")
+        pd.testing.assert_frame_equal(a, b)
+    before = len(_sacct(since))
+    out = _slurm(wd, cfg)
+    assert "Nothing to be done" in out.stdout + out.stderr
+    assert len(_sacct(since)) == before
+
+
+def test_scancel_mid_job_leaves_nothing_trusted_and_a_plain_rerun_finishes(slurm_run):
+    wd, _, _, _ = slurm_run
+    cfg = _config(wd, embed_mem_mb=2000)  # resources are no rerun trigger: only the deleted output reruns
+    target = wd / "results/embeddings/tiny/minilm.h5"
+    target.unlink()
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    rel = str(target.relative_to(wd))  # an intermediate: named, or Snakemake would not remake it
+    first = subprocess.Popen([*_cmd(wd, cfg), "--retries", "0", rel], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=wd)
+    job = None
+    for _ in range(300):
+        q = subprocess.run(["squeue", "-h", "-o", "%i %k %T"], capture_output=True, text=True).stdout.split("\n")
+        job = next((line.split()[0] for line in q if "embeddings" in line and "RUNNING" in line), None)
+        if job:
+            break
+        time.sleep(0.5)
+    assert job, "the embedding job never started"
+    time.sleep(3)
+    subprocess.run(["scancel", job], check=True)
+    assert first.wait(timeout=600) != 0
+    assert not target.exists()
+    assert not list(target.parent.glob("minilm.h5*"))  # no partial file under any name a reader would take
+    acct = _sacct(since)
+    assert (acct.JobID == job).any() and acct.loc[acct.JobID == job, "State"].iloc[0].startswith("CANCELLED")
+    _slurm(wd, cfg, rel)  # a plain rerun completes the work
+    assert target.exists()
+    _slurm(wd, cfg)  # the downstream jobs follow the remade embeddings
+    out = _slurm(wd, cfg, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def _cmd(wd, cfg):
+    import sys
+
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(wd),
+            "--cores", "2", "--workflow-profile", str(PROFILE), "--latency-wait", "5", "--configfile", str(cfg)]
