@@ -146,3 +146,18 @@ def test_wrapper_scripts_do_not_shadow_importable_modules():
               "torchvision", "timm", "kernels", "bitsandbytes", "flash_attn", "sentencepiece", "tiktoken"}
     clash = sorted(p.stem for p in (ROOT / "workflow/scripts").glob("*.py") if p.stem in taken)
     assert not clash, f"wrapper scripts named like importable modules: {clash}"
+
+
+def test_profiles_parse_and_keep_forbidden_flags_out_of_slurm_extra():
+    for name in ("default", "slurm"):
+        prof = yaml.safe_load((ROOT / f"workflow/profiles/{name}/config.yaml").read_text())
+        assert isinstance(prof, dict) and prof
+    slurm = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
+    assert slurm["executor"] == "slurm" and slurm["retries"] >= 1
+    extras = [str(v.get("slurm_extra", "")) for v in [slurm.get("default-resources") or {},
+                                                    *(slurm.get("set-resources") or {}).values()]]
+    assert not any(re.search(r"--(gres|gpus|mem|time)\b", e) for e in extras)  # the plugin rejects them
+    rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")),
+                           re.M))
+    gpu_rules = {r for r, res in slurm["set-resources"].items() if res.get("gpu")}
+    assert gpu_rules == {"embeddings", "activations", "sts_autoencoders", "sts_variant"} and gpu_rules <= rules
