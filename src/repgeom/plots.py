@@ -166,6 +166,15 @@ def plot_sts(figure: str, results: list[dict], ae_tables: list[str], path, dpi: 
     _save(fig, path, dpi)
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def _sts_layer_correlation(plt, results, _ae):
     curves = [r for r in results if r["spec"]["head"] == "best_layer"]
     if not curves:
@@ -178,12 +187,8 @@ def _sts_layer_correlation(plt, results, _ae):
                     ms=3, label=f"{r['model']} / {r['position']} ({split})")
         best = r["runs"][0]["layer"]
         ax.axvline(best, color="0.7", lw=0.8)
-    ax.set_xlabel("layer (residual stream after block L)")
-    ax.set_ylabel("Pearson ×100, cosine vs human score")
-    ax.set_title("STS-B: raw per-layer cosine similarity (best dev layer marked)", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return fig
+    return _finish(fig, ax, "layer (residual stream after block L)", "Pearson ×100, cosine vs human score",
+                   "STS-B: raw per-layer cosine similarity (best dev layer marked)")
 
 
 def _sts_ae_loss(plt, _results, ae_tables):
@@ -201,12 +206,8 @@ def _sts_ae_loss(plt, _results, ae_tables):
     change = widths[widths["width"] != widths["width"].iloc[0]]
     if len(change):
         ax.axvline(change["layer"].iloc[0] - 0.5, color="0.7", lw=0.8, ls="--")
-    ax.set_xlabel("layer")
-    ax.set_ylabel("held-out reconstruction MSE (standardised)")
-    ax.set_title("Layerwise autoencoders on GenericsKB (bottleneck widens at the dashed line)", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return fig
+    return _finish(fig, ax, "layer", "held-out reconstruction MSE (standardised)",
+                   "Layerwise autoencoders on GenericsKB (bottleneck widens at the dashed line)")
 
 
 def _sts_scatter(plt, results, _ae):

@@ -47,7 +47,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .artifacts import ArtifactError, atomic_path, now_iso, read_json, texts_sha256, write_json, write_text
+from .artifacts import ArtifactError, atomic_path, now_iso, read_json, texts_sha256, write_text
 from .corpora import corpus_sentences, load_corpus, sentence_id
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,10 @@ def _activation(name: str):
     return {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU, "none": nn.Identity}[name]()
 
 
-def build_modules(d: int, widths: Sequence[int], activation: str, head_hidden: int, with_decoders: bool = False):
-    """The per-layer encoders (and decoders), and the MLP head over the per-layer cosines."""
+def build_modules(d: int, widths: Sequence[int], activation: str, head_hidden: int | None,
+                  with_decoders: bool = False):
+    """The per-layer encoders (and decoders), and the MLP head over the per-layer cosines (none when
+    ``head_hidden`` is None: the autoencoders)."""
     nn = _torch().nn
 
     class Probe(nn.Module):
@@ -199,7 +201,9 @@ def build_modules(d: int, widths: Sequence[int], activation: str, head_hidden: i
             self.encoders = nn.ModuleList(nn.Sequential(nn.Linear(d, w), _activation(activation)) for w in widths)
             if with_decoders:
                 self.decoders = nn.ModuleList(nn.Linear(w, d) for w in widths)
-            self.head = nn.Sequential(nn.Linear(len(widths), head_hidden), nn.ReLU(), nn.Linear(head_hidden, 1))
+            if head_hidden is not None:
+                self.head = nn.Sequential(nn.Linear(len(widths), head_hidden), nn.ReLU(),
+                                          nn.Linear(head_hidden, 1))
             self.register_buffer("mean", _torch().zeros(len(widths), d))
             self.register_buffer("std", _torch().ones(len(widths), d))
 
@@ -263,7 +267,7 @@ def _bar(total: int, desc: str, progress: bool):
 
 def pretrain_autoencoders(X: np.ndarray, *, widths: Sequence[int], activation: str, loss: str, epochs: int,
                           lr: float, batch_size: int, seed: int, holdout: float = 0.05, device: str = "auto",
-                          progress: bool = True, head_hidden: int = 1) -> tuple[dict, dict]:
+                          progress: bool = True) -> tuple[dict, dict]:
     """Train one autoencoder per layer on ``X`` (n_layers, N, d), all layers at once.
 
     Returns ``(state_dict, curves)``: the encoders' and decoders' weights with the standardisation, and
@@ -277,7 +281,7 @@ def pretrain_autoencoders(X: np.ndarray, *, widths: Sequence[int], activation: s
     n_hold = max(1, int(round(N * holdout)))
     hold, train = np.sort(perm[:n_hold]), perm[n_hold:]
     with _deterministic(seed):
-        net = build_modules(d, widths, activation, head_hidden, with_decoders=True)
+        net = build_modules(d, widths, activation, None, with_decoders=True)
         _standardise(net, X, train)
         net.to(dev)
         params = list(net.encoders.parameters()) + list(net.decoders.parameters())
@@ -305,7 +309,7 @@ def pretrain_autoencoders(X: np.ndarray, *, widths: Sequence[int], activation: s
             bar.set_postfix(heldout_mse=f"{np.mean(curves['heldout_mse'][-1]):.3f}")
             bar.update()
         bar.close()
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.startswith("head.")}
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     return state, curves
 
 
@@ -489,28 +493,25 @@ def summarise_runs(runs: Sequence[Mapping[str, Any]]) -> dict:
     return out
 
 
-class _CosineHead:
+def _cosine_head(n_layers: int, hidden: int):
     """Variant ``mlp``: the MLP head alone over the fixed per-layer cosines, in :func:`train_pairs`' calling
     convention (a "latent" tensor of shape (1, n_pairs, n_layers) indexed by pair rows)."""
+    nn = _torch().nn
 
-    @staticmethod
-    def build(n_layers: int, hidden: int):
-        nn = _torch().nn
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Sequential(nn.Linear(n_layers, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-        class Head(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.head = nn.Sequential(nn.Linear(n_layers, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        def forward(self, xa, _xb):
+            return _torch().sigmoid(self.head(xa[0])).squeeze(-1)
 
-            def forward(self, xa, _xb):
-                return _torch().sigmoid(self.head(xa[0])).squeeze(-1)
-
-        return Head()
+    return Head()
 
 
 def _train_mlp(cos, pairs, hp, seed, dev, progress, desc) -> dict:
     n_layers = next(iter(cos.values())).shape[1]
-    net = _CosineHead.build(n_layers, hp["head_hidden"]).to(dev)
+    net = _cosine_head(n_layers, hp["head_hidden"]).to(dev)
     tabs = {s: c[None] for s, c in cos.items()}
     idx = {s: np.arange(len(pairs[s]["y"])) for s in cos}
 
@@ -722,4 +723,4 @@ def write_tables(result_paths: Sequence[str | os.PathLike], corpus_path, *, tsv,
 
 __all__ = ["stsb_pairs", "snli_pairs", "load_latents", "correlations", "pair_cosines", "layer_curve", "run_variant",
            "train_autoencoders", "load_autoencoders", "autoencoder_curve_rows", "progression_frame",
-           "progression_markdown", "worst_errors", "write_tables", "PAPER_GPT2_MEDIUM", "STSError", "write_json"]
+           "progression_markdown", "worst_errors", "write_tables", "PAPER_GPT2_MEDIUM", "STSError"]
