@@ -105,3 +105,55 @@ def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: 
              "leftovers": leftovers}
     snakemake(workdir, target, configfile=configfile)  # a plain rerun finishes the work
     return state
+
+
+def kill_at_random_point(workdir: Path, target: str, configfile: Path, seed: int, max_delay: float,
+                         min_delay: float = 0.5, targets: tuple[str, ...] | None = None,
+                         leftovers: str = ".*.tmp", env: dict | None = None) -> dict:
+    """Like :func:`kill_mid_job_then_rerun`, without the rerun: delete ``target``, start Snakemake on ``targets``
+    (default: ``target`` alone; ``()`` runs the default target, i.e. the whole workflow), SIGKILL its whole process
+    group after a seeded delay uniform in [``min_delay``, ``max_delay``] and report what is left.
+
+    Returns ``delay``, ``finished_before_kill`` (Snakemake had exited), ``exists_after_kill`` (something is under
+    the final name) and ``leftovers`` (paths under ``target``'s parent matching the glob ``leftovers``).
+    """
+    import random
+    import signal
+    import time
+
+    rng = random.Random(seed)
+    out = workdir / target
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *((target,) if targets is None else targets), "--configfile", str(configfile)]
+    delay = rng.uniform(min_delay, max_delay)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            cwd=workdir, env=None if env is None else {**os.environ, **env})
+    time.sleep(delay)
+    finished = proc.poll() is not None
+    if not finished:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    locks = workdir / ".snakemake" / "locks"
+    return {"delay": round(delay, 2), "finished_before_kill": finished, "exists_after_kill": out.exists(),
+            "leftovers": sorted(str(p.relative_to(workdir)) for p in out.parent.rglob(leftovers)),
+            "locks_left": sorted(p.name for p in locks.iterdir()) if locks.is_dir() else []}
+
+
+def unlock_and_rerun(workdir: Path, *targets: str, configfile: Path) -> subprocess.CompletedProcess:
+    """The documented recovery after a killed Snakemake: ``--unlock`` (a SIGKILLed run cannot remove its lock, and
+    a later run touching the same files refuses to start: "Directory cannot be locked"), then the plain run."""
+    snakemake(workdir, "--unlock", configfile=configfile)
+    return snakemake(workdir, *targets, configfile=configfile)
+
+
+def job_seconds(log: Path) -> float:
+    """How long a finished job took, from the ``rule … finished in X s`` line of its log."""
+    import re
+
+    m = re.search(r"finished in ([0-9.]+) s", log.read_text())
+    assert m, f"{log} has no 'finished in' line"
+    return float(m.group(1))

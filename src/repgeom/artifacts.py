@@ -3,9 +3,15 @@
 Every artifact is written under a temporary name in its final directory,
 flushed, verified and then renamed into place, so a killed job never leaves a
 file that a rerun or a reader would accept. HDF5 artifacts carry their
-provenance as attributes plus a content checksum, and :func:`open_h5` refuses a
+provenance as attributes plus a content checksum, and :func:`read_h5` refuses a
 file whose provenance does not match what the caller expects or whose data no
 longer matches its checksum.
+
+HDF5 files are opened with ``locking=False`` everywhere, for writing too: a
+writer only ever writes its own unique temporary file, and a reader only opens
+files that are complete and never written again, so HDF5's locks protect
+nothing here, while NFS without a lock daemon (``ENOLCK``) and Lustre mounted
+without flock (``ENOSYS``) would refuse them.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -79,7 +86,9 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     """Yield a temporary path beside ``final``; rename it into place only on success.
 
     The temporary name starts with a dot and ends in ``.tmp`` so that globbing for
-    real outputs never matches it; on any exception it is removed.
+    real outputs never matches it; on any exception it is removed. A process killed
+    with SIGKILL cannot remove its temporary: once ``final`` is in place, the
+    temporaries of the same final name that such a run left are removed.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +105,20 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+    _remove_stale_temporaries(final, suffix)
+
+
+def _remove_stale_temporaries(final: Path, suffix: str) -> None:
+    """Remove ``.{final.name}.XXXXXXXX{suffix}.tmp`` files beside ``final`` (exactly mkstemp's pattern for this
+    name, so no other artifact's temporaries), after ``final`` was renamed into place: each was left by a killed
+    writer of the same artifact, or belongs to a writer racing this one for the same name, whose rename would
+    then fail clearly instead of replacing the file just written."""
+    pat = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}\.tmp")
+    with contextlib.suppress(OSError):
+        for p in final.parent.iterdir():
+            if pat.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.unlink()
 
 
 def _fsync(path: Path) -> None:
@@ -172,7 +195,7 @@ def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: M
     """Write ``arrays`` and ``attrs`` to ``path`` atomically, verifying after the write.
 
     ``checksum`` names arrays whose sha256 is stored in the attribute
-    ``sha256_<name>`` and checked on every :func:`open_h5`.
+    ``sha256_<name>`` and checked on every :func:`read_h5`.
     """
     h5py = _h5()
     attrs = dict(attrs)
@@ -181,7 +204,9 @@ def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: M
     attrs.setdefault("created", now_iso())
     attrs["complete"] = True
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        # no HDF5 file lock: this is our own unique dot-named temporary, which no one else opens before it is
+        # renamed, and NFS without a lock daemon (ENOLCK) or Lustre without flock (ENOSYS) refuse locks
+        with h5py.File(tmp, "w", locking=False) as f:
             for name, arr in arrays.items():
                 arr = np.asarray(arr)
                 if arr.dtype.kind in "UO":

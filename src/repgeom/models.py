@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -208,6 +209,24 @@ def fingerprint(manifest: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _remove_stale_stages(name: str, parent: Path) -> None:
+    """Remove the ``.{name}.tmp-XXXXXXXX`` folders (and their ``.work`` siblings) that a killed prepare of this
+    same model left in ``parent``.
+
+    Only exact matches of :func:`tempfile.mkdtemp`'s pattern for this name are touched, so another model's
+    stages (even one named ``{name}.tmp-x``) survive. Safe because one output folder is prepared by one job at a
+    time (Snakemake runs one job per output and locks the working directory), and :func:`prepare` already
+    replaces the output folder itself.
+    """
+    pat = re.compile(rf"\.{re.escape(name)}\.tmp-[a-z0-9_]{{8}}(\.work)?")
+    if not parent.is_dir():
+        return
+    for p in parent.iterdir():
+        if pat.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            log.info("model %s: removed %s, left by an interrupted prepare", name, p)
+
+
 def prepare(params: dict, outdir: str | os.PathLike) -> dict:
     """Fetch and prepare one model into ``outdir`` (created atomically)."""
     name, src, runtime = params["name"], params["source"], params["runtime"]
@@ -215,6 +234,7 @@ def prepare(params: dict, outdir: str | os.PathLike) -> dict:
     if outdir.exists():
         shutil.rmtree(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_stages(name, outdir.parent)
     t0 = time.time()
     stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=outdir.parent))
     work = stage.parent / f"{stage.name}.work"
