@@ -522,8 +522,10 @@ def extract(texts: Sequence[str], ids: Sequence[str], model_dir: str | os.PathLi
             final = shard_path(outdir, key[1], key[0])
             tmps[key] = (final, stack.enter_context(atomic_path(final)))
             # no chunk cache: whole chunks are written window by window (HDF5 2's default 8 MiB cache per
-            # file would hold ~8 MiB of every shard in memory for the whole run)
-            f = h5py.File(tmps[key][1], "w", libver="latest", rdcc_nbytes=0)
+            # file would hold ~8 MiB of every shard in memory for the whole run); no file lock: the file is this
+            # job's own unique dot-named temporary, opened by no one else before its rename, and NFS/Lustre
+            # mounts without locks refuse them (ENOLCK/ENOSYS)
+            f = h5py.File(tmps[key][1], "w", libver="latest", rdcc_nbytes=0, locking=False)
             stack.callback(f.close)  # runs before atomic_path's cleanup (LIFO)
             files[key] = f
             dsets[key] = f.create_dataset("activations", shape=(N, d), dtype=store,
