@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, snakemake
-from repgeom.activations import iter_layers, load_layer
+from conftest import ROOT, job_seconds, kill_at_random_point, snakemake, unlock_and_rerun
+from repgeom.activations import check_shard, iter_layers, list_layers, load_layer
 from repgeom.artifacts import ArtifactError
 from repgeom.sequences import load_dataset
 
@@ -85,3 +85,30 @@ def test_analysis_code_runs_without_torch(layers_run, tmp_path):
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+# last in this module: it leaves the layer table older than the shards it was made from (nothing else here cares)
+@pytest.mark.parametrize("seed", [3, 6])  # ~25 % (start-up, torch and model loading) and ~80 % (forward passes, writes)
+def test_sigkill_at_a_random_point_of_activation_extraction_then_plain_rerun(layers_run, seed):
+    wd = layers_run
+    target = "results/activations/smollm2/tiny"
+    shard_dir = wd / target
+    before = {L: (X, list(ids)) for L, X, ids, _ in iter_layers(shard_dir)}
+    assert len(before) == 31
+    span = 2.0 + job_seconds(wd / "logs/activations/smollm2/tiny.log")  # start-up + the whole job, as here
+    state = kill_at_random_point(wd, target, CONFIG, seed, max_delay=span)
+    # shards are renamed into place only after every one of them verified: whatever has a final name is whole
+    present = sorted(shard_dir.glob("layer_*.h5")) if shard_dir.is_dir() else []
+    for p in present:
+        check_shard(p)
+        L = int(p.stem.split("_")[1])
+        X, ids, _ = load_layer(shard_dir, L)
+        assert np.array_equal(X, before[L][0]) and list(ids) == before[L][1], state
+    assert len(list_layers(shard_dir) if shard_dir.is_dir() else []) == len(present)
+    assert all(p.split("/")[-1].startswith(".layer_") for p in state["leftovers"]), state  # only dot-named temporaries
+    unlock_and_rerun(wd, target, configfile=CONFIG)
+    after = {L: (X, list(ids)) for L, X, ids, _ in iter_layers(shard_dir)}
+    assert sorted(after) == sorted(before), state
+    for L in before:
+        assert np.array_equal(after[L][0], before[L][0]) and after[L][1] == before[L][1], (L, state)
+    assert not list(shard_dir.rglob(".layer_*")), "temporaries left after the rerun"
