@@ -26,6 +26,8 @@ wildcard_constraints:
     position="last|mean",
     variant=alternation(STS_VARIANTS),
     ae_loss="mse|logvar",
+    seed=r"\d+",
+    run=r"base|seed_\d+",
 
 
 include: "workflow/rules/corpora.smk"
@@ -35,6 +37,7 @@ include: "workflow/rules/embeddings.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/sts.smk"
+include: "workflow/rules/merging.smk"
 include: "workflow/rules/plots.smk"
 
 

@@ -147,6 +147,7 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
             if need not in src:
                 problems.append(f"config key '{key}': a {src['type']} source needs '{need}'")
     problems += _sts_problems(config)
+    problems += _merging_problems(config)
     act = config.get("activations", {})
     for name in act.get("models", []):
         m = config.get("models", {}).get(name)
@@ -234,6 +235,71 @@ def _sts_problems(config: dict) -> list[str]:
             problems.append(f"config key 'sts.variants.{vname}.pretrain' = {v['pretrain']!r}: only a siamese "
                             "head is pretrained")
     return problems
+
+
+def _merging_problems(config: dict) -> list[str]:
+    mg = config.get("merging", {})
+    if not mg or mg.get("enabled") is False:
+        return []
+    need = {"eval_dataset": (mg.get("eval_dataset"), config.get("sequences", {}), "sequences"),
+            "general_corpus": (mg.get("general_corpus"), config.get("data", {}), "data")}
+    missing = {k: v for k, v in need.items() if v[0] not in v[1]}
+    models = config.get("models", {})
+    if mg.get("enabled") == "auto" and (missing or not any(n in models for n in mg.get("models", []))):
+        return []  # auto: the study is off without its inputs
+    problems = [f"config key 'merging.{k}' = {v[0]!r}: no such entry under {v[2]} (needed by the merging study; "
+                "set merging.enabled: false to skip it)" for k, v in missing.items()]
+    c = mg.get("general_corpus")
+    if c in config.get("data", {}) and config["data"][c].get("kind", c) != "stsb":
+        problems.append(f"config key 'merging.general_corpus' = {c!r}: corpus of kind "
+                        f"{config['data'][c].get('kind', c)!r}, expected 'stsb'")
+    if not mg.get("models"):
+        problems.append("config key 'merging.models': no model to fine-tune (set merging.enabled: false to skip it)")
+    for name in mg.get("models", []):
+        m = models.get(name)
+        if m is None:
+            problems.append(f"config key 'merging.models' = {name!r}: unknown model")
+        elif m["runtime"] != "sentence-transformers" or not m.get("enabled", True):
+            problems.append(f"config key 'merging.models' = {name!r}: not an enabled sentence-transformers model "
+                            f"(runtime {m['runtime']!r}); LoRA fine-tuning here needs one")
+    data, train = mg.get("data", {}), mg.get("train", {})
+    if data and data["min_length"] > data["max_length"]:
+        problems.append(f"config key 'merging.data.min_length' = {data['min_length']}: larger than "
+                        f"merging.data.max_length = {data['max_length']}")
+    if data:
+        n_held = int(round(data["n_sequences"] * data["heldout_fraction"]))
+        if n_held < 2 or data["n_sequences"] - n_held < 2:
+            problems.append(f"config key 'merging.data.heldout_fraction' = {data['heldout_fraction']}: with "
+                            f"n_sequences {data['n_sequences']} it leaves {data['n_sequences'] - n_held} train and "
+                            f"{n_held} held-out windows per family; each split needs at least 2")
+    if train and train["checkpoint_every"] > train["steps"]:
+        problems.append(f"config key 'merging.train.checkpoint_every' = {train['checkpoint_every']}: more than "
+                        f"merging.train.steps = {train['steps']} (the final step is always a checkpoint)")
+    ev = mg.get("eval_dataset")
+    start = data.get("start_offset") if data else None
+    if start is not None and ev in config.get("sequences", {}):
+        spec = config["sequences"][ev]
+        for fam in spec.get("families", []):
+            o = spec.get("family_offsets", {}).get(fam, spec.get("start_offset", 0))
+            end = o + spec["n_sequences"] * (spec["length"] + spec.get("gap", 0))
+            if start < end:
+                problems.append(f"config key 'merging.data.start_offset' = {start}: training windows would start "
+                                f"inside the evaluation windows of family {fam!r} (term indices [{o}, {end})); "
+                                "use a value >= the end of that range or leave it unset")
+                break
+    return problems
+
+
+def merging_enabled(config: dict) -> bool:
+    mg = config.get("merging", {})
+    if not mg or mg.get("enabled", "auto") is False:
+        return False
+    return (mg.get("eval_dataset") in config.get("sequences", {}) and mg.get("general_corpus") in config.get("data", {})
+            and any(n in config.get("models", {}) for n in mg.get("models", [])))
+
+
+def merging_models(config: dict) -> list[str]:
+    return list(config["merging"]["models"]) if merging_enabled(config) else []
 
 
 def sts_corpora(config: dict) -> dict[str, str]:

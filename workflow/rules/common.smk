@@ -26,6 +26,7 @@ STS_MODELS = rgconfig.sts_models(config)
 STS_DATASETS = rgconfig.sts_datasets(config)
 STS_POSITIONS = list(config["sts"]["positions"])
 STS_VARIANTS = list(config["sts"]["variants"])
+MERGING_MODELS = rgconfig.merging_models(config)
 STS_AE_LOSSES = sorted({v["ae_loss"] for v in config["sts"]["variants"].values() if v["pretrain"] == "autoencoder"})
 
 
@@ -49,6 +50,9 @@ def get_final_output():
     if STS_MODELS:
         out += [f"results/sts/{name}" for name in STS_TABLES]
         out += [f"results/plots/sts/{name}.png" for name in get_sts_figures()]
+    for m in MERGING_MODELS:
+        out += [f"results/merging/{m}/{name}" for name in ("summary.md", "verdict.md")]
+        out += [f"results/plots/merging/{m}/{fig}.png" for fig in ("tradeoff", "tsne")]
     return out
 
 
@@ -181,3 +185,70 @@ def get_resource(name):
         return base * attempt if name.endswith("mem_mb") or name.endswith("runtime") else base
 
     return _get
+
+
+# ------------------------------------------------------------------ the merging study
+def get_merging_eval_dataset(wildcards):
+    return f"results/sequences/{config['merging']['eval_dataset']}.json"
+
+
+def get_merging_data_params(wildcards):
+    return canonical(config["merging"]["data"])
+
+
+def get_merging_train_params(wildcards):
+    mg = config["merging"]
+    return canonical({"lora": mg["lora"], "train": mg["train"], "device": config["device"]})
+
+
+def merging_partner(seed):
+    """The seed whose task vector the between-seeds merges of ``seed`` combine with (the next one, cyclically)."""
+    seeds = [int(s) for s in config["merging"]["seeds"]]
+    if len(seeds) < 2:
+        return None
+    return seeds[(seeds.index(int(seed)) + 1) % len(seeds)]
+
+
+def get_merging_variants_input(wildcards):
+    out = {"model": f"resources/models/{wildcards.model}",
+           "adapters": f"results/merging/{wildcards.model}/seed_{wildcards.seed}/adapters"}
+    partner = merging_partner(wildcards.seed)
+    if partner is not None:
+        out["partner"] = f"results/merging/{wildcards.model}/seed_{partner}/adapters"
+    return out
+
+
+def get_merging_variants_params(wildcards):
+    return canonical({"variants": config["merging"]["variants"], "partner": merging_partner(wildcards.seed)})
+
+
+def get_merging_scores_input(wildcards):
+    mg = config["merging"]
+    out = {"data": "results/merging/data.json", "eval": f"results/sequences/{mg['eval_dataset']}.json",
+           "corpus": f"resources/data/{mg['general_corpus']}.json"}
+    if wildcards.run == "base":
+        out["models"] = f"resources/models/{wildcards.model}"
+    else:
+        out["models"] = f"results/merging/{wildcards.model}/{wildcards.run}/variants"
+    return out
+
+
+def get_merging_scores_params(wildcards):
+    mg = config["merging"]
+    return canonical({"sts_split": mg["sts_split"], "sts_max_pairs": mg["sts_max_pairs"],
+                      "batch_size": mg["batch_size"], "device": config["device"], "seed": config["seed"],
+                      "metrics": {**config["metrics"], "bootstrap": mg["bootstrap"]}})
+
+
+def get_merging_score_files(wildcards):
+    runs = ["base"] + [f"seed_{s}" for s in config["merging"]["seeds"]]
+    return [f"results/merging/{wildcards.model}/{r}/scores.json" for r in runs]
+
+
+def get_merging_effects(wildcards):
+    mg = config["merging"]
+    return {"min_sts": mg["min_effect_sts"], "min_sil": mg["min_effect_silhouette"]}
+
+
+def get_merging_first_seed_embeddings(wildcards):
+    return f"results/merging/{wildcards.model}/seed_{config['merging']['seeds'][0]}/embeddings.h5"

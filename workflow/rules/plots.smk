@@ -123,3 +123,32 @@ rule plots_sts:
         "../../envs/analysis.yaml"
     script:
         "../scripts/plots_sts.py"
+
+
+rule plots_merging:
+    input:
+        summary="results/merging/{model}/summary.tsv",
+        base="results/merging/{model}/base/embeddings.h5",
+        seed=get_merging_first_seed_embeddings,
+    output:
+        report(
+            "results/plots/merging/{model}/{figure}.png",
+            caption="../report/merging_figures.rst",
+            category="LoRA and merging",
+            subcategory="{model}",
+            labels={"figure": "{figure}", "model": "{model}"},
+        ),
+    log:
+        "logs/plots/merging/{model}/{figure}.log",
+    wildcard_constraints:
+        figure="tradeoff|tsne",
+    params:
+        code=get_code_version("plots", "merging"),
+        plots=get_plot_params,
+    resources:
+        mem_mb=get_resource("cpu_mem_mb"),
+        runtime=get_resource("cpu_runtime"),
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plots_merging.py"
