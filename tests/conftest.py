@@ -77,7 +77,7 @@ def tiny_run(tmp_path_factory, tiny_config):
 def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: int, max_delay: float) -> dict:
     """Fault injection: delete ``target``, start Snakemake on it, SIGKILL the whole process group at a random
     point (uniform in [0.5 s, ``max_delay``], seeded), then check that nothing readable was left under the final
-    name unless the job had already finished, and run a plain ``snakemake`` again to finish the job.
+    name unless the job had already finished, and finish the job with :func:`unlock_and_rerun`.
 
     Returns what happened, for the caller's assertions (``delay``, ``finished_before_kill``, ``leftovers``).
     """
@@ -103,7 +103,8 @@ def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: 
     leftovers = sorted(str(p.relative_to(workdir)) for p in out.parent.rglob(".*.tmp"))
     state = {"delay": round(delay, 2), "finished_before_kill": finished, "exists_after_kill": out.exists(),
              "leftovers": leftovers}
-    snakemake(workdir, target, configfile=configfile)  # a plain rerun finishes the work
+    # the documented recovery finishes the work: a SIGKILLed Snakemake cannot remove its own lock
+    unlock_and_rerun(workdir, target, configfile=configfile)
     return state
 
 

@@ -1,0 +1,141 @@
+"""End-to-end run of the LoRA → soup vs SLERP study on the tiny config with the real MiniLM and real STS-B pairs."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, SHARED, snakemake
+from repgeom.artifacts import read_json
+from repgeom.embeddings import load_runtime
+from repgeom.merging import load_eval_embeddings, load_training_data
+from repgeom.models import load_manifest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+VARIANTS = ["final", "soup", "linear_0.5", "slerp_0.5", "tv_slerp_ckpt", "tv_linear_ckpt", "tv_slerp_seeds",
+            "tv_linear_seeds"]
+
+
+@pytest.fixture(scope="module")
+def merging_run(tmp_path_factory, prepared_minilm):
+    if not (SHARED / "stsb").is_dir():
+        pytest.skip(f"{SHARED} is not there")
+    wd = tmp_path_factory.mktemp("merging_run")
+    cfg = (ROOT / "tests/configs/tiny_merging.yaml").read_text().replace("SHARED", str(SHARED))
+    (wd / "config.yaml").write_text(cfg)
+    shutil.copytree(prepared_minilm, wd / "resources/models/minilm")
+    snakemake(wd, configfile=wd / "config.yaml")
+    return wd
+
+
+def test_data_split_is_disjoint_from_the_evaluation_windows(merging_run):
+    meta, recs = load_training_data(merging_run / "results/merging/data.json")
+    assert meta["counts"] == {"train": 48, "heldout": 12}
+    for fam, (lo, hi) in meta["eval_term_ranges"].items():
+        rows = [r for r in recs if r["family"] == fam]
+        assert all(r["first_index"] >= hi for r in rows)
+        assert sum(r["split"] == "heldout" for r in rows) == 2
+    assert "held out" in meta["split"]
+
+
+def test_adapters_variants_and_their_recipes(merging_run):
+    wd = merging_run
+    for seed in (0, 1):
+        rec = read_json(wd / f"results/merging/minilm/seed_{seed}/adapters/recipe.json")
+        assert rec["checkpoints"] == ["step_00004", "step_00008"] and rec["seed"] == seed
+        assert rec["steps_per_second"] > 0 and rec["trainable_parameters"] < rec["total_parameters"] / 100
+        vdir = wd / f"results/merging/minilm/seed_{seed}/variants"
+        table = pd.read_csv(vdir / "variants.tsv", sep="\t")
+        assert list(table.variant) == VARIANTS
+        row = table.set_index("variant")
+        assert row.loc["final", "position"] == pytest.approx(1.0)
+        assert row.loc["linear_0.5", "position"] == pytest.approx(0.5, abs=1e-6)
+        assert 0 < row.loc["soup", "position"] < 1
+        # LoRA moves the weights so little that base and merged tensors are nearly parallel: SLERP falls back
+        assert row.loc["slerp_0.5", "n_fallback"] == row.loc["slerp_0.5", "n_interpolated"] > 0
+        assert row.loc["final", "base_cos_min"] > 0.999
+        for v in VARIANTS:
+            man = load_manifest(vdir / v)
+            recipe = read_json(vdir / v / "recipe.json")
+            assert man["source"]["type"] == "merge" and recipe["name"] == v and "geometry" in recipe
+    # a variant folder is a loadable model for the spine's embedding runtimes
+    rt = load_runtime(wd / "results/merging/minilm/seed_0/variants/slerp_0.5", {"runtime": "sentence-transformers"})
+    X = rt.encode(["1, 2, 3", "2, 4, 6"], 2, progress=False)
+    assert X.shape == (2, 384) and np.isfinite(X).all()
+
+
+def test_scores_summary_verdict_and_figures(merging_run):
+    wd = merging_run
+    base = read_json(wd / "results/merging/minilm/base/scores.json")
+    assert [v["variant"] for v in base["variants"]] == ["base"]
+    s0 = read_json(wd / "results/merging/minilm/seed_0/scores.json")
+    assert [v["variant"] for v in s0["variants"]] == VARIANTS and s0["seed"] == 0
+    for v in s0["variants"]:
+        assert v["sts"]["n_pairs"] == 100 and -100 <= v["sts"]["spearman"] <= 100
+        for part in ("eval", "heldout"):
+            assert np.isfinite(v[part]["silhouette_true"]) and "silhouette_true_lo" in v[part]
+    assert base["variants"][0]["sts"]["spearman"] > 60  # MiniLM is good at STS-B
+    summary = pd.read_csv(wd / "results/merging/minilm/summary.tsv", sep="\t")
+    assert list(summary.variant) == ["base"] + VARIANTS
+    assert (summary[summary.variant != "base"].n_seeds == 2).all()
+    b = summary.set_index("variant").loc["base"]
+    assert b.task_gain == 0 and b.sts_loss == 0
+    long = pd.read_csv(wd / "results/merging/minilm/scores.tsv", sep="\t")
+    assert len(long) == 1 + 2 * len(VARIANTS)
+    fin = long[long.variant == "final"]
+    assert summary.set_index("variant").loc["final", "sts_spearman"] == pytest.approx(fin.sts_spearman.mean())
+    verdict = pd.read_csv(wd / "results/merging/minilm/verdict.tsv", sep="\t")
+    assert verdict.claim.str.contains("erodes").any() and verdict.claim.str.contains("soup").any()
+    assert verdict.claim.str.contains("SLERP recovers").any()
+    assert verdict.verdict.notna().all() and verdict.evidence.str.contains("±").all()
+    md = (wd / "results/merging/minilm/summary.md").read_text()
+    assert "| slerp_0.5 |" in md and "held out" in md
+    for fig in ("tradeoff", "tsne"):
+        assert (wd / f"results/plots/merging/minilm/{fig}.png").read_bytes()[:4] == b"\x89PNG"
+    emb, labels = load_eval_embeddings(wd / "results/merging/minilm/seed_0/embeddings.h5")
+    assert list(emb) == VARIANTS and emb["final"].shape == (18, 384) and len(labels) == 18
+
+
+def test_rerun_is_noop_and_a_variant_parameter_reruns_only_what_follows(merging_run):
+    wd = merging_run
+    out = snakemake(wd, "-n", configfile=wd / "config.yaml")
+    assert "Nothing to be done" in out.stdout + out.stderr
+    cfg = yaml.safe_load((wd / "config.yaml").read_text())
+    cfg["merging"]["variants"]["slerp_t"] = [0.5, 0.75]
+    (wd / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(wd, "-n", configfile=wd / "changed.yaml")
+    text = out.stdout + out.stderr
+    counts = {p[0]: int(p[1]) for p in (line.split() for line in text.split("Job stats:")[1].split("total")[0]
+                                        .splitlines()) if len(p) == 2 and p[1].isdigit()}
+    assert counts.get("merging_variants") == 2 and counts.get("merging_scores") == 2  # seeds, not the base
+    assert "merging_train" not in counts and "embeddings" not in counts
+
+
+def test_report_holds_the_merging_tables_and_figures(merging_run):
+    wd = merging_run
+    snakemake(wd, "--report", "report.html", configfile=wd / "config.yaml")
+    assert "LoRA and merging" in (wd / "report.html").read_text(errors="replace")
+
+
+@pytest.mark.parametrize("target,seed", [("results/merging/minilm/seed_1/adapters", 21),
+                                         ("results/merging/minilm/seed_0/variants", 22)])
+def test_sigkill_at_a_random_point_then_rerun_gives_the_same_weights(merging_run, target, seed):
+    from safetensors.torch import load_file
+
+    from conftest import kill_mid_job_then_rerun
+
+    wd = merging_run
+    path = wd / target
+    name = "step_00008/adapter_model.safetensors" if target.endswith("adapters") else "soup/model/model.safetensors"
+    before = load_file(path / name)
+    state = kill_mid_job_then_rerun(wd, target, wd / "config.yaml", seed, max_delay=25)
+    if not state["finished_before_kill"]:
+        assert not state["exists_after_kill"], state  # nothing under the final name
+    assert all(p.split("/")[-1].startswith(".") for p in state["leftovers"]), state
+    after = load_file(path / name)
+    assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before), state
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.tmp-")]
+    assert json.loads((path / "recipe.json").read_text() if target.endswith("adapters") else
+                      (path / "soup/recipe.json").read_text())["seed"] == int(target.split("seed_")[1][0])
