@@ -455,7 +455,8 @@ def train_lora(model_dir, data_path, out_dir, *, seed: int, lora: Mapping[str, A
                                              loss=_loss(train["loss"], model, train.get("margin")),
                                              callbacks=[Checkpoints()])
         t0 = time.time()
-        trainer.train()
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss dicts: into the job's log
+            trainer.train()
         seconds = time.time() - t0
         shutil.rmtree(stage / ".trainer", ignore_errors=True)
         missing = [s for s in save_at if not (stage / f"step_{s:05d}").is_dir()]
