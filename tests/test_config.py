@@ -132,3 +132,22 @@ def test_embed_params_only_depend_on_that_model():
     c2["models"]["other"] = copy.deepcopy(c["models"]["m"])
     c2["models"]["other"]["batch_size"] = 3
     assert model_embed_params(c, "m") == model_embed_params(c2, "m")
+
+
+def test_report_front_page_warns_about_unpinned_remote_code():
+    """The report's front page (Jinja2 over the validated config, as Snakemake renders it) names the model."""
+    import jinja2
+
+    text = (ROOT / "workflow/report/workflow.rst").read_text()
+
+    class Snakemake:
+        config = {"models": {
+            "risky": {"trust_remote_code": True, "source": {"type": "hub", "id": "org/m", "revision": "main"}},
+            "pinned": {"trust_remote_code": True, "source": {"type": "hub", "id": "org/p", "revision": "a" * 40}},
+            "plain": {"trust_remote_code": False, "source": {"type": "hub", "id": "org/q", "revision": "main"}}}}
+
+    out = jinja2.Environment().from_string(text).render(snakemake=Snakemake)
+    assert "SECURITY WARNING:** model ``risky``" in out and "revision ``main`` of ``org/m``" in out
+    assert "``pinned`` ran remote code" in out and "plain" not in out
+    Snakemake.config = {"models": {"plain": Snakemake.config["models"]["plain"]}}
+    assert "remote code" not in jinja2.Environment().from_string(text).render(snakemake=Snakemake)
