@@ -75,35 +75,13 @@ def tiny_run(tmp_path_factory, tiny_config):
 
 
 def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: int, max_delay: float) -> dict:
-    """Fault injection: delete ``target``, start Snakemake on it, SIGKILL the whole process group at a random
-    point (uniform in [0.5 s, ``max_delay``], seeded), then check that nothing readable was left under the final
-    name unless the job had already finished, and finish the job with :func:`unlock_and_rerun`.
+    """Fault injection: :func:`kill_at_random_point` on ``target`` (delay uniform in [0.5 s, ``max_delay``],
+    seeded), then finish the job with :func:`unlock_and_rerun` (a SIGKILLed Snakemake cannot remove its lock).
 
-    Returns what happened, for the caller's assertions (``delay``, ``finished_before_kill``, ``leftovers``).
+    Returns what happened, for the caller's assertions (``delay``, ``finished_before_kill``, ``exists_after_kill``,
+    ``leftovers``).
     """
-    import random
-    import signal
-    import time
-
-    rng = random.Random(seed)
-    out = workdir / target
-    if out.is_dir():
-        shutil.rmtree(out)
-    else:
-        out.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", "--configfile", str(configfile), target]
-    delay = rng.uniform(0.5, max_delay)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(delay)
-    finished = proc.poll() is not None
-    if not finished:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    leftovers = sorted(str(p.relative_to(workdir)) for p in out.parent.rglob(".*.tmp"))
-    state = {"delay": round(delay, 2), "finished_before_kill": finished, "exists_after_kill": out.exists(),
-             "leftovers": leftovers}
-    # the documented recovery finishes the work: a SIGKILLed Snakemake cannot remove its own lock
+    state = kill_at_random_point(workdir, target, configfile, seed, max_delay)
     unlock_and_rerun(workdir, target, configfile=configfile)
     return state
 

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -588,7 +588,7 @@ def build_variants(model_dir, adapters_dir, out_dir, *, variants: Mapping[str, A
             else:
                 state, stats = METHODS[m](base, states[tuple(recipe["a"])], states[tuple(recipe["b"])], recipe["t"],
                                           threshold)
-            recipe = {**recipe, "seed": seed, "adapters_seed": seed, "lora": own["lora"], "train": own["train"],
+            recipe = {**recipe, "seed": seed, "lora": own["lora"], "train": own["train"],
                       "stats": stats, "geometry": geometry(base, final, state)}
             _save_variant(model, state, stage / recipe["name"], recipe, manifest)
             g = recipe["geometry"]
@@ -611,7 +611,7 @@ def _variant_row(recipe: Mapping[str, Any]) -> dict:
             "input_cos_max": s.get("input_cos", {}).get("max"), "task_vector_cos": s.get("task_vector_cos")}
 
 
-def base_recipe(manifest: Mapping[str, Any]) -> dict:
+def base_recipe() -> dict:
     return {"name": "base", "method": "base", "what": "the prepared model, untouched",
             "geometry": {"position": 0.0, "off_direction": 0.0, "relative_change": 0.0}}
 
@@ -928,11 +928,9 @@ def load_eval_embeddings(path, expect: Mapping[str, Any] | None = None) -> tuple
 def scores_for_run(run: str, models, **kw) -> dict:
     """Score the base model (``run`` = "base", ``models`` = its prepared folder) or every variant folder of one
     seed (``run`` = "seed_N", ``models`` = the variants folder), in the order the variants were built."""
-    from .models import load_manifest
-
     models = Path(models)
     if run == "base":
-        folders = [(base_recipe(load_manifest(models)), models)]
+        folders = [(base_recipe(), models)]
         seed = None
     else:
         order = [line.split("\t")[0] for line in (models / "variants.tsv").read_text().splitlines()[1:]]
