@@ -864,8 +864,8 @@ def summary_markdown(summary, meta: Mapping[str, Any]) -> str:
              "silhouette − base's; STS loss = base's STS-B Spearman − variant's; position 0 = base, 1 = fine-tuned)",
              "",
              "| variant | position | eval silhouette ↑ | task gain ↑ | eval DBI ↓ | held-out silhouette ↑ | held-out gain ↑ "
-             "| STS-B Spearman ↑ | STS loss ↓ | SLERP fallbacks |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| STS-B Spearman ↑ | STS loss ↓ | base·variant cos (median tensor) | SLERP fallbacks |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
         n = int(r.n_seeds)
         fb = "" if r.n_fallback is None or r.n_fallback != r.n_fallback else \
@@ -876,7 +876,7 @@ def summary_markdown(summary, meta: Mapping[str, Any]) -> str:
                      f"| {_fmt(r.heldout_silhouette, r.heldout_silhouette_std, n, 3)} "
                      f"| {_fmt(r.heldout_gain, r.heldout_gain_std, n, 3)} "
                      f"| {_fmt(r.sts_spearman, r.sts_spearman_std, n, 2)} | {_fmt(r.sts_loss, r.sts_loss_std, n, 2)} "
-                     f"| {fb} |")
+                     f"| {'—' if r.variant == 'base' else f'{r.base_cos_median:.6f}'} | {fb} |")
     lines += ["", f"Data: {meta['split']}.", ""]
     return "\n".join(lines)
 
