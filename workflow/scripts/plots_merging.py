@@ -20,7 +20,7 @@ with job(snakemake) as log:
         base, labels = load_eval_embeddings(snakemake.input.base)
         seed, _ = load_eval_embeddings(snakemake.input.seed)
         best = best_merge(summary)
-        log.info("best merge (largest task gain − STS loss/100, mean over seeds): %s", best)
+        log.info("best merge (largest silhouette gains − STS loss/100, mean over seeds): %s", best)
         panels = [(base["base"], labels, "base"), (seed["final"], labels, "final (LoRA merged), first seed"),
                   (seed[best], labels, f"best merge: {best}, first seed")]
         plot_tsne_panels(panels, snakemake.output[0], title=f"{model} on the evaluation set",
