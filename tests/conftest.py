@@ -74,6 +74,18 @@ def tiny_run(tmp_path_factory, tiny_config):
     return wd, proc
 
 
+def run_shared_data_config(wd: Path, config: str, models: dict[str, Path]) -> Path:
+    """Run the tiny ``tests/configs/{config}`` in ``wd`` with SHARED replaced by ``../shared/data`` and the given
+    prepared models copied into ``resources/models/`` (skips when the shared data is not there)."""
+    if not (SHARED / "stsb").is_dir():
+        pytest.skip(f"{SHARED} is not there")
+    (wd / "config.yaml").write_text((ROOT / "tests/configs" / config).read_text().replace("SHARED", str(SHARED)))
+    for name, folder in models.items():
+        shutil.copytree(folder, wd / "resources/models" / name)
+    snakemake(wd, configfile=wd / "config.yaml")
+    return wd
+
+
 def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: int, max_delay: float) -> dict:
     """Fault injection: :func:`kill_at_random_point` on ``target`` (delay uniform in [0.5 s, ``max_delay``],
     seeded), then finish the job with :func:`unlock_and_rerun` (a SIGKILLed Snakemake cannot remove its lock).

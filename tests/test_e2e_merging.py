@@ -1,13 +1,12 @@
 """End-to-end run of the LoRA → soup vs SLERP study on the tiny config with the real MiniLM and real STS-B pairs."""
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, SHARED, snakemake
+from conftest import run_shared_data_config, snakemake
 from repgeom.artifacts import read_json
 from repgeom.embeddings import load_runtime
 from repgeom.merging import load_eval_embeddings, load_training_data
@@ -20,14 +19,8 @@ VARIANTS = ["final", "soup", "linear_0.5", "slerp_0.5", "tv_slerp_ckpt", "tv_lin
 
 @pytest.fixture(scope="module")
 def merging_run(tmp_path_factory, prepared_minilm):
-    if not (SHARED / "stsb").is_dir():
-        pytest.skip(f"{SHARED} is not there")
-    wd = tmp_path_factory.mktemp("merging_run")
-    cfg = (ROOT / "tests/configs/tiny_merging.yaml").read_text().replace("SHARED", str(SHARED))
-    (wd / "config.yaml").write_text(cfg)
-    shutil.copytree(prepared_minilm, wd / "resources/models/minilm")
-    snakemake(wd, configfile=wd / "config.yaml")
-    return wd
+    return run_shared_data_config(tmp_path_factory.mktemp("merging_run"), "tiny_merging.yaml",
+                                  {"minilm": prepared_minilm})
 
 
 def test_data_split_is_disjoint_from_the_evaluation_windows(merging_run):

@@ -1,13 +1,12 @@
 """End-to-end run of the FREEZE study on a slice of the real STS-B, GenericsKB and SNLI with SmolLM2."""
 import io
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, SHARED, snakemake
+from conftest import run_shared_data_config, snakemake
 from repgeom.activations import iter_layers
 from repgeom.artifacts import read_json, texts_sha256
 from repgeom.corpora import corpus_sentences, load_corpus
@@ -19,14 +18,7 @@ VARIANTS = ["best_layer", "mlp", "siamese", "ae_mse", "ae_logvar", "snli", "mlp_
 
 @pytest.fixture(scope="module")
 def sts_run(tmp_path_factory, prepared_smollm2):
-    if not (SHARED / "stsb").is_dir():
-        pytest.skip(f"{SHARED} is not there")
-    wd = tmp_path_factory.mktemp("sts_run")
-    cfg = (ROOT / "tests/configs/tiny_sts.yaml").read_text().replace("SHARED", str(SHARED))
-    (wd / "config.yaml").write_text(cfg)
-    shutil.copytree(prepared_smollm2, wd / "resources/models/smollm2")
-    snakemake(wd, configfile=wd / "config.yaml")
-    return wd
+    return run_shared_data_config(tmp_path_factory.mktemp("sts_run"), "tiny_sts.yaml", {"smollm2": prepared_smollm2})
 
 
 def test_corpora_and_sentence_shards(sts_run):

@@ -16,14 +16,16 @@ def test_lint_is_clean(tmp_path):
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("cfg,models,sts_jobs", [("config/config.yaml", 4, 14), ("config/paper.yaml", 14, 28)])
-def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs):
+@pytest.mark.parametrize("cfg,models,sts_jobs,seeds", [("config/config.yaml", 4, 14, 3), ("config/paper.yaml", 14, 28, 5)])
+def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs, seeds):
     proc = snakemake(tmp_path, "--dry-run", configfile=ROOT / cfg)
     out = proc.stdout + proc.stderr
     assert re.search(rf"^embeddings\s+{models}$", out, re.M), out[-3000:]
     assert re.search(rf"^plots_tsne\s+{models}$", out, re.M)
     # the STS study: 7 variants x 2 poolings per probed model, then one table job
     assert re.search(rf"^sts_variant\s+{sts_jobs}$", out, re.M) and re.search(r"^sts_tables\s+1$", out, re.M)
+    # the merging study: one training and one variants job per seed, scores for each seed and the base
+    assert re.search(rf"^merging_train\s+{seeds}$", out, re.M) and re.search(rf"^merging_scores\s+{seeds + 1}$", out, re.M)
 
 
 def test_two_runs_in_one_directory_are_refused_by_the_lock(tmp_path):
@@ -160,4 +162,5 @@ def test_profiles_parse_and_keep_forbidden_flags_out_of_slurm_extra():
     rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")),
                            re.M))
     gpu_rules = {r for r, res in slurm["set-resources"].items() if res.get("gpu")}
-    assert gpu_rules == {"embeddings", "activations", "sts_autoencoders", "sts_variant"} and gpu_rules <= rules
+    assert gpu_rules == {"embeddings", "activations", "sts_autoencoders", "sts_variant", "merging_train",
+                         "merging_scores"} and gpu_rules <= rules
