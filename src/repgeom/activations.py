@@ -67,7 +67,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .artifacts import (ArtifactError, _attr_value, _decode_attr, _fsync_dir, _json_default, atomic_path,
+from .artifacts import (ArtifactError, attr_value, decode_attr, fsync_dir, json_default, atomic_path,
                         check_expected, h5_attrs, library_versions, now_iso, sha256_file, texts_sha256)
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def load_decoder(model_dir: str | os.PathLike, *, dtype: str = "float32", device
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from .embeddings import pick_device
+    from .devices import pick_device
 
     if dtype not in COMPUTE_DTYPES + ("auto",):
         raise ValueError(f"dtype: {dtype!r} is not one of {', '.join(COMPUTE_DTYPES)} or 'auto'")
@@ -569,15 +569,15 @@ def extract(texts: Sequence[str], ids: Sequence[str], model_dir: str | os.PathLi
                      "encode_seconds": round(t_enc, 3), "texts_per_second": round(N / max(t_enc, 1e-9), 2),
                      "load_seconds": round(t_load, 2), "created": now_iso()}
             for k, v in attrs.items():
-                f.attrs[k] = _attr_value(v)
-            f.attrs["provenance"] = json.dumps(attrs, sort_keys=True, default=_json_default)
+                f.attrs[k] = attr_value(v)
+            f.attrs["provenance"] = json.dumps(attrs, sort_keys=True, default=json_default)
             f.attrs["complete"] = True
             f.close()
         for key, (final, tmp) in tmps.items():  # verify what is on disk before anything gets its final name
             check_shard(tmp, {k: base_attrs[k] for k in ("model_fingerprint", "texts_sha256", "ids_sha256", "n",
                                                          "d", "run_id")}, verify=True, _label=final)
     for d_ in {shard_path(outdir, 0, p).parent for p in positions}:
-        _fsync_dir(d_)
+        fsync_dir(d_)
     secs = time.time() - t0
     summary = {"model": model, "n": N, "n_layers_total": n_blocks, "layers": sel, "positions": list(positions),
                "d": d, "n_truncated": n_trunc, "device": info["device"], "dtype": dtype,
@@ -616,13 +616,13 @@ def _open(path: Path):
 def _shard_attrs(f) -> dict:
     """The attributes, from the one ``provenance`` JSON attribute where present (one read instead of ~35)."""
     try:
-        attrs = json.loads(_decode_attr(f.attrs["provenance"]))
+        attrs = json.loads(decode_attr(f.attrs["provenance"]))
     except KeyError:
         return h5_attrs(f)
     except ValueError:
         raise ArtifactError("the 'provenance' attribute is not valid JSON (corrupt?)") from None
     try:
-        attrs["complete"] = bool(_decode_attr(f.attrs["complete"]))
+        attrs["complete"] = bool(decode_attr(f.attrs["complete"]))
     except KeyError:
         attrs["complete"] = False
     return attrs

@@ -19,14 +19,18 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(RuntimeError):
@@ -100,7 +104,7 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
         yield tmp_path
         _fsync(tmp_path)
         os.replace(tmp_path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -121,12 +125,51 @@ def _remove_stale_temporaries(final: Path, suffix: str) -> None:
                     p.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a dot-named staging folder ``.{name}.tmp-XXXXXXXX`` beside ``final``; it replaces ``final`` only
+    when the block succeeds, and is removed when it fails.
+
+    A killed job cannot remove its stage: the stages (and their ``.work`` siblings, scratch space a caller may
+    keep beside its stage) that earlier runs for the same name left are removed first. Only exact matches of
+    :func:`tempfile.mkdtemp`'s pattern for this name are touched, so another artifact's stages (even one named
+    ``{name}.tmp-x``) survive; safe because one output folder is made by one job at a time.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for p in remove_stale_stages(final):
+        log.info("removed %s, left by an interrupted job", p)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield stage
+        os.chmod(stage, 0o755)  # mkdtemp made it private
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(stage, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def remove_stale_stages(final: Path) -> list[Path]:
+    """Remove the ``.{final.name}.tmp-XXXXXXXX`` folders (and ``.work`` siblings) beside ``final``; returns them."""
+    pat = re.compile(rf"\.{re.escape(final.name)}\.tmp-[a-z0-9_]{{8}}(\.work)?")
+    gone = []
+    if final.parent.is_dir():
+        for p in final.parent.iterdir():
+            if pat.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p)
+    return gone
+
+
 def _fsync(path: Path) -> None:
     with contextlib.suppress(OSError), open(path, "rb") as fh:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -141,10 +184,10 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):
@@ -173,16 +216,16 @@ def _h5():
     return h5py
 
 
-def _attr_value(v: Any) -> Any:
+def attr_value(v: Any) -> Any:
     """Turn a Python value into something HDF5 stores as an attribute."""
     if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, sort_keys=True, default=_json_default)
+        return json.dumps(v, sort_keys=True, default=json_default)
     if v is None:
         return "null"
     return v
 
 
-def _decode_attr(v: Any) -> Any:
+def decode_attr(v: Any) -> Any:
     if isinstance(v, bytes):
         v = v.decode("utf-8")
     if isinstance(v, np.generic):
@@ -215,7 +258,7 @@ def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: M
                 else:
                     f.create_dataset(name, data=arr)
             for k, v in attrs.items():
-                f.attrs[k] = _attr_value(v)
+                f.attrs[k] = attr_value(v)
         # verify what is on disk before it gets its final name
         with h5py.File(tmp, "r", locking=False) as f:
             _verify_checksums(f, tmp)
@@ -228,7 +271,7 @@ def _verify_checksums(f, path) -> None:
             if name not in f:
                 raise ArtifactError(f"{path}: dataset {name!r} named by its checksum is missing")
             got = array_sha256(f[name][()])
-            if got != _decode_attr(f.attrs[key]):
+            if got != decode_attr(f.attrs[key]):
                 raise ArtifactError(f"{path}: dataset {name!r} does not match its stored checksum "
                                     "(the file is corrupt); delete it and rerun the workflow")
 
@@ -236,7 +279,7 @@ def _verify_checksums(f, path) -> None:
 def h5_attrs(f) -> dict[str, Any]:
     out = {}
     for k, v in f.attrs.items():
-        v = _decode_attr(v)
+        v = decode_attr(v)
         if isinstance(v, str) and v[:1] in "[{" :
             with contextlib.suppress(ValueError):
                 v = json.loads(v)

