@@ -628,7 +628,8 @@ def score_variants(folders: Sequence[tuple[dict, Path]], *, data_path, eval_path
     from .embeddings import load_runtime
     from .metrics import cluster_metrics
     from .sequences import load_dataset
-    from .sts import correlations, stsb_pairs
+    from .corpora import stsb_pairs
+    from .metrics import correlations
 
     eval_meta, eval_records = load_dataset(eval_path)
     dmeta, drecords = load_training_data(data_path)

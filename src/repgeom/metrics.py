@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -291,3 +291,21 @@ def layers_markdown(df) -> str:
                     "DBI (best)": b["dbi_true"], "DBI (last)": last["dbi_true"],
                     "ARI (best)": b["ari"], "ARI (last)": last["ari"]})
     return pd.DataFrame(out).to_markdown(index=False, floatfmt=".3f")
+
+
+# ------------------------------------------------------------------ similarity scores
+def correlations(pred: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
+    """Pearson and Spearman ×100 (NaN when the prediction is constant)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    pred, gold = np.asarray(pred, dtype=np.float64), np.asarray(gold, dtype=np.float64)
+    if not np.isfinite(pred).all():
+        raise ValueError("predictions hold NaN/inf")
+    if np.ptp(pred) == 0:
+        return float("nan"), float("nan")
+    return float(pearsonr(pred, gold)[0] * 100), float(spearmanr(pred, gold)[0] * 100)
+
+
+def best_result(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The result with the best mean dev Pearson (never chosen on test)."""
+    return max(results, key=lambda r: (np.nan_to_num(r["summary"]["dev_pearson"], nan=-np.inf)))

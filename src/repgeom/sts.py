@@ -48,14 +48,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .artifacts import ArtifactError, atomic_path, now_iso, read_json, texts_sha256, write_text
-from .corpora import corpus_sentences, load_corpus, sentence_id
+from .corpora import corpus_sentences, load_corpus, sentence_id, snli_pairs, stsb_pairs
+from .metrics import best_result, correlations
 
 log = logging.getLogger(__name__)
 
 HEADS = ("best_layer", "mlp", "siamese")
 PRETRAIN = ("none", "autoencoder", "snli")
 LOSSES = ("mse", "logvar")
-SNLI_TARGET = {"entailment": 1.0, "neutral": 0.5, "contradiction": 0.0}
 
 #: the paper's gpt2-medium results on the STS-B test split (Pearson, Spearman, ×100), by the variant
 #: names of the default config
@@ -72,33 +72,6 @@ class STSError(ValueError):
 
 
 # ------------------------------------------------------------------ data
-def stsb_pairs(corpus_path, splits: Sequence[str] = ("train", "dev", "test")) -> dict[str, dict]:
-    """``{split: {"id", "s1", "s2", "id1", "id2", "y" (score / 5)}}`` from a normalised STS-B corpus."""
-    meta, data = load_corpus(corpus_path)
-    if meta.get("type") != "stsb":
-        raise STSError(f"{corpus_path}: corpus type {meta.get('type')!r}, expected 'stsb'")
-    out = {}
-    for split in splits:
-        if split not in data or not data[split]:
-            raise STSError(f"{corpus_path}: no {split!r} split (has {', '.join(data) or 'none'})")
-        rows = data[split]
-        out[split] = {"id": [r["id"] for r in rows], "s1": [r["sentence1"] for r in rows],
-                      "s2": [r["sentence2"] for r in rows],
-                      "id1": [sentence_id(r["sentence1"]) for r in rows],
-                      "id2": [sentence_id(r["sentence2"]) for r in rows],
-                      "y": np.array([r["score"] / 5.0 for r in rows], dtype=np.float32)}
-    return out
-
-
-def snli_pairs(corpus_path) -> dict:
-    meta, data = load_corpus(corpus_path)
-    rows = [r for split in sorted(data) for r in data[split]]
-    if not rows:
-        raise STSError(f"{corpus_path}: no SNLI pairs")
-    return {"id1": [sentence_id(r["sentence1"]) for r in rows], "id2": [sentence_id(r["sentence2"]) for r in rows],
-            "y": np.array([SNLI_TARGET[r["label"]] for r in rows], dtype=np.float32)}
-
-
 def load_latents(shard_dir, position: str = "last", layers: Iterable[int] | None = None,
                  expect: Mapping[str, Any] | None = None) -> tuple[list[int], dict[str, int], np.ndarray]:
     """``(layers, row_of_id, X (n_layers, N, d) float32)`` from one extraction's shards (checksums verified)."""
@@ -132,18 +105,6 @@ def rows_for(row_of_id: Mapping[str, int], ids: Sequence[str], what: str) -> np.
 
 
 # ------------------------------------------------------------------ scoring
-def correlations(pred: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
-    """Pearson and Spearman ×100 (NaN when the prediction is constant)."""
-    from scipy.stats import pearsonr, spearmanr
-
-    pred, gold = np.asarray(pred, dtype=np.float64), np.asarray(gold, dtype=np.float64)
-    if not np.isfinite(pred).all():
-        raise STSError("predictions hold NaN/inf")
-    if np.ptp(pred) == 0:
-        return float("nan"), float("nan")
-    return float(pearsonr(pred, gold)[0] * 100), float(spearmanr(pred, gold)[0] * 100)
-
-
 def pair_cosines(X: np.ndarray, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
     """Cosine of each pair at each layer: ``(n_pairs, n_layers)``. ``X`` is (n_layers, N, d)."""
     a, b = X[:, r1], X[:, r2]
@@ -671,11 +632,6 @@ def progression_markdown(df) -> str:
                      f"{_pm(r['test_spearman'], r['test_spearman_std'], r['n_seeds'])} | {r['dev_pearson']:.2f} | "
                      f"{r['n_seeds'] or '—'} | {paper} |")
     return "\n".join(lines) + "\n"
-
-
-def best_result(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The result with the best mean dev Pearson (never chosen on test)."""
-    return max(results, key=lambda r: (np.nan_to_num(r["summary"]["dev_pearson"], nan=-np.inf)))
 
 
 def worst_errors(result: Mapping[str, Any], corpus_path, k: int = 20):
