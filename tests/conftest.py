@@ -136,11 +136,12 @@ def kill_at_random_point(workdir: Path, target: str, configfile: Path, seed: int
 
 def unlock_and_rerun(workdir: Path, *targets: str, configfile: Path) -> subprocess.CompletedProcess:
     """The documented recovery after a killed Snakemake: ``--unlock`` (a SIGKILLed run cannot remove its lock, and
-    a later run touching the same files refuses to start: "Directory cannot be locked"), then the run again with
-    ``--rerun-incomplete`` (an output the killed job had created, e.g. a ``directory()`` holding only temporaries,
-    is marked incomplete and Snakemake otherwise refuses to run: "The files below seem to be incomplete")."""
+    a later run touching the same files refuses to start: "Directory cannot be locked"), then the plain run again:
+    an output the killed job had created (e.g. a ``directory()`` holding only temporaries) is marked incomplete,
+    and the workflow's own ``profiles/default`` (loaded by Snakemake by itself) sets ``rerun-incomplete``, without
+    which Snakemake refuses to run ("The files below seem to be incomplete")."""
     snakemake(workdir, "--unlock", configfile=configfile)
-    return snakemake(workdir, "--rerun-incomplete", *targets, configfile=configfile)
+    return snakemake(workdir, *targets, configfile=configfile)
 
 
 def job_seconds(log: Path) -> float:

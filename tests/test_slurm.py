@@ -25,7 +25,7 @@ def _cluster_up() -> bool:
 if not _cluster_up():
     pytest.skip("no SLURM cluster is up (start one with .ci/slurm/up.sh)", allow_module_level=True)
 
-PROFILE = ROOT / "workflow/profiles/slurm"
+PROFILE = ROOT / "profiles/slurm"
 
 
 def _config(tmp_path, **resources):
