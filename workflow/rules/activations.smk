@@ -9,7 +9,7 @@ rule activations:
     benchmark:
         "results/benchmarks/activations/{model}/{dataset}.tsv"
     params:
-        code=get_code_version("activations", "sequences", "corpora", "models"),
+        code=get_code_version("activations"),
         act=get_activation_params,
     threads: 2
     resources:

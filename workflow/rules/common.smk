@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repgeom import config as rgconfig  # noqa: E402
+from repgeom.codeversion import code_version  # noqa: E402
 
 try:
     rgconfig.validate_config(config)
@@ -168,15 +169,12 @@ def get_model_resource(name, default_key):
     return _get
 
 
-def get_code_version(*modules):
-    """sha256 of the library modules behind a job, given as a params entry so that editing the library
-    (not only the wrapper script, which Snakemake tracks itself) reruns the affected jobs."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for mod in ("artifacts", *modules):
-        h.update((Path(workflow.basedir) / "src" / "repgeom" / f"{mod}.py").read_bytes())
-    return h.hexdigest()[:16]
+def get_code_version(script):
+    """Hash of the library code that ``workflow/scripts/{script}.py`` imports, transitively (found by walking its
+    imports), given as a params entry so that editing the library (not only the wrapper, which Snakemake tracks
+    itself) reruns exactly the jobs that run the edited code."""
+    return code_version(Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py",
+                        Path(workflow.basedir) / "src")
 
 
 def get_resource(name):

@@ -9,7 +9,7 @@ rule embeddings:
     benchmark:
         "results/benchmarks/embeddings/{dataset}/{model}.tsv"
     params:
-        code=get_code_version("embeddings", "models", "sequences"),
+        code=get_code_version("embeddings"),
         embed=get_embed_params,
     threads: 2
     resources:

@@ -13,7 +13,7 @@ rule merging_data:
     log:
         "logs/merging/data.log",
     params:
-        code=get_code_version("merging", "sequences"),
+        code=get_code_version("merging_data"),
         data=get_merging_data_params,
     conda:
         "../../envs/analysis.yaml"
@@ -32,7 +32,7 @@ rule merging_train:
     benchmark:
         "results/benchmarks/merging/{model}/seed_{seed}/train.tsv"
     params:
-        code=get_code_version("merging", "models"),
+        code=get_code_version("merging_train"),
         train=get_merging_train_params,
     threads: 2
     resources:
@@ -55,7 +55,7 @@ rule merging_variants:
     benchmark:
         "results/benchmarks/merging/{model}/seed_{seed}/variants.tsv"
     params:
-        code=get_code_version("merging", "models"),
+        code=get_code_version("merging_variants"),
         variants=get_merging_variants_params,
     threads: 2
     resources:
@@ -78,7 +78,7 @@ rule merging_scores:
     benchmark:
         "results/benchmarks/merging/{model}/{run}/scores.tsv"
     params:
-        code=get_code_version("merging", "embeddings", "metrics", "sts", "sequences"),
+        code=get_code_version("merging_scores"),
         scores=get_merging_scores_params,
     threads: 2
     resources:
@@ -106,7 +106,7 @@ rule merging_summary:
     log:
         "logs/merging/{model}/summary.log",
     params:
-        code=get_code_version("merging"),
+        code=get_code_version("merging_summary"),
         effects=get_merging_effects,
     conda:
         "../../envs/analysis.yaml"

@@ -15,7 +15,7 @@ rule metrics:
     benchmark:
         "results/benchmarks/metrics/{dataset}/{model}.tsv"
     params:
-        code=get_code_version("metrics", "sequences"),
+        code=get_code_version("metrics"),
         metrics=get_metric_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
@@ -41,7 +41,7 @@ rule metrics_summary:
     log:
         "logs/metrics/{dataset}/summary.log",
     params:
-        code=get_code_version("metrics"),
+        code=get_code_version("metrics_summary"),
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -59,7 +59,7 @@ rule layer_metrics:
     benchmark:
         "results/benchmarks/metrics/{dataset}/layers/{model}.tsv"
     params:
-        code=get_code_version("metrics", "sequences", "activations"),
+        code=get_code_version("layer_metrics"),
         metrics=get_layer_metric_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
@@ -85,7 +85,7 @@ rule layer_metrics_summary:
     log:
         "logs/metrics/{dataset}/layers.log",
     params:
-        code=get_code_version("metrics"),
+        code=get_code_version("layer_metrics_summary"),
     conda:
         "../../envs/analysis.yaml"
     script:

@@ -19,7 +19,7 @@ rule plots_tsne:
     log:
         "logs/plots/{dataset}/tsne/{model}.log",
     params:
-        code=get_code_version("plots"),
+        code=get_code_version("plots_tsne"),
         plots=get_plot_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
@@ -44,7 +44,7 @@ rule plots_bars:
     log:
         "logs/plots/{dataset}/bars.log",
     params:
-        code=get_code_version("plots"),
+        code=get_code_version("plots_bars"),
         plots=get_plot_params,
     conda:
         "../../envs/analysis.yaml"
@@ -66,7 +66,7 @@ rule plots_layers:
     log:
         "logs/plots/{dataset}/layers.log",
     params:
-        code=get_code_version("plots"),
+        code=get_code_version("plots_layers"),
         plots=get_plot_params,
     conda:
         "../../envs/analysis.yaml"
@@ -90,7 +90,7 @@ rule plots_layer_tsne:
     log:
         "logs/plots/{dataset}/layers_tsne/{model}.log",
     params:
-        code=get_code_version("plots", "metrics", "activations", "sequences"),
+        code=get_code_version("plots_layer_tsne"),
         plots=get_plot_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
@@ -117,7 +117,7 @@ rule plots_sts:
     wildcard_constraints:
         figure="layer_correlation|ae_loss|scatter",
     params:
-        code=get_code_version("plots", "sts"),
+        code=get_code_version("plots_sts"),
         plots=get_plot_params,
     conda:
         "../../envs/analysis.yaml"
@@ -143,7 +143,7 @@ rule plots_merging:
     wildcard_constraints:
         figure="tradeoff|tsne",
     params:
-        code=get_code_version("plots", "merging"),
+        code=get_code_version("plots_merging"),
         plots=get_plot_params,
     resources:
         mem_mb=get_resource("cpu_mem_mb"),

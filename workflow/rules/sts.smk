@@ -16,7 +16,7 @@ rule sts_autoencoders:
     benchmark:
         "results/benchmarks/sts/{model}/{position}/autoencoders_{ae_loss}.tsv"
     params:
-        code=get_code_version("sts", "corpora"),
+        code=get_code_version("sts_autoencoders"),
         sts=get_sts_ae_params,
     threads: 2
     resources:
@@ -39,7 +39,7 @@ rule sts_variant:
     benchmark:
         "results/benchmarks/sts/{model}/{position}/{variant}.tsv"
     params:
-        code=get_code_version("sts", "corpora"),
+        code=get_code_version("sts_variant"),
         sts=get_sts_variant_params,
     threads: 2
     resources:
@@ -66,7 +66,7 @@ rule sts_tables:
     log:
         "logs/sts/tables.log",
     params:
-        code=get_code_version("sts", "corpora"),
+        code=get_code_version("sts_tables"),
         order=STS_VARIANTS,
         k=config["sts"]["worst_errors"],
     conda:
