@@ -45,3 +45,24 @@ rule all:
     input:
         get_final_output(),
     default_target: True
+
+
+# one study by name: snakemake --cores all numbers | layers | sts | merging
+rule numbers:
+    input:
+        get_study_output("numbers"),
+
+
+rule layers:
+    input:
+        get_study_output("layers"),
+
+
+rule sts:
+    input:
+        get_study_output("sts"),
+
+
+rule merging:
+    input:
+        get_study_output("merging"),

@@ -115,18 +115,20 @@ def _message(err) -> str:
 
 
 def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str]:
-    if families is None:
-        from .sequences import FAMILIES
+    from .registry import Registry
 
-        families = FAMILIES.keys()
-    families = set(families)
+    if families is None:
+        from .sequences import FAMILIES as known
+    else:
+        known = Registry("family")
+        for f in families:
+            known.register(f, f)
     problems = []
     seqs = config.get("sequences", {})
     for ds, spec in seqs.items():
         for fam in spec.get("families", []):
-            if fam not in families:
-                problems.append(f"config key 'sequences.{ds}.families' = {fam!r}: unknown family "
-                                f"(known: {', '.join(sorted(families))})")
+            if fam not in known:
+                problems.append(f"config key {known.unknown(fam, f'sequences.{ds}.families')}")
         for fam in spec.get("family_offsets", {}):
             if fam not in spec.get("families", []):
                 problems.append(f"config key 'sequences.{ds}.family_offsets.{fam}': "

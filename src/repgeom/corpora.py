@@ -178,29 +178,43 @@ def fetch_first(sources, work: Path, kind: str) -> tuple[Path, dict]:
     raise DataError("no source worked:\n    " + "\n    ".join(errors) if len(errors) > 1 else errors[0])
 
 
+#: where a corpus comes from: source type → fetch(source, work, kind) → a local folder or file holding it
+SOURCES: Registry[Callable[[dict, Path, str | None], Path]] = Registry("corpus source type")
+
+
 def fetch(source: dict, work: Path, kind: str | None = None) -> Path:
     """Return a local folder or file holding the corpus."""
     work.mkdir(parents=True, exist_ok=True)
-    if source["type"] == "hf":
-        return fetch_hf(source, work, kind)
-    if source["type"] == "local":
-        p = Path(source["path"]).expanduser()
-        if not p.exists():
-            raise DataError(f"local path {str(p)!r} does not exist")
-        return p
-    if source["type"] == "url":
-        name = source["url"].rstrip("/").rsplit("/", 1)[-1] or "download"
-        got = _download(source["url"], work / name, source.get("sha256"))
-        if tarfile.is_tarfile(got):
-            with tarfile.open(got) as tf:
-                tf.extractall(work / "unpacked", filter="data")
-            return work / "unpacked"
-        if zipfile.is_zipfile(got):
-            with zipfile.ZipFile(got) as zf:
-                zf.extractall(work / "unpacked")
-            return work / "unpacked"
-        return got
-    raise DataError(f"unknown source type {source['type']!r}")
+    try:
+        fetcher = SOURCES.get_or_raise(source["type"], "source.type")
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    return fetcher(source, work, kind)
+
+
+@SOURCES.register("local")
+def fetch_local(source: dict, work: Path, kind: str | None) -> Path:
+    """A folder or file the user already has."""
+    p = Path(source["path"]).expanduser()
+    if not p.exists():
+        raise DataError(f"local path {str(p)!r} does not exist")
+    return p
+
+
+@SOURCES.register("url")
+def fetch_url(source: dict, work: Path, kind: str | None) -> Path:
+    """Download (checking the sha256 when given) and unpack a tar or zip archive."""
+    name = source["url"].rstrip("/").rsplit("/", 1)[-1] or "download"
+    got = _download(source["url"], work / name, source.get("sha256"))
+    if tarfile.is_tarfile(got):
+        with tarfile.open(got) as tf:
+            tf.extractall(work / "unpacked", filter="data")
+        return work / "unpacked"
+    if zipfile.is_zipfile(got):
+        with zipfile.ZipFile(got) as zf:
+            zf.extractall(work / "unpacked")
+        return work / "unpacked"
+    return got
 
 
 #: how a Hugging Face dataset's rows become the files the parsers read: split names, and a writer per kind
@@ -210,6 +224,7 @@ HF_SPLITS = {"stsb": {"train": "train", "validation": "dev", "test": "test"},
 HF_SNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 
 
+@SOURCES.register("hf")
 def fetch_hf(source: dict, work: Path, kind: str | None) -> Path:
     """Load a dataset with the Hugging Face ``datasets`` library and write it in the canonical file format of
     ``kind`` (STS-B tab-separated rows with 0–5 scores, a GenericsKB TSV with a ``generic_sentence`` header, SNLI

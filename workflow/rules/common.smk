@@ -36,24 +36,40 @@ def alternation(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
+#: the studies a run can be asked for by name (`snakemake --cores all sts`); `all` is every one the config enables
+STUDIES = ("numbers", "layers", "sts", "merging")
+
+
+def get_study_output(study):
+    """What one study of the current config produces: its tables, figures and reports' inputs."""
+    out = []
+    if study == "numbers":
+        for ds in SEQ_DATASETS:
+            out += [f"results/metrics/{ds}/summary.tsv", f"results/metrics/{ds}/summary.md",
+                    f"results/plots/{ds}/bars.png"]
+            out += [f"results/plots/{ds}/tsne/{m}.png" for m in MODELS]
+    elif study == "layers":
+        for ds in ACT_DATASETS if ACT_MODELS else []:
+            out += [f"results/metrics/{ds}/layers.tsv", f"results/plots/{ds}/layers.png"]
+            out += [f"results/plots/{ds}/layers_tsne/{m}.png" for m in ACT_MODELS]
+    elif study == "sts":
+        if STS_MODELS:
+            out += [f"results/sts/{name}" for name in STS_TABLES]
+            out += [f"results/plots/sts/{name}.png" for name in get_sts_figures()]
+    elif study == "merging":
+        for m in MERGING_MODELS:
+            out += [f"results/merging/{m}/{name}" for name in ("summary.md", "verdict.md")]
+            out += [f"results/plots/merging/{m}/{fig}.png" for fig in ("tradeoff", "tsne")]
+    else:
+        raise ValueError(f"unknown study {study!r} (known: {', '.join(STUDIES)})")
+    return out
+
+
 def get_final_output():
-    """Everything a run of the current config should produce."""
+    """Everything a run of the current config should produce: every corpus and every enabled study."""
     out = [f"resources/data/{c}.json" for c in config["data"]]
-    for ds in SEQ_DATASETS:
-        out.append(f"results/metrics/{ds}/summary.tsv")
-        out.append(f"results/metrics/{ds}/summary.md")
-        out.append(f"results/plots/{ds}/bars.png")
-        out += [f"results/plots/{ds}/tsne/{m}.png" for m in MODELS]
-    for ds in ACT_DATASETS if ACT_MODELS else []:
-        out.append(f"results/metrics/{ds}/layers.tsv")
-        out.append(f"results/plots/{ds}/layers.png")
-        out += [f"results/plots/{ds}/layers_tsne/{m}.png" for m in ACT_MODELS]
-    if STS_MODELS:
-        out += [f"results/sts/{name}" for name in STS_TABLES]
-        out += [f"results/plots/sts/{name}.png" for name in get_sts_figures()]
-    for m in MERGING_MODELS:
-        out += [f"results/merging/{m}/{name}" for name in ("summary.md", "verdict.md")]
-        out += [f"results/plots/merging/{m}/{fig}.png" for fig in ("tradeoff", "tsne")]
+    for study in STUDIES:
+        out += get_study_output(study)
     return out
 
 

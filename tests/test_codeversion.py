@@ -1,0 +1,65 @@
+"""Code versions: each rule hashes exactly the library modules its wrapper script imports, transitively."""
+import re
+import textwrap
+
+from conftest import ROOT
+from repgeom.codeversion import code_version, library_modules
+
+SRC = ROOT / "src"
+SCRIPTS = ROOT / "workflow" / "scripts"
+
+
+def _mods(script):
+    return {str(p.relative_to(SRC / "repgeom")) for p in library_modules(SCRIPTS / f"{script}.py", SRC)}
+
+
+def test_every_rule_hashes_the_script_it_runs():
+    text = "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
+    rules = re.split(r"(?m)^rule ", text)[1:]
+    with_script = 0
+    for body in rules:
+        name = body.split(":", 1)[0]
+        script = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', body)
+        if script:
+            with_script += 1
+            assert f'get_code_version("{script.group(1)}")' in body, name
+    assert with_script >= 20
+
+
+def test_modules_follow_what_the_wrappers_really_import():
+    """The drift the hand-kept lists had: STS jobs read shards through activations, merging scores use models
+    and corpora, every model-running job picks its device through devices."""
+    for script in ("sts_variant", "sts_autoencoders"):
+        m = _mods(script)
+        assert any(p.startswith("activations") for p in m) and any(p.startswith("sts") for p in m), m
+    m = _mods("merging_scores")
+    assert {"models.py", "corpora.py", "devices.py"} <= m and any(p.startswith("merging") for p in m), m
+    for script in ("merging_train", "activations", "embeddings"):
+        assert "devices.py" in _mods(script), script
+    assert "__init__.py" in _mods("sequences") and "artifacts.py" in _mods("sequences")
+    assert not any(p.startswith(("sts", "merging")) for p in _mods("sequences"))
+
+
+def test_relative_lazy_and_parent_package_imports(tmp_path):
+    pkg = tmp_path / "src" / "repgeom"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "a.py": "from .b import x\n",
+        "b.py": "x = 1\ndef f():\n    from .sub import deep  # lazy\n",
+        "c.py": "y = 2\n",  # imported by nobody
+        "sub/__init__.py": "",
+        "sub/deep.py": "from ..d import z\n",
+        "d.py": "z = 3\n",
+    }
+    for name, body in files.items():
+        (pkg / name).write_text(textwrap.dedent(body))
+    script = tmp_path / "wrapper.py"
+    script.write_text("import sys\nfrom repgeom.a import x\n")
+    got = {str(p.relative_to(pkg)) for p in library_modules(script, tmp_path / "src")}
+    assert got == {"__init__.py", "a.py", "b.py", "sub/__init__.py", "sub/deep.py", "d.py"}
+    v0 = code_version(script, tmp_path / "src")
+    (pkg / "c.py").write_text("y = 3\n")
+    assert code_version(script, tmp_path / "src") == v0  # not imported: no rerun
+    (pkg / "d.py").write_text("z = 4\n")
+    assert code_version(script, tmp_path / "src") != v0  # reached through a lazy import in a subpackage
