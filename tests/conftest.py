@@ -15,9 +15,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-              timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the real workflow on ``workdir`` with a given config."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+              timeout: int = 900, tree: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run the real workflow (of ``tree``: this checkout, or a scratch copy of it) on ``workdir``."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "Snakefile"), "--directory", str(workdir),
            "--cores", "2"]
     cmd += list(args)
     if configfile:  # last: --configfile takes several values and would swallow a target after it
@@ -151,3 +151,68 @@ def job_seconds(log: Path) -> float:
     m = re.search(r"finished in ([0-9.]+) s", log.read_text())
     assert m, f"{log} has no 'finished in' line"
     return float(m.group(1))
+
+
+# ------------------------------------------------------------------ code changes and what they rerun
+def scratch_tree(dest: Path) -> Path:
+    """A copy of the workflow and its library (Snakefile, workflow/, src/, profiles/, config/) to edit freely."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
+    for d in ("workflow", "src", "profiles", "config"):
+        shutil.copytree(ROOT / d, dest / d, ignore=ignore)
+    return dest
+
+
+def rule_scripts(tree: Path = ROOT) -> dict[str, str]:
+    """Rule name → the wrapper script (stem) it runs, read from the rules files."""
+    import re
+
+    text = "".join(p.read_text() for p in sorted((tree / "workflow/rules").glob("*.smk")))
+    out = {}
+    for body in re.split(r"(?m)^rule ", text)[1:]:
+        m = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', body)
+        if m:
+            out[body.split(":", 1)[0]] = m.group(1)
+    return out
+
+
+def planned_reasons(proc: subprocess.CompletedProcess) -> dict[str, set[str]]:
+    """Rule → the reasons a dry run gives for its jobs (first words: 'Params have changed…', 'Input files…')."""
+    import re
+
+    out: dict[str, set[str]] = {}
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            rule = m.group(1)
+        elif rule and line.strip().startswith("reason:"):
+            out.setdefault(rule, set()).add(line.strip()[len("reason:"):].split(":")[0].strip())
+            rule = None
+    return out
+
+
+def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfile: Path, module: Path) -> set[str]:
+    """Append a comment to library file ``module`` (relative to src/repgeom) in a scratch copy of the workflow and
+    dry-run it on ``workdir`` (a finished run): every job of a rule whose wrapper imports ``module``, transitively,
+    reruns; a job reruns for its code only if it runs ``module``; every other planned job is there only because an
+    input it reads is remade. Returns the rules planned."""
+    from repgeom.codeversion import library_modules
+
+    tree = scratch_tree(tmp / "tree")
+    src = tree / "src"
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run", configfile=configfile, tree=tree).stdout
+    in_run = set(planned_reasons(snakemake(workdir, "--dry-run", "--forceall", configfile=configfile, tree=tree)))
+    target = src / "repgeom" / module
+    target.write_text(target.read_text() + "\n# an edit\n")
+    reasons = planned_reasons(snakemake(workdir, "--dry-run", configfile=configfile, tree=tree))
+    importing = {rule for rule, script in rule_scripts(tree).items()
+                 if target.resolve() in library_modules(tree / "workflow/scripts" / f"{script}.py", src)}
+    by_code = {rule for rule, why in reasons.items() if any(w.startswith("Params have changed") for w in why)}
+    assert by_code and by_code <= importing, (module, reasons, importing)  # none reruns for code it does not run
+    assert importing & in_run <= set(reasons), (module, reasons, importing)  # every one that runs it reruns
+    for rule, why in reasons.items():
+        if rule not in importing:  # the rest only because an input is remade (Snakemake names one reason a job)
+            assert why == {"Input files updated by another job"}, (rule, why)
+    return set(reasons)

@@ -1,6 +1,7 @@
 """End-to-end runs of the real workflow on the tiny config with a real model (MiniLM)."""
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import snakemake
+from conftest import check_code_edit_reruns_exactly_its_rules, snakemake
 from repgeom.artifacts import ArtifactError, read_h5
 from repgeom.embeddings import load_embeddings
 from repgeom.sequences import load_dataset
@@ -164,3 +165,11 @@ def test_rerun_reproduces_embeddings_and_metrics_exactly(tiny_run, tiny_config):
     after = (load_embeddings(emb)[0], met.read_text(), summary.read_text())
     assert np.array_equal(before[0], after[0])
     assert before[1:] == after[1:]
+
+
+@pytest.mark.parametrize("module", ["metrics.py", "sequences.py"])
+def test_a_library_edit_reruns_exactly_the_rules_that_import_it(tiny_run, tiny_config, tmp_path, module):
+    wd, _ = tiny_run
+    planned = check_code_edit_reruns_exactly_its_rules(wd, tmp_path, tiny_config, Path(module))
+    if module == "metrics.py":  # the embeddings and the model stay
+        assert planned == {"metrics", "metrics_summary", "plots_tsne", "plots_bars", "all"}, planned
