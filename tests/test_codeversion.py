@@ -63,3 +63,29 @@ def test_relative_lazy_and_parent_package_imports(tmp_path):
     assert code_version(script, tmp_path / "src") == v0  # not imported: no rerun
     (pkg / "d.py").write_text("z = 4\n")
     assert code_version(script, tmp_path / "src") != v0  # reached through a lazy import in a subpackage
+
+
+def test_a_lazily_exporting_package_costs_only_the_submodules_a_wrapper_names(tmp_path):
+    """`from repgeom.pkg import train` depends on pkg/training.py alone; `from repgeom import pkg` on all."""
+    pkg = tmp_path / "src" / "repgeom" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg.parent / "__init__.py").write_text("")
+    (pkg.parent / "shared.py").write_text("s = 1\n")
+    (pkg / "__init__.py").write_text(textwrap.dedent('''
+        import importlib
+        _EXPORTS = {"train": "training", "verdict": "verdicts"}
+        def __getattr__(name):
+            return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    '''))
+    (pkg / "training.py").write_text("from ..shared import s\ndef train(): ...\n")
+    (pkg / "verdicts.py").write_text("def verdict(): ...\n")
+    one = tmp_path / "one.py"
+    one.write_text("from repgeom.pkg import train\n")
+    whole = tmp_path / "whole.py"
+    whole.write_text("from repgeom import pkg\n")
+
+    def mods(script):
+        return {str(p.relative_to(pkg.parent)) for p in library_modules(script, tmp_path / "src")}
+
+    assert mods(one) == {"__init__.py", "pkg/__init__.py", "pkg/training.py", "shared.py"}
+    assert mods(whole) == {"__init__.py", "pkg/__init__.py", "pkg/training.py", "pkg/verdicts.py", "shared.py"}

@@ -5,6 +5,11 @@ only the wrapper, which Snakemake tracks itself) reruns exactly the jobs that ru
 reading the wrapper's ``import`` statements with :mod:`ast`, then those of every library module it reaches,
 transitively: imports inside functions count (the library imports heavy modules lazily), and importing
 ``repgeom.a.b`` runs ``repgeom/__init__.py`` and ``repgeom/a/__init__.py`` too. Nothing is imported to find them.
+
+A package whose ``__init__`` exports its public names lazily declares them in a module-level dict literal
+``_EXPORTS = {"name": "submodule", …}`` (see :func:`lazy_exports`): ``from repgeom.pkg import name`` then
+depends on that one submodule (and what it imports), so editing a package's verdict code does not rerun its
+training jobs; importing the package object itself (``from repgeom import pkg``) depends on every submodule.
 """
 
 from __future__ import annotations
@@ -33,14 +38,16 @@ def _dotted(src: Path, path: Path) -> str:
     return ".".join(parts)
 
 
-def _imported_names(path: Path, dotted: str | None) -> set[str]:
-    """Every module name an ``import`` in ``path`` may load, relative imports resolved against ``dotted``."""
+def _imported_names(path: Path, dotted: str | None) -> set[tuple[str, bool]]:
+    """Every module name an ``import`` in ``path`` may load, relative imports resolved against ``dotted``, each
+    with whether the module object itself is taken (``import x``, the names of ``from pkg import x``) or only
+    loaded on the way to a name in it (the ``pkg`` of ``from pkg import x``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_pkg = path.name == "__init__.py"
-    names: set[str] = set()
+    names: set[tuple[str, bool]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
+            names.update((a.name, True) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 if dotted is None:
@@ -50,9 +57,21 @@ def _imported_names(path: Path, dotted: str | None) -> set[str]:
                 base = ".".join(parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
-            names.add(base)
-            names.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import submodule`
-    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+            names.add((base, False))
+            names.update((f"{base}.{a.name}", True) for a in node.names)  # a submodule, or a name in base
+    return {(n, whole) for n, whole in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+
+
+def lazy_exports(init: Path) -> dict[str, str]:
+    """The ``_EXPORTS`` dict literal of a package's ``__init__.py`` (public name → submodule), else ``{}``."""
+    if init.name != "__init__.py" or not init.is_file():
+        return {}
+    for node in ast.parse(init.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and node.value is not None:
+                return ast.literal_eval(node.value)
+    return {}
 
 
 def library_modules(script: str | Path, src: str | Path) -> list[Path]:
@@ -66,15 +85,30 @@ def _closure(script: Path, src: Path) -> frozenset[Path]:
     seen: set[Path] = set()
     while todo:
         path, dotted = todo.pop()
-        for name in _imported_names(path, dotted):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # the parent packages run too
-                f = _module_file(src, ".".join(parts[:i]))
-                if f is not None and f not in seen:
+        for name, whole in _imported_names(path, dotted):
+            for f in _files_for(src, name, whole):
+                if f not in seen:
                     seen.add(f)
                     todo.append((f, _dotted(src, f)))
     seen.discard(script)
     return frozenset(seen)
+
+
+def _files_for(src: Path, name: str, whole: bool = True) -> list[Path]:
+    """The files that importing ``name`` runs: its parent packages and itself; for a lazily exporting package,
+    the submodule of an exported name, or every exported submodule when the package object itself is taken
+    (``whole``)."""
+    parts = name.split(".")
+    files = [f for i in range(1, len(parts) + 1) if (f := _module_file(src, ".".join(parts[:i]))) is not None]
+    parent = _module_file(src, ".".join(parts[:-1])) if len(parts) > 1 else None
+    exports = lazy_exports(parent) if parent is not None else {}
+    if parts[-1] in exports and exports[parts[-1]] != parts[-1]:  # from repgeom.pkg import name
+        files += _files_for(src, ".".join(parts[:-1] + [exports[parts[-1]]]))
+    own = _module_file(src, name)
+    if whole and own is not None and own.name == "__init__.py":  # the package object: any export may be used
+        for sub in set(lazy_exports(own).values()):
+            files += _files_for(src, f"{name}.{sub}")
+    return files
 
 
 def code_version(script: str | Path, src: str | Path) -> str:
