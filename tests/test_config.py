@@ -2,7 +2,8 @@ import copy
 
 import pytest
 
-from repgeom.config import ConfigError, load_yaml, validate_config, model_embed_params
+from repgeom.config import ConfigError, load_yaml, validate_config
+from repgeom.stages import embed_params
 from conftest import ROOT
 
 BASE = {
@@ -131,7 +132,7 @@ def test_embed_params_only_depend_on_that_model():
     c2 = copy.deepcopy(c)
     c2["models"]["other"] = copy.deepcopy(c["models"]["m"])
     c2["models"]["other"]["batch_size"] = 3
-    assert model_embed_params(c, "m") == model_embed_params(c2, "m")
+    assert embed_params(c, "m") == embed_params(c2, "m")
 
 
 def test_report_front_page_warns_about_unpinned_remote_code():

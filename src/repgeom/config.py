@@ -13,6 +13,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from .stages import activation_models, sts_corpora
+
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -292,58 +294,6 @@ def _merging_problems(config: dict) -> list[str]:
     return problems
 
 
-def merging_enabled(config: dict) -> bool:
-    mg = config.get("merging", {})
-    if not mg or mg.get("enabled", "auto") is False:
-        return False
-    return (mg.get("eval_dataset") in config.get("sequences", {}) and mg.get("general_corpus") in config.get("data", {})
-            and any(n in config.get("models", {}) for n in mg.get("models", [])))
-
-
-def merging_models(config: dict) -> list[str]:
-    return list(config["merging"]["models"]) if merging_enabled(config) else []
-
-
-def sts_corpora(config: dict) -> dict[str, str]:
-    """The corpora the STS study reads, by role (``corpus``, ``pretrain_corpus``, ``nli_corpus``)."""
-    sts = config.get("sts", {})
-    pre = {v.get("pretrain", "none") for v in sts.get("variants", {}).values()}
-    out = {"corpus": sts.get("corpus", "stsb")}
-    if "autoencoder" in pre:
-        out["pretrain_corpus"] = sts.get("pretrain_corpus", "genericskb")
-    if "snli" in pre:
-        out["nli_corpus"] = sts.get("nli_corpus", "snli")
-    return out
-
-
-def sts_enabled(config: dict) -> bool:
-    sts = config.get("sts", {})
-    if sts.get("enabled", "auto") is False:
-        return False
-    return all(c in config.get("data", {}) for c in sts_corpora(config).values())
-
-
-def sts_models(config: dict) -> list[str]:
-    if not sts_enabled(config):
-        return []
-    return list(config["sts"].get("models") or activation_models(config))
-
-
-def sts_datasets(config: dict) -> list[str]:
-    """Corpora whose sentences get activation shards for the STS study."""
-    return list(dict.fromkeys(sts_corpora(config).values())) if sts_enabled(config) else []
-
-
-def sts_train_params(config: dict, variant: str | None = None) -> dict:
-    sts = config["sts"]
-    hp = dict(sts["train"])
-    if variant is not None:
-        v = sts["variants"][variant]
-        hp.update({k: x for k, x in v.items() if k not in ("head", "pretrain", "ae_loss", "description",
-                                                             "standardize")})
-    return hp
-
-
 def remote_code_warnings(config: dict) -> list[str]:
     """One line per model that runs remote code from an unpinned revision (the Snakefile logs them)."""
     out = []
@@ -352,78 +302,3 @@ def remote_code_warnings(config: dict) -> list[str]:
         if m.get("trust_remote_code") and src["type"] == "hub" and not PINNED_RE.match(src.get("revision", "")):
             out.append(f"model {name!r} runs remote code from unpinned revision {src.get('revision')!r}")
     return out
-
-
-# ----------------------------------------------------------------- derived views used by the rules
-def canonical(obj: Any) -> Any:
-    """A copy with every mapping's keys sorted (stable params for rerun triggers)."""
-    if isinstance(obj, dict):
-        return {k: canonical(obj[k]) for k in sorted(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [canonical(v) for v in obj]
-    return obj
-
-
-def enabled_models(config: dict) -> list[str]:
-    return [n for n, m in config.get("models", {}).items() if m.get("enabled", True)]
-
-
-def embedding_models(config: dict) -> list[str]:
-    return [n for n in enabled_models(config) if config["models"][n].get("embed", True)]
-
-
-def embedding_datasets(config: dict) -> list[str]:
-    ds = config.get("embeddings", {}).get("datasets") or list(config.get("sequences", {}))
-    return list(ds)
-
-
-def activation_models(config: dict) -> list[str]:
-    act = config.get("activations", {})
-    if act.get("models"):
-        return list(act["models"])
-    return [n for n in enabled_models(config) if config["models"][n]["runtime"] == "decoder"]
-
-
-def activation_datasets(config: dict) -> list[str]:
-    return list(config.get("activations", {}).get("datasets") or config.get("sequences", {}))
-
-
-def activation_params(config: dict, model: str, dataset: str | None = None) -> dict:
-    """Everything that decides a model's activation shards for ``dataset``, for rerun triggers.
-
-    Corpus sentences for the STS study take every block (no embedding output) at the STS study's positions;
-    the other extraction settings (batch size, dtypes, padding, compression) are shared.
-    """
-    a = dict(config.get("activations", {}))
-    a.pop("models", None)
-    a.pop("datasets", None)
-    a["device"] = config.get("device", "auto")
-    if dataset is not None and dataset in config.get("data", {}):
-        a.update(layers=[], include_embeddings=False, positions=list(config["sts"]["positions"]))
-    return a
-
-
-def model_embed_params(config: dict, model: str) -> dict:
-    """Everything that decides a model's embeddings (and nothing else), for rerun triggers."""
-    m = config["models"][model]
-    emb = config.get("embeddings", {})
-    return {
-        "runtime": m["runtime"],
-        "batch_size": m.get("batch_size", emb.get("batch_size", 64)),
-        "max_length": m.get("max_length"),
-        "pooling": m.get("pooling", "native"),
-        "normalize": m.get("normalize"),
-        "dtype": m.get("dtype", emb.get("dtype", "float32")),
-        "store_dtype": emb.get("store_dtype", "float32"),
-        "prompt": m.get("prompt", ""),
-        "e5_mode": m.get("e5_mode", "query"),
-        "trust_remote_code": m.get("trust_remote_code", False),
-        "device": config.get("device", "auto"),
-    }
-
-
-def model_prepare_params(config: dict, model: str) -> dict:
-    m = config["models"][model]
-    return {"name": model, "runtime": m["runtime"], "source": m["source"],
-            "trust_remote_code": m.get("trust_remote_code", False),
-            "prepare_dtype": m.get("prepare_dtype", "float32")}

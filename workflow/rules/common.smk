@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repgeom import config as rgconfig  # noqa: E402
+from repgeom import stages  # noqa: E402
 from repgeom.codeversion import code_version  # noqa: E402
 
 try:
@@ -19,15 +20,15 @@ except rgconfig.ConfigError as e:
 for _w in rgconfig.remote_code_warnings(config):
     logger.warning(f"SECURITY WARNING: {_w}")
 
-MODELS = rgconfig.embedding_models(config)
-SEQ_DATASETS = rgconfig.embedding_datasets(config)
-ACT_MODELS = rgconfig.activation_models(config)
-ACT_DATASETS = rgconfig.activation_datasets(config)
-STS_MODELS = rgconfig.sts_models(config)
-STS_DATASETS = rgconfig.sts_datasets(config)
+MODELS = stages.embedding_models(config)
+SEQ_DATASETS = stages.embedding_datasets(config)
+ACT_MODELS = stages.activation_models(config)
+ACT_DATASETS = stages.activation_datasets(config)
+STS_MODELS = stages.sts_models(config)
+STS_DATASETS = stages.sts_datasets(config)
 STS_POSITIONS = list(config["sts"]["positions"])
 STS_VARIANTS = list(config["sts"]["variants"])
-MERGING_MODELS = rgconfig.merging_models(config)
+MERGING_MODELS = stages.merging_models(config)
 STS_AE_LOSSES = sorted({v["ae_loss"] for v in config["sts"]["variants"].values() if v["pretrain"] == "autoencoder"})
 
 
@@ -94,7 +95,7 @@ def get_activation_input(wildcards):
 
 def get_sts_variant_input(wildcards):
     v = config["sts"]["variants"][wildcards.variant]
-    roles = rgconfig.sts_corpora(config)
+    roles = stages.sts_corpora(config)
     out = {"corpus": f"resources/data/{roles['corpus']}.json",
            "shards": f"results/activations/{wildcards.model}/{roles['corpus']}"}
     if v["pretrain"] == "autoencoder":
@@ -105,15 +106,16 @@ def get_sts_variant_input(wildcards):
     return out
 
 
+def get_sts_pretrain_shards(wildcards):
+    return f"results/activations/{wildcards.model}/{stages.sts_corpora(config)['pretrain_corpus']}"
+
+
 def get_sts_variant_params(wildcards):
-    return canonical({"variant": config["sts"]["variants"][wildcards.variant],
-                      "train": rgconfig.sts_train_params(config, wildcards.variant),
-                      "seeds": config["sts"]["seeds"], "device": config["device"]})
+    return stages.sts_variant_params(config, wildcards.variant)
 
 
 def get_sts_ae_params(wildcards):
-    return canonical({"train": rgconfig.sts_train_params(config), "seeds": config["sts"]["seeds"],
-                      "device": config["device"]})
+    return stages.sts_autoencoder_params(config)
 
 
 def get_sts_results(wildcards=None):
@@ -128,7 +130,7 @@ def get_sts_ae_tables(wildcards=None):
 
 # Params are canonicalised (keys sorted) so that Snakemake's params rerun trigger fires on a
 # changed value, never on a reordered config file.
-canonical = rgconfig.canonical
+canonical = stages.canonical
 
 
 def get_corpus_params(wildcards):
@@ -140,21 +142,19 @@ def get_sequence_params(wildcards):
 
 
 def get_prepare_params(wildcards):
-    return canonical(rgconfig.model_prepare_params(config, wildcards.model))
+    return stages.prepare_params(config, wildcards.model)
 
 
 def get_embed_params(wildcards):
-    return canonical(rgconfig.model_embed_params(config, wildcards.model))
+    return stages.embed_params(config, wildcards.model)
 
 
 def get_activation_params(wildcards):
-    return canonical(rgconfig.activation_params(config, wildcards.model, wildcards.dataset))
+    return stages.activation_params(config, wildcards.model, wildcards.dataset)
 
 
 def get_layer_metric_params(wildcards):
-    m = config["metrics"]
-    return canonical({"bootstrap": config["layer_metrics"]["bootstrap"], "kmeans_n_init": m["kmeans_n_init"],
-                      "ci": m["ci"], "silhouette_metric": m["silhouette_metric"], "seed": config["seed"]})
+    return stages.layer_metric_params(config)
 
 
 def get_dataset_layer_metrics(wildcards):
@@ -162,11 +162,11 @@ def get_dataset_layer_metrics(wildcards):
 
 
 def get_metric_params(wildcards):
-    return canonical({**config["metrics"], "seed": config["seed"]})
+    return stages.metric_params(config)
 
 
 def get_plot_params(wildcards):
-    return canonical({**config["plots"], "seed": config["seed"]})
+    return stages.plot_params(config)
 
 
 def get_dataset_metrics(wildcards):
@@ -211,29 +211,20 @@ def get_merging_data_params(wildcards):
 
 
 def get_merging_train_params(wildcards):
-    mg = config["merging"]
-    return canonical({"lora": mg["lora"], "train": mg["train"], "device": config["device"]})
-
-
-def merging_partner(seed):
-    """The seed whose task vector the between-seeds merges of ``seed`` combine with (the next one, cyclically)."""
-    seeds = [int(s) for s in config["merging"]["seeds"]]
-    if len(seeds) < 2:
-        return None
-    return seeds[(seeds.index(int(seed)) + 1) % len(seeds)]
+    return stages.merging_train_params(config)
 
 
 def get_merging_variants_input(wildcards):
     out = {"model": f"resources/models/{wildcards.model}",
            "adapters": f"results/merging/{wildcards.model}/seed_{wildcards.seed}/adapters"}
-    partner = merging_partner(wildcards.seed)
+    partner = stages.merging_partner(config, wildcards.seed)
     if partner is not None:
         out["partner"] = f"results/merging/{wildcards.model}/seed_{partner}/adapters"
     return out
 
 
 def get_merging_variants_params(wildcards):
-    return canonical({"variants": config["merging"]["variants"], "partner": merging_partner(wildcards.seed)})
+    return stages.merging_variants_params(config, wildcards.seed)
 
 
 def get_merging_scores_input(wildcards):
@@ -248,10 +239,7 @@ def get_merging_scores_input(wildcards):
 
 
 def get_merging_scores_params(wildcards):
-    mg = config["merging"]
-    return canonical({"sts_split": mg["sts_split"], "sts_max_pairs": mg["sts_max_pairs"],
-                      "batch_size": mg["batch_size"], "device": config["device"], "seed": config["seed"],
-                      "metrics": {**config["metrics"], "bootstrap": mg["bootstrap"]}})
+    return stages.merging_scores_params(config)
 
 
 def get_merging_score_files(wildcards):
@@ -260,8 +248,7 @@ def get_merging_score_files(wildcards):
 
 
 def get_merging_effects(wildcards):
-    mg = config["merging"]
-    return {"min_sts": mg["min_effect_sts"], "min_sil": mg["min_effect_silhouette"]}
+    return stages.merging_effects(config)
 
 
 def get_merging_first_seed_embeddings(wildcards):

@@ -7,7 +7,7 @@ localrules:
 
 rule sts_autoencoders:
     input:
-        shards=lambda w: f"results/activations/{w.model}/{rgconfig.sts_corpora(config)['pretrain_corpus']}",
+        shards=get_sts_pretrain_shards,
     output:
         model="results/sts/{model}/{position}/autoencoders_{ae_loss}.pt",
         curves="results/sts/{model}/{position}/autoencoders_{ae_loss}.tsv",

@@ -1,0 +1,192 @@
+"""The per-stage view of a validated config: what each stage runs over, and the parameters each job gets.
+
+The rules (``workflow/rules/*.smk``) call these through thin ``get_…`` input functions; everything a job's output
+depends on is in its params, canonicalised (keys sorted) so that Snakemake's params trigger fires on a changed
+value and never on a reordered config file. Every function takes a config that :func:`repgeom.config.validate_config`
+has checked and filled with the schema's defaults, so no default is repeated here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: the STS variant keys that describe the probe rather than set a hyper-parameter
+_STS_VARIANT_KEYS = ("head", "pretrain", "ae_loss", "description", "standardize")
+
+
+def canonical(obj: Any) -> Any:
+    """A copy with every mapping's keys sorted (stable params for rerun triggers)."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+# ------------------------------------------------------------------ what each stage runs over
+def enabled_models(config: dict) -> list[str]:
+    return [n for n, m in config["models"].items() if m["enabled"]]
+
+
+def embedding_models(config: dict) -> list[str]:
+    """Models of the numeric-sequence embedding study."""
+    return [n for n in enabled_models(config) if config["models"][n]["embed"]]
+
+
+def embedding_datasets(config: dict) -> list[str]:
+    return list(config["embeddings"]["datasets"] or config["sequences"])
+
+
+def activation_models(config: dict) -> list[str]:
+    """Decoders whose every layer is extracted: the named ones, else every enabled decoder."""
+    if config["activations"]["models"]:
+        return list(config["activations"]["models"])
+    return [n for n in enabled_models(config) if config["models"][n]["runtime"] == "decoder"]
+
+
+def activation_datasets(config: dict) -> list[str]:
+    return list(config["activations"]["datasets"] or config["sequences"])
+
+
+def sts_corpora(config: dict) -> dict[str, str]:
+    """The corpora the STS study reads, by role (``corpus``, ``pretrain_corpus``, ``nli_corpus``)."""
+    sts = config["sts"]
+    pre = {v["pretrain"] for v in sts["variants"].values()}
+    out = {"corpus": sts["corpus"]}
+    if "autoencoder" in pre:
+        out["pretrain_corpus"] = sts["pretrain_corpus"]
+    if "snli" in pre:
+        out["nli_corpus"] = sts["nli_corpus"]
+    return out
+
+
+def sts_enabled(config: dict) -> bool:
+    """``true``, or ``auto`` with every corpus it reads configured."""
+    if config["sts"]["enabled"] is False:
+        return False
+    return all(c in config["data"] for c in sts_corpora(config).values())
+
+
+def sts_models(config: dict) -> list[str]:
+    if not sts_enabled(config):
+        return []
+    return list(config["sts"]["models"] or activation_models(config))
+
+
+def sts_datasets(config: dict) -> list[str]:
+    """Corpora whose sentences get activation shards for the STS study."""
+    return list(dict.fromkeys(sts_corpora(config).values())) if sts_enabled(config) else []
+
+
+def merging_enabled(config: dict) -> bool:
+    """``true``, or ``auto`` with its evaluation set, STS-B corpus and a model configured."""
+    mg = config["merging"]
+    if mg["enabled"] is False:
+        return False
+    return (mg["eval_dataset"] in config["sequences"] and mg["general_corpus"] in config["data"]
+            and any(n in config["models"] for n in mg["models"]))
+
+
+def merging_models(config: dict) -> list[str]:
+    return list(config["merging"]["models"]) if merging_enabled(config) else []
+
+
+def merging_partner(config: dict, seed: int | str) -> int | None:
+    """The seed whose task vector the between-seeds merges of ``seed`` combine with (the next one, cyclically)."""
+    seeds = [int(s) for s in config["merging"]["seeds"]]
+    if len(seeds) < 2:
+        return None
+    return seeds[(seeds.index(int(seed)) + 1) % len(seeds)]
+
+
+# ------------------------------------------------------------------ each job's parameters
+def prepare_params(config: dict, model: str) -> dict:
+    """Everything that decides a prepared model folder."""
+    m = config["models"][model]
+    return canonical({"name": model, "runtime": m["runtime"], "source": m["source"],
+                      "trust_remote_code": m["trust_remote_code"], "prepare_dtype": m["prepare_dtype"]})
+
+
+def embed_params(config: dict, model: str) -> dict:
+    """Everything that decides a model's embeddings (and nothing else); a model's own batch size and dtype win."""
+    m, emb = config["models"][model], config["embeddings"]
+    return canonical({
+        "runtime": m["runtime"],
+        "batch_size": m.get("batch_size", emb["batch_size"]),  # optional per model: inherits
+        "max_length": m.get("max_length"),  # optional: the model's own limit
+        "pooling": m["pooling"],
+        "normalize": m.get("normalize"),  # optional: the runtime's native choice
+        "dtype": m.get("dtype", emb["dtype"]),  # optional per model: inherits
+        "store_dtype": emb["store_dtype"],
+        "prompt": m["prompt"],
+        "e5_mode": m["e5_mode"],
+        "trust_remote_code": m["trust_remote_code"],
+        "device": config["device"],
+    })
+
+
+def activation_params(config: dict, model: str, dataset: str | None = None) -> dict:
+    """Everything that decides a model's activation shards for ``dataset``.
+
+    Corpus sentences for the STS study take every block (no embedding output) at the STS study's positions;
+    the other extraction settings (batch size, dtypes, padding, compression) are shared.
+    """
+    a = {k: v for k, v in config["activations"].items() if k not in ("models", "datasets")}
+    a["device"] = config["device"]
+    if dataset is not None and dataset in config["data"]:
+        a.update(layers=[], include_embeddings=False, positions=list(config["sts"]["positions"]))
+    return canonical(a)
+
+
+def metric_params(config: dict) -> dict:
+    return canonical({**config["metrics"], "seed": config["seed"]})
+
+
+def layer_metric_params(config: dict) -> dict:
+    m = config["metrics"]
+    return canonical({"bootstrap": config["layer_metrics"]["bootstrap"], "kmeans_n_init": m["kmeans_n_init"],
+                      "ci": m["ci"], "silhouette_metric": m["silhouette_metric"], "seed": config["seed"]})
+
+
+def plot_params(config: dict) -> dict:
+    return canonical({**config["plots"], "seed": config["seed"]})
+
+
+def sts_train_params(config: dict, variant: str | None = None) -> dict:
+    """``sts.train``, overridden by a variant's own hyper-parameters."""
+    hp = dict(config["sts"]["train"])
+    if variant is not None:
+        hp.update({k: x for k, x in config["sts"]["variants"][variant].items() if k not in _STS_VARIANT_KEYS})
+    return hp
+
+
+def sts_variant_params(config: dict, variant: str) -> dict:
+    return canonical({"variant": config["sts"]["variants"][variant], "train": sts_train_params(config, variant),
+                      "seeds": config["sts"]["seeds"], "device": config["device"]})
+
+
+def sts_autoencoder_params(config: dict) -> dict:
+    return canonical({"train": sts_train_params(config), "seeds": config["sts"]["seeds"],
+                      "device": config["device"]})
+
+
+def merging_train_params(config: dict) -> dict:
+    mg = config["merging"]
+    return canonical({"lora": mg["lora"], "train": mg["train"], "device": config["device"]})
+
+
+def merging_variants_params(config: dict, seed: int | str) -> dict:
+    return canonical({"variants": config["merging"]["variants"], "partner": merging_partner(config, seed)})
+
+
+def merging_scores_params(config: dict) -> dict:
+    mg = config["merging"]
+    return canonical({"sts_split": mg["sts_split"], "sts_max_pairs": mg["sts_max_pairs"],
+                      "batch_size": mg["batch_size"], "device": config["device"], "seed": config["seed"],
+                      "metrics": {**config["metrics"], "bootstrap": mg["bootstrap"]}})
+
+
+def merging_effects(config: dict) -> dict:
+    """The smallest differences a merging verdict counts."""
+    mg = config["merging"]
+    return {"min_sts": mg["min_effect_sts"], "min_sil": mg["min_effect_silhouette"]}
