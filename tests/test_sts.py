@@ -90,7 +90,7 @@ def test_siamese_training_learns_a_hidden_similarity_and_keeps_the_best_dev_stat
     dev = torch.device("cpu")
 
     def evaluate():
-        return metrics.correlations(sts._predict(net, Xt, r1[500:], r2[500:], dev), y[500:])[0]
+        return metrics.correlations(sts.training.predict(net, Xt, r1[500:], r2[500:], dev), y[500:])[0]
 
     before = evaluate()
     hist = sts.train_pairs(net, Xt, r1[:500], r2[:500], y[:500].astype(np.float32), params=net.parameters(),
@@ -108,13 +108,13 @@ def test_autoencoder_weights_must_fit_the_probe(tmp_path):
                                        batch_size=32, seed=0, progress=False)
     torch.save({"kind": "sts_autoencoders", "layers": [1, 2], "states": {"0": st}, "curves": {"0": cv}}, path)
     ok = sts.build_modules(16, [4, 4], "tanh", 4)
-    assert sts._load_autoencoder(ok, path, 0, [1, 2])["final_heldout_mse"]
+    assert sts.autoencoders.load_into_probe(ok, path, 0, [1, 2])["final_heldout_mse"]
     with pytest.raises(sts.STSError, match="do not fit"):
-        sts._load_autoencoder(sts.build_modules(16, [4, 8], "tanh", 4), path, 0, [1, 2])
+        sts.autoencoders.load_into_probe(sts.build_modules(16, [4, 8], "tanh", 4), path, 0, [1, 2])
     with pytest.raises(sts.STSError, match="no autoencoder for seed 3"):
-        sts._load_autoencoder(ok, path, 3, [1, 2])
+        sts.autoencoders.load_into_probe(ok, path, 3, [1, 2])
     with pytest.raises(sts.STSError, match="layers"):
-        sts._load_autoencoder(ok, path, 0, [1, 3])
+        sts.autoencoders.load_into_probe(ok, path, 0, [1, 3])
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(sts.ArtifactError, match="corrupt"):
         sts.load_autoencoders(path)
@@ -133,7 +133,7 @@ def _cfg(**sts_cfg):
 
 
 def test_sts_config_checks():
-    from repgeom.config import sts_datasets, sts_models
+    from repgeom.stages import sts_datasets, sts_models
 
     cfg = validate_config(_cfg())
     assert sts_models(cfg) == ["lm"] and sts_datasets(cfg) == ["stsb", "genericskb"]

@@ -1,0 +1,154 @@
+"""The study's tables: the progression (TSV and Markdown, beside the paper's numbers) and the worst test errors
+of the variant best on dev."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import ArtifactError, atomic_path, read_json, write_text
+from ..corpora import stsb_pairs
+from ..metrics import best_result
+from .errors import STSError
+
+#: the paper's gpt2-medium results on the STS-B test split (Pearson, Spearman, ×100), by the variant
+#: names of the default config
+PAPER_GPT2_MEDIUM = {
+    "mlp": (39.2, 42.06),
+    "siamese": (71.63, 69.72),
+    "ae_mse": (75.36, 73.21),
+    "ae_logvar": (76.86, 75.03),
+}
+
+
+def progression_frame(results: Sequence[Mapping[str, Any]], order: Sequence[str] | None = None):
+    """The progression table: one row per (model, position, variant)."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        s = r["summary"]
+        paper = PAPER_GPT2_MEDIUM.get(r["variant"], (float("nan"), float("nan")))
+        best = r["runs"][0].get("layer") if r["spec"]["head"] == "best_layer" else None
+        rows.append(
+            {
+                "model": r["model"],
+                "pooling": r["position"],
+                "variant": r["variant"],
+                "n_seeds": s["n_seeds"] if r["spec"]["head"] != "best_layer" else 0,
+                "test_pearson": s["test_pearson"],
+                "test_pearson_std": s["test_pearson_std"],
+                "test_spearman": s["test_spearman"],
+                "test_spearman_std": s["test_spearman_std"],
+                "dev_pearson": s["dev_pearson"],
+                "dev_spearman": s["dev_spearman"],
+                "layer": best,
+                "paper_gpt2_medium_pearson": paper[0],
+                "paper_gpt2_medium_spearman": paper[1],
+            }
+        )
+    df = pd.DataFrame(rows)
+    if order:
+        df["_o"] = df["variant"].map({v: i for i, v in enumerate(order)})
+        df = df.sort_values(["model", "pooling", "_o"]).drop(columns="_o")
+    return df.reset_index(drop=True)
+
+
+def _pm(m: float, s: float, seeds: int) -> str:
+    if not np.isfinite(m):
+        return "n/a"
+    return f"{m:.2f} ± {s:.2f}" if seeds > 1 else f"{m:.2f}"
+
+
+def progression_markdown(df) -> str:
+    """The progression table in Markdown: mean ± std over seeds, the chosen layer of ``best_layer`` variants."""
+    lines = [
+        "| model | pooling | variant | test Pearson | test Spearman | dev Pearson | seeds | paper gpt2-medium "
+        "(P / S) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in df.iterrows():
+        paper = (
+            "—"
+            if not np.isfinite(r["paper_gpt2_medium_pearson"])
+            else f"{r['paper_gpt2_medium_pearson']:.2f} / {r['paper_gpt2_medium_spearman']:.2f}"
+        )
+        var = r["variant"] + (
+            f" (layer {int(r['layer'])})" if r["layer"] is not None and np.isfinite(r["layer"]) else ""
+        )
+        lines.append(
+            f"| {r['model']} | {r['pooling']} | {var} | "
+            f"{_pm(r['test_pearson'], r['test_pearson_std'], r['n_seeds'])} | "
+            f"{_pm(r['test_spearman'], r['test_spearman_std'], r['n_seeds'])} | {r['dev_pearson']:.2f} | "
+            f"{r['n_seeds'] or '—'} | {paper} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def worst_errors(result: Mapping[str, Any], corpus_path, k: int = 20):
+    """The test pairs with the largest |prediction − truth| of ``result`` (mean prediction over seeds)."""
+    import pandas as pd
+
+    pairs = stsb_pairs(corpus_path, ("test",))["test"]
+    if pairs["id"] != result["test_ids"]:
+        raise STSError(
+            f"{corpus_path}: the test split differs from the one the {result['variant']} result was scored on"
+        )
+    pred = np.mean([r["test_pred"] for r in result["runs"]], axis=0)
+    err = np.abs(pred - pairs["y"])
+    top = np.argsort(-err, kind="stable")[:k]
+    return pd.DataFrame(
+        {
+            "id": [pairs["id"][i] for i in top],
+            "sentence1": [pairs["s1"][i] for i in top],
+            "sentence2": [pairs["s2"][i] for i in top],
+            "gold": pairs["y"][top] * 5,
+            "predicted": pred[top] * 5,
+            "abs_error": err[top] * 5,
+        }
+    )
+
+
+def worst_errors_markdown(df, result: Mapping[str, Any]) -> str:
+    """:func:`worst_errors` in Markdown, scores on the 0–5 scale."""
+    lines = [
+        f"Worst test errors of **{result['model']} / {result['position']} / {result['variant']}** (chosen on "
+        "dev; scores on the 0–5 scale, prediction averaged over seeds)",
+        "",
+        "| id | sentence 1 | sentence 2 | gold | predicted | |error| |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, r in df.iterrows():
+        s1, s2 = (str(x).replace("|", "\\|") for x in (r["sentence1"], r["sentence2"]))
+        lines.append(f"| {r['id']} | {s1} | {s2} | {r['gold']:.2f} | {r['predicted']:.2f} | {r['abs_error']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    result_paths: Sequence[str | os.PathLike],
+    corpus_path,
+    *,
+    tsv,
+    md,
+    worst_tsv,
+    worst_md,
+    order: Sequence[str] | None = None,
+    k: int = 20,
+) -> None:
+    """Read the variants' results and write the progression table and the best variant's worst errors."""
+    results = [read_json(p) for p in result_paths]
+    for p, r in zip(result_paths, results):
+        if r.get("kind") != "sts_variant":
+            raise ArtifactError(f"{p}: not an STS variant result")
+    df = progression_frame(results, order)
+    with atomic_path(tsv) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    write_text(md, progression_markdown(df))
+    best = best_result(results)
+    wdf = worst_errors(best, corpus_path, k)
+    with atomic_path(worst_tsv) as tmp:
+        wdf.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
+    write_text(worst_md, worst_errors_markdown(wdf, best))
