@@ -135,17 +135,17 @@ def test_merged_and_unmerged_lora_give_the_same_embeddings(prepared_minilm, tmp_
 
     texts = ["2, 4, 6, 8, 10", "2, 3, 5, 7, 11, 13", "0, 1, 3, 6, 2, 7, 13"]
     model, manifest = M.load_base(prepared_minilm)
-    base_module = copy.deepcopy(M._transformer(model))
+    base_module = copy.deepcopy(M.transformer_module(model))
     base = model.encode(texts, convert_to_numpy=True)
     torch.manual_seed(0)
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False)  # B ≠ 0
-    peft_model = get_peft_model(M._transformer(model), cfg)
-    M._set_transformer(model, peft_model)
+    peft_model = get_peft_model(M.transformer_module(model), cfg)
+    M.set_transformer_module(model, peft_model)
     unmerged = model.encode(texts, convert_to_numpy=True)
     peft_model.save_pretrained(tmp_path / "adapter")
     merged_sd = M.merged_state(base_module, tmp_path / "adapter")
     fresh, _ = M.load_base(prepared_minilm)
-    M._transformer(fresh).load_state_dict(merged_sd)
+    M.transformer_module(fresh).load_state_dict(merged_sd)
     merged = fresh.encode(texts, convert_to_numpy=True)
     assert np.abs(unmerged - base).max() > 1e-3  # the adapter does something
     assert np.allclose(merged, unmerged, atol=1e-5)
@@ -178,3 +178,14 @@ def test_training_is_deterministic_for_a_seed(prepared_minilm, tmp_path):
     assert M.load_adapters(tmp_path / "a", M.load_base(prepared_minilm)[1]["fingerprint"])["seed"] == 0
     with pytest.raises(Exception, match="another base model"):
         M.load_adapters(tmp_path / "a", "0" * 64)
+
+
+def test_every_planned_variant_has_a_merge_method():
+    """The registry holds the interpolations and task-vector merges; the plan's other methods are built by name."""
+    assert list(M.METHODS) == ["linear", "slerp", "tv_linear", "tv_slerp"]
+    plan = M.variant_plan({"linear_t": [0.5], "slerp_t": [0.5], "task_vector_t": 0.5}, ["step_1", "step_2"], "seed 1")
+    assert {p["method"] for p in plan} - set(M.METHODS) == {"lora_merge", "soup"}
+    with pytest.raises(M.MergeError, match="unknown interpolation"):
+        M.merge_interpolate("cubic", {}, {}, 0.5)
+    with pytest.raises(KeyError, match="did you mean 'slerp'"):
+        M.METHODS["slerpp"]

@@ -1,0 +1,116 @@
+"""The fine-tuning data: windows of the evaluation set's families from a term-index range after its windows.
+
+Disjoint from the evaluation windows by construction (and checked), with random lengths, split by window into
+``train`` (fits the adapters) and ``heldout`` (a second task score beside the evaluation set).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import ArtifactError, now_iso, read_json, texts_sha256, write_json
+from .errors import MergeError
+
+log = logging.getLogger(__name__)
+
+
+def eval_ranges(eval_meta: Mapping[str, Any], eval_records: Sequence[Mapping[str, Any]]) -> dict[str, list[int]]:
+    """Per family, the term-index range ``[first, end)`` the evaluation windows cover."""
+    out: dict[str, list[int]] = {}
+    for r in eval_records:
+        lo, hi = r["first_index"], r["first_index"] + eval_meta["params"]["length"]
+        cur = out.setdefault(r["family"], [lo, hi])
+        cur[0], cur[1] = min(cur[0], lo), max(cur[1], hi)
+    return out
+
+
+def _split_sizes(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """``(windows per family, held-out windows per family)``, refusing lengths or splits that cannot work."""
+    lo_len, hi_len = spec["min_length"], spec["max_length"]
+    if not 1 <= lo_len <= hi_len:
+        raise MergeError(f"merging.data: min_length {lo_len} and max_length {hi_len} must satisfy 1 <= min <= max")
+    n = spec["n_sequences"]
+    n_held = int(round(n * spec["heldout_fraction"]))
+    if n_held < 2 or n - n_held < 2:
+        raise MergeError(f"merging.data: {n} windows per family with heldout_fraction {spec['heldout_fraction']} "
+                         f"leave {n - n_held} train and {n_held} held-out windows; each split needs at least 2")
+    return n, n_held
+
+
+def training_windows(families: Sequence[str], spec: Mapping[str, Any],
+                     avoid: Mapping[str, Sequence[int]]) -> list[dict]:
+    """Windows of random length from a term-index range disjoint from ``avoid`` (the evaluation windows).
+
+    Per family, windows are consecutive and non-overlapping from ``start_offset`` (default: the end of that
+    family's evaluation range), lengths drawn uniformly from ``[min_length, max_length]`` with ``data_seed``; a
+    ``heldout_fraction`` of each family's windows, drawn at random, forms the held-out split.
+    """
+    from ..sequences import FAMILIES, render
+
+    rng = np.random.default_rng(spec.get("seed", 0))
+    n, n_held = _split_sizes(spec)
+    records = []
+    for fam in families:
+        start = spec.get("start_offset")
+        ev = avoid.get(fam)
+        if start is None:
+            start = ev[1] if ev else 0
+        lengths = rng.integers(spec["min_length"], spec["max_length"] + 1, size=n)
+        end = start + int(lengths.sum())
+        if ev and start < ev[1] and ev[0] < end:
+            raise MergeError(f"merging.data.start_offset = {start}: training windows of {fam!r} would cover term "
+                             f"indices [{start}, {end}), which overlap the evaluation windows [{ev[0]}, {ev[1]}); "
+                             "start after the evaluation range (leave start_offset unset for that)")
+        held = set(rng.choice(n, size=n_held, replace=False).tolist())
+        terms = FAMILIES[fam].terms(end - start, start)
+        pos = 0
+        for j, L in enumerate(lengths.tolist()):
+            text, n_terms, cut = render(terms[pos: pos + L], spec["max_chars"])
+            records.append({"id": f"{fam}_train_{j:03d}", "family": fam, "split": "heldout" if j in held else "train",
+                            "window": j, "first_index": start + pos, "n_terms": n_terms, "truncated": cut,
+                            "text": text})
+            pos += L
+    return records
+
+
+def write_training_data(eval_path: str | os.PathLike, spec: Mapping[str, Any], out_path: str | os.PathLike) -> dict:
+    """The fine-tuning data beside its evaluation set: ``{"meta", "records"}`` with a ``split`` per record."""
+    from ..sequences import load_dataset
+
+    eval_meta, eval_records = load_dataset(eval_path)
+    families = list(eval_meta["families"])
+    ranges = eval_ranges(eval_meta, eval_records)
+    records = training_windows(families, spec, ranges)
+    counts = {s: sum(r["split"] == s for r in records) for s in ("train", "heldout")}
+    train_ranges = {f: [min(r["first_index"] for r in records if r["family"] == f),
+                        max(r["first_index"] + r["n_terms"] for r in records if r["family"] == f)] for f in families}
+    meta = {
+        "kind": "merging-data", "families": families, "params": dict(spec), "n": len(records), "counts": counts,
+        "eval_dataset": eval_meta["dataset"], "eval_texts_sha256": eval_meta["texts_sha256"],
+        "eval_term_ranges": ranges, "train_term_ranges": train_ranges,
+        "split": (f"per family, {spec['n_sequences']} consecutive windows of {spec['min_length']}-{spec['max_length']} "
+                  f"terms from the term-index range after the evaluation windows ({eval_meta['dataset']}: "
+                  f"{eval_meta['params']['length']} terms each); {counts['heldout']} windows drawn at random are "
+                  f"held out, {counts['train']} train the adapters; the evaluation set is the spine's dataset"),
+        "texts_sha256": texts_sha256([r["text"] for r in records]),
+        "created": now_iso(),
+    }
+    write_json(out_path, {"meta": meta, "records": records})
+    log.info("merging data: %s", meta["split"])
+    return meta
+
+
+def load_training_data(path: str | os.PathLike) -> tuple[dict, list[dict]]:
+    """``(meta, records)`` of a :func:`write_training_data` artifact, refusing another kind or edited texts."""
+    obj = read_json(path)
+    meta, records = obj.get("meta", {}), obj.get("records")
+    if meta.get("kind") != "merging-data" or records is None:
+        raise ArtifactError(f"{path}: not a merging data artifact")
+    if texts_sha256([r["text"] for r in records]) != meta.get("texts_sha256"):
+        raise ArtifactError(f"{path}: texts do not match the recorded sha256 (edited or corrupt)")
+    return meta, records
