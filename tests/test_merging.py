@@ -1,6 +1,8 @@
 """The merging study's library: merge arithmetic on tiny tensors, training data, LoRA merged vs unmerged, determinism."""
 import copy
+import os
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +191,23 @@ def test_every_planned_variant_has_a_merge_method():
         M.merge_interpolate("cubic", {}, {}, 0.5)
     with pytest.raises(KeyError, match="did you mean 'slerp'"):
         M.METHODS["slerpp"]
+
+
+def test_task_vector_merge_does_not_depend_on_the_hash_seed(tmp_path):
+    """The task-vector cosine is a float sum over tensors: summed in state-dict order, two interpreters with
+    different hash seeds give the same bits (it once iterated over a set)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; sys.path.insert(0, 'src'); from repgeom import merging as M\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "base = {f'w{i}': torch.randn(64, generator=g) for i in range(40)}\n"
+        "a = {k: v + torch.randn(64, generator=g) for k, v in base.items()}\n"
+        "b = {k: v + torch.randn(64, generator=g) for k, v in base.items()}\n"
+        "print(repr(M.merge_task_vectors('slerp', base, a, b, 0.5)[1]['task_vector_cos']))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3", "4")}
+    assert len(outs) == 1, outs

@@ -27,7 +27,8 @@ def merge_task_vectors(method: str, base: Mapping[str, Any], a: Mapping[str, Any
     """``base + interp(a − base, b − base, t)``: task vectors combined linearly or by SLERP, added back."""
     tva, tvb = task_vector(base, a), task_vector(base, b)
     torch = torch_module()
-    nz = {k for k in tva if bool(torch.any(tva[k] != 0)) or bool(torch.any(tvb[k] != 0))}
+    # in state-dict order, not a set's: the float sums below must not depend on the hash seed
+    nz = [k for k in tva if bool(torch.any(tva[k] != 0)) or bool(torch.any(tvb[k] != 0))]
     mixed, stats = merge_interpolate(method, {k: tva[k] for k in nz}, {k: tvb[k] for k in nz}, t, threshold)
     stats["n_tensors"] = len(base)
     stats["task_vector_cos"] = global_cos([tva[k] for k in nz], [tvb[k] for k in nz])
