@@ -1,12 +1,13 @@
 """End-to-end run of the LoRA → soup vs SLERP study on the tiny config with the real MiniLM and real STS-B pairs."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_shared_data_config, snakemake
+from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_config, snakemake
 from repgeom.artifacts import read_json
 from repgeom.embeddings import load_runtime
 from repgeom.merging import load_eval_embeddings, load_training_data
@@ -132,3 +133,16 @@ def test_sigkill_at_a_random_point_then_rerun_gives_the_same_weights(merging_run
     assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.tmp-")]
     assert json.loads((path / "recipe.json").read_text() if target.endswith("adapters") else
                       (path / "soup/recipe.json").read_text())["seed"] == int(target.split("seed_")[1][0])
+
+
+@pytest.mark.parametrize("module", ["merging/claims.py", "merging/methods/slerp.py"])
+def test_a_merging_library_edit_reruns_only_the_jobs_that_run_it(merging_run, tmp_path, module):
+    """Editing a verdict's code remakes the summary and its figures; editing SLERP rebuilds the variants and what
+    scores them; neither retrains a LoRA adapter."""
+    wd = merging_run
+    planned = check_code_edit_reruns_exactly_its_rules(wd, tmp_path, wd / "config.yaml", Path(module))
+    assert not planned & {"merging_train", "merging_data", "models", "corpora", "sequences"}, planned
+    if module == "merging/claims.py":
+        assert planned == {"merging_summary", "plots_merging", "all"}, planned
+    else:
+        assert {"merging_variants", "merging_scores"} <= planned, planned
