@@ -1,0 +1,81 @@
+"""Corpus kinds: each turns what a source delivered into normalised splits, behind the :data:`CORPORA`
+registry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from ..registry import Registry
+from .errors import DataError
+from .parsers import STSB_ROWS, parse_genericskb_file, parse_snli_file, parse_stsb_file
+
+
+def _find(root: Path, pattern: str) -> list[Path]:
+    if root.is_file():
+        return [root]
+    hits = sorted(p for p in root.rglob(pattern) if p.is_file())
+    return hits
+
+
+CORPORA: Registry[Callable[[Path, dict], tuple[dict, dict]]] = Registry("corpus kind")
+corpus = CORPORA.register
+
+
+@corpus("stsb")
+def load_stsb(root: Path, spec: dict) -> tuple[dict, dict]:
+    splits, meta = {}, {"files": {}, "skipped": []}
+    for split in ("train", "dev", "test"):
+        files = _find(root, f"sts-{split}.csv")
+        if not files:
+            raise DataError(f"{root}: no sts-{split}.csv (expected the STS Benchmark's sts-*.csv files)")
+        parsed = parse_stsb_file(files[0], spec.get("on_bad_row", "error"))
+        n_seen = len(parsed.rows) + len(parsed.skipped)
+        if spec.get("verify_rows", True) and n_seen != STSB_ROWS[split]:
+            raise DataError(f"{files[0]}: {n_seen} rows, the canonical STS-B {split} split has {STSB_ROWS[split]} "
+                            "(set verify_rows: false for a different release)")
+        splits[split] = parsed.rows
+        meta["files"][split] = {"path": str(files[0]), "md5": hashlib.md5(files[0].read_bytes()).hexdigest()}
+        meta["skipped"] += parsed.skipped
+    return splits, meta
+
+
+@corpus("genericskb")
+def load_genericskb(root: Path, spec: dict) -> tuple[dict, dict]:
+    files = _find(root, spec.get("files", "*.t[sx][vt]"))
+    if not files:
+        raise DataError(f"{root}: no GenericsKB files (*.tsv / *.txt)")
+    seen, rows, meta = set(), [], {"files": {}, "skipped": []}
+    for p in files:
+        parsed = parse_genericskb_file(p, spec.get("on_bad_row", "error"))
+        meta["files"][p.name] = {"path": str(p), "md5": hashlib.md5(p.read_bytes()).hexdigest(),
+                                 "rows": len(parsed.rows)}
+        meta["skipped"] += parsed.skipped
+        for r in parsed.rows:
+            if r["sentence"] not in seen:
+                seen.add(r["sentence"])
+                rows.append(r)
+    meta["distinct_sentences"] = len(rows)
+    limit = spec.get("max_rows")
+    if limit and len(rows) < limit:
+        raise DataError(f"{root}: {len(rows)} distinct sentences, fewer than max_rows={limit}")
+    return {"train": rows[:limit] if limit else rows}, meta
+
+
+@corpus("snli")
+def load_snli(root: Path, spec: dict) -> tuple[dict, dict]:
+    splits, meta = {}, {"files": {}, "skipped": [], "no_gold_label": {}}
+    files = _find(root, spec.get("files", "snli*.csv"))
+    if not files:
+        files = _find(root, "snli_1.0_*.txt")  # the canonical archive
+    if not files:
+        raise DataError(f"{root}: no snli*.csv or snli_1.0_*.txt file")
+    for p in files:
+        split = next((s for s in ("train", "dev", "test") if s in p.stem), p.stem)
+        parsed, no_gold = parse_snli_file(p, spec.get("on_bad_row", "error"))
+        splits[split] = parsed.rows
+        meta["files"][split] = {"path": str(p), "md5": hashlib.md5(p.read_bytes()).hexdigest()}
+        meta["skipped"] += parsed.skipped
+        meta["no_gold_label"][split] = no_gold
+    return splits, meta

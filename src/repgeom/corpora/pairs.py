@@ -1,0 +1,40 @@
+"""Sentence pairs of a normalised corpus, as the probes and the merging study's scores read them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .store import load_corpus, sentence_id
+
+#: SNLI labels as similarity targets for the siamese pretraining
+SNLI_TARGET = {"entailment": 1.0, "neutral": 0.5, "contradiction": 0.0}
+
+
+def stsb_pairs(corpus_path, splits: Sequence[str] = ("train", "dev", "test")) -> dict[str, dict]:
+    """``{split: {"id", "s1", "s2", "id1", "id2", "y" (score / 5)}}`` from a normalised STS-B corpus."""
+    meta, data = load_corpus(corpus_path)
+    if meta.get("type") != "stsb":
+        raise DataError(f"{corpus_path}: corpus type {meta.get('type')!r}, expected 'stsb'")
+    out = {}
+    for split in splits:
+        if split not in data or not data[split]:
+            raise DataError(f"{corpus_path}: no {split!r} split (has {', '.join(data) or 'none'})")
+        rows = data[split]
+        out[split] = {"id": [r["id"] for r in rows], "s1": [r["sentence1"] for r in rows],
+                      "s2": [r["sentence2"] for r in rows],
+                      "id1": [sentence_id(r["sentence1"]) for r in rows],
+                      "id2": [sentence_id(r["sentence2"]) for r in rows],
+                      "y": np.array([r["score"] / 5.0 for r in rows], dtype=np.float32)}
+    return out
+
+
+def snli_pairs(corpus_path) -> dict:
+    meta, data = load_corpus(corpus_path)
+    rows = [r for split in sorted(data) for r in data[split]]
+    if not rows:
+        raise DataError(f"{corpus_path}: no SNLI pairs")
+    return {"id1": [sentence_id(r["sentence1"]) for r in rows], "id2": [sentence_id(r["sentence2"]) for r in rows],
+            "y": np.array([SNLI_TARGET[r["label"]] for r in rows], dtype=np.float32)}

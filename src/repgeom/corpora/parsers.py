@@ -1,0 +1,108 @@
+"""Strict parsers of the corpora's own file formats (STS-B, GenericsKB, SNLI); a bad row names its file and line."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: canonical row counts, verified unless the corpus entry says ``verify_rows: false``
+STSB_ROWS = {"train": 5749, "dev": 1500, "test": 1379}
+SNLI_LABELS = ("entailment", "neutral", "contradiction")
+
+
+class _Rows:
+    """Collects rows and bad-row decisions for one file."""
+
+    def __init__(self, path: Path, on_bad_row: str):
+        self.path, self.on_bad_row, self.rows, self.skipped = path, on_bad_row, [], []
+
+    def bad(self, line: int, why: str) -> None:
+        msg = f"{self.path}:{line}: {why}"
+        if self.on_bad_row != "skip":
+            raise DataError(msg + " (set on_bad_row: skip to count and skip such rows)")
+        log.warning("skipping %s", msg)
+        self.skipped.append(msg)
+
+
+# ------------------------------------------------------------------ parsers
+def parse_stsb_file(path: Path, on_bad_row: str = "error") -> _Rows:
+    out = _Rows(path, on_bad_row)
+    with open(path, encoding="utf-8", newline="") as fh:
+        for i, line in enumerate(fh, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            f = line.split("\t")
+            if len(f) < 7:
+                out.bad(i, f"{len(f)} tab-separated fields, STS-B rows have at least 7")
+                continue
+            try:
+                score = float(f[4])
+            except ValueError:
+                out.bad(i, f"score {f[4]!r} is not a number")
+                continue
+            if not 0.0 <= score <= 5.0:
+                out.bad(i, f"score {score} is outside [0, 5]")
+                continue
+            s1, s2 = f[5].strip(), f[6].strip()
+            if not s1 or not s2:
+                out.bad(i, "empty sentence")
+                continue
+            out.rows.append({"id": f"{path.stem}-{i:05d}", "genre": f[0], "source": f[1], "year": f[2],
+                             "sentence1": s1, "sentence2": s2, "score": score})
+    return out
+
+
+def parse_genericskb_file(path: Path, on_bad_row: str = "error") -> _Rows:
+    out = _Rows(path, on_bad_row)
+    with open(path, encoding="utf-8", newline="") as fh:
+        first = fh.readline()
+        header = first.rstrip("\r\n").split("\t")
+        sent_col = header.index("generic_sentence") if "generic_sentence" in header else None
+        if sent_col is None:
+            fh.seek(0)
+        for i, line in enumerate(fh, 2 if sent_col is not None else 1):
+            f = line.rstrip("\r\n").split("\t")
+            if not line.strip():
+                continue
+            col = sent_col if sent_col is not None else 1
+            if len(f) <= col:
+                out.bad(i, f"{len(f)} fields, expected a sentence in field {col + 1}")
+                continue
+            s = f[col].strip()
+            if not s:
+                out.bad(i, "empty sentence")
+                continue
+            out.rows.append({"id": f"{path.stem}-{i:06d}", "sentence": s})
+    return out
+
+
+def parse_snli_file(path: Path, on_bad_row: str = "error") -> tuple[_Rows, int]:
+    out = _Rows(path, on_bad_row)
+    no_gold = 0
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        # the canonical snli_1.0.zip holds tab-separated snli_1.0_*.txt (no quoting); copies are often CSV
+        reader = (csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".txt"
+                  else csv.DictReader(fh))
+        missing = {"gold_label", "sentence1", "sentence2"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(f"{path}:1: header lacks {sorted(missing)} (has {reader.fieldnames})")
+        for i, row in enumerate(reader, 2):
+            label = (row["gold_label"] or "").strip()
+            if label == "-":
+                no_gold += 1
+                continue
+            if label not in SNLI_LABELS:
+                out.bad(i, f"gold_label {label!r} is not one of {SNLI_LABELS}")
+                continue
+            s1, s2 = (row["sentence1"] or "").strip(), (row["sentence2"] or "").strip()
+            if not s1 or not s2:
+                out.bad(i, "empty sentence")
+                continue
+            out.rows.append({"id": f"{path.stem}-{i:05d}", "sentence1": s1, "sentence2": s2, "label": label})
+    return out, no_gold
