@@ -52,8 +52,7 @@ names it imports, see :mod:`repgeom.codeversion`):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 #: public name → the submodule that defines it (read by :mod:`repgeom.codeversion` without importing)
 _EXPORTS = {
@@ -86,17 +85,4 @@ _EXPORTS = {
 }
 _SUBMODULES = ("errors", "data", "nets", "training", "autoencoders", "job", "pretrain", "heads", "variants", "tables")
 
-__all__ = [*_EXPORTS, *_SUBMODULES]
-
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule behind a public name (or the submodule itself) on first use."""
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)
