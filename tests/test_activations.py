@@ -146,6 +146,22 @@ def test_batched_equals_single(request, which, shape, side):
         _close(many, one)
 
 
+def test_final_hidden_state_shares_the_batching_and_pooling(gpt2):
+    """The decoder embedding runtime's path (iter_pooled on the final state): batched, in either tie order, equals
+    one text at a time, and its last token is the final norm of the last block's output at that same token."""
+    from repgeom.activations.batching import iter_pooled
+
+    m, tok, _ = gpt2
+    block3 = A.forward_latents(m, tok, TEXTS, layers=[3], batch_size=1)  # (N, 1, 32)
+    with torch.inference_mode():
+        ref = m.ln_f(torch.from_numpy(block3)).numpy()
+    for ties, bs in (("first", 1), ("first", 4), ("last", 4)):
+        out = np.zeros_like(block3)
+        for _, _, rows, res in iter_pooled(m, tok, TEXTS, batch_size=bs, ties=ties):
+            out[rows, 0] = res["last"].numpy()
+        _close(out, ref)
+
+
 def test_hooks_are_block_outputs_before_the_final_norm(smol):
     m, tok, _ = smol
     text = "3, 1, 4, 1, 5, 9, 2, 6"
@@ -353,7 +369,7 @@ def test_failure_mid_run_removes_temporaries(gpt2_dir, tmp_path, monkeypatch):
                 raise RuntimeError("boom")
             yield x
 
-    monkeypatch.setattr(A, "iter_batches", boom)
+    monkeypatch.setattr(A.extraction, "iter_batches", boom)  # where extract looks it up
     with pytest.raises(RuntimeError, match="boom"):
         _run(tmp_path, gpt2_dir, batch_size=2, positions=("last", "mean"))
     left = [p for p in (tmp_path / "acts").rglob("*") if p.is_file()]
@@ -371,7 +387,7 @@ CHILD = textwrap.dedent("""
             yield x
             if i >= 8:
                 time.sleep(0.5)
-    A.iter_batches = slow
+    A.extraction.iter_batches = slow  # where extract looks it up
     texts = [", ".join(str(j) for j in range(i % 17 + 1)) for i in range(1200)]
     A.extract(texts, [f"k{{i}}" for i in range(1200)], {model!r}, {out!r}, model="tiny", batch_size=32,
               sort_window=256, positions=("last", "mean"), progress=False)

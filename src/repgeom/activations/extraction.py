@@ -1,0 +1,277 @@
+"""One extraction run, :func:`extract`, in steps: check the arguments, load the model and count tokens, describe
+the run (the shards' shared attributes), run every text through the hooks into the :class:`.writer.ShardWriter`,
+verify and rename, summarise."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import fsync_dir, library_versions, now_iso, texts_sha256
+from .batching import PADDING_SIDES, token_lengths
+from .blocks import find_blocks, resolve_layers
+from .capture import iter_batches
+from .layout import CHUNK_ROWS, FORMAT_VERSION, STORE_DTYPES, shard_path
+from .model import load_decoder
+from .pooling import POSITIONS
+from .writer import ShardWriter, remove_stale_temps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What :func:`extract` was asked for, checked (``sort_window`` in whole chunks)."""
+
+    model: str
+    positions: tuple[str, ...]
+    batch_size: int
+    max_length: int
+    padding_side: str
+    sort_window: int
+    store_dtype: str
+    compression: str | None
+    progress: bool
+
+
+@dataclass
+class _Loaded:
+    """The model side of one run: the model, where its blocks are, the layers and the texts' token counts."""
+
+    net: Any
+    tok: Any
+    info: dict
+    blocks_path: str
+    blocks: Any
+    layers: list[int]
+    n_truncated: int
+    n_tokens: np.ndarray
+    d: int
+
+
+def _check_arguments(
+    texts: Sequence[str],
+    ids: Sequence[str],
+    positions: Sequence[str],
+    store_dtype: str,
+    compression: str | None,
+    padding_side: str,
+) -> tuple[list[str], list[str], np.ndarray, tuple]:
+    """``(texts, ids, ids as fixed-length UTF-8, positions without repeats)``, or a ValueError before any work."""
+    import h5py
+
+    texts, ids = list(texts), [str(i) for i in ids]
+    if len(texts) != len(ids):
+        raise ValueError(f"{len(texts)} texts but {len(ids)} ids")
+    if not texts:
+        raise ValueError("no texts to extract")
+    if len(set(ids)) != len(ids):
+        raise ValueError("ids are not unique")
+    enc_ids = [i.encode("utf-8") for i in ids]  # fixed-length UTF-8: reads 5x faster than variable-length
+    if any(not b or b.endswith(b"\0") for b in enc_ids):
+        raise ValueError("ids must be non-empty and must not end in NUL characters")
+    ids_bytes = np.array(enc_ids, dtype=h5py.string_dtype("utf-8", max(len(b) for b in enc_ids)))
+    positions = tuple(dict.fromkeys(positions))
+    if not positions or any(p not in POSITIONS for p in positions):
+        raise ValueError(f"positions: {list(positions)!r}; each must be one of {POSITIONS}")
+    if store_dtype not in STORE_DTYPES:
+        raise ValueError(f"store_dtype: {store_dtype!r} is not one of {', '.join(STORE_DTYPES)}")
+    if compression not in (None, "gzip", "lzf"):
+        raise ValueError(f"compression: {compression!r} is not None, 'gzip' or 'lzf'")
+    if padding_side not in PADDING_SIDES:
+        raise ValueError(f"padding_side: {padding_side!r} is not 'right' or 'left'")
+    return texts, ids, ids_bytes, positions
+
+
+def _load(
+    model_dir, s: _Settings, texts: list[str], ids: list[str], layers, include_embeddings: bool, dtype: str, device: str
+) -> _Loaded:
+    """Load the model, find its blocks, resolve the layers and count tokens (fails fast on empty texts)."""
+    net, tok, info = load_decoder(model_dir, dtype=dtype, device=device)
+    path, blocks = find_blocks(net, s.model)
+    sel = resolve_layers(len(blocks), layers, include_embeddings)
+    lens = token_lengths(tok, texts, ids)  # fails fast on empty texts, before any file exists
+    n_trunc = int((lens > s.max_length).sum())
+    if n_trunc:
+        log.warning(
+            "model %s: %d of %d texts exceed max_length=%d tokens and are truncated",
+            s.model,
+            n_trunc,
+            len(texts),
+            s.max_length,
+        )
+    n_tokens = np.minimum(lens, s.max_length).astype(np.int32)
+    d = int(getattr(net.config, "hidden_size", 0) or net.get_input_embeddings().embedding_dim)
+    log.info(
+        "model %s: %d texts, layers %s of %d, positions %s, batch %d, %s on %s",
+        s.model,
+        len(texts),
+        _ranges(sel),
+        len(blocks),
+        list(s.positions),
+        s.batch_size,
+        info["dtype"],
+        info["device"],
+    )
+    return _Loaded(net, tok, info, path, blocks, sel, n_trunc, n_tokens, d)
+
+
+def _base_attrs(
+    lm: _Loaded, s: _Settings, texts: list[str], ids: list[str], extra_attrs: Mapping[str, Any] | None
+) -> dict:
+    """The attributes every shard of this run gets (then its layer, position, checksum and timings)."""
+    info = lm.info
+    run_id = hashlib.sha256(f"{now_iso()} {os.getpid()} {time.perf_counter_ns()}".encode()).hexdigest()[:16]
+    return {
+        "kind": "activations", "format_version": FORMAT_VERSION, "run_id": run_id,
+        "model": s.model, "model_fingerprint": info["fingerprint"], "model_source": info["source"],
+        "model_revision": info["revision"], "architecture": type(lm.net).__name__, "blocks_path": lm.blocks_path,
+        "n_layers_total": len(lm.blocks), "layers_in_run": lm.layers, "padding_side": s.padding_side,
+        "max_length": int(s.max_length), "n_truncated": lm.n_truncated, "add_special_tokens": True,
+        "compute_dtype": info["dtype"], "store_dtype": s.store_dtype, "device": info["device"],
+        "batch_size": int(s.batch_size), "sort_window": s.sort_window, "compression": s.compression,
+        "n": len(texts), "d": lm.d, "texts_sha256": texts_sha256(texts), "ids_sha256": texts_sha256(ids),
+        "versions": library_versions(), **(extra_attrs or {}),
+    }  # fmt: skip
+
+
+def _encode(lm: _Loaded, s: _Settings, texts: list[str], writer: ShardWriter) -> float:
+    """Run every text through the model into ``writer``; returns the seconds it took."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(texts), desc=f"activations {s.model}", unit="text", disable=not s.progress, file=sys.stderr)
+    t1 = time.time()
+    for w0, w1, rows, res in iter_batches(
+        lm.net,
+        lm.tok,
+        texts,
+        layers=lm.layers,
+        positions=s.positions,
+        batch_size=s.batch_size,
+        max_length=s.max_length,
+        padding_side=s.padding_side,
+        sort_window=s.sort_window,
+        blocks=lm.blocks,
+    ):
+        writer.add(w0, w1, rows, res)
+        bar.update(len(rows))
+    writer.flush()
+    bar.close()
+    return time.time() - t1
+
+
+def _summary(
+    lm: _Loaded, s: _Settings, n: int, outdir: Path, keys: list, t0: float, t_load: float, t_enc: float
+) -> dict:
+    """What :func:`extract` returns (and logs)."""
+    secs = time.time() - t0
+    summary = {
+        "model": s.model, "n": n, "n_layers_total": len(lm.blocks), "layers": lm.layers,
+        "positions": list(s.positions), "d": lm.d, "n_truncated": lm.n_truncated, "device": lm.info["device"],
+        "dtype": lm.info["dtype"], "store_dtype": s.store_dtype, "seconds": round(secs, 3),
+        "load_seconds": round(t_load, 3), "encode_seconds": round(t_enc, 3),
+        "texts_per_second": round(n / max(t_enc, 1e-9), 2),
+        "files": [str(shard_path(outdir, L, p)) for p, L in keys],
+    }  # fmt: skip
+    log.info(
+        "model %s: wrote %d shards (%d × %d) to %s in %.1f s (%.1f texts/s)",
+        s.model,
+        len(keys),
+        n,
+        lm.d,
+        outdir,
+        secs,
+        summary["texts_per_second"],
+    )
+    return summary
+
+
+def _ranges(xs: Sequence[int]) -> str:
+    """``1-3,5`` for ``[1, 2, 3, 5]``."""
+    out, i = [], 0
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[j] + 1:
+            j += 1
+        out.append(f"{xs[i]}" if i == j else f"{xs[i]}-{xs[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def extract(
+    texts: Sequence[str],
+    ids: Sequence[str],
+    model_dir: str | os.PathLike,
+    outdir: str | os.PathLike,
+    *,
+    model: str,
+    layers: Sequence[int] | None = None,
+    positions: Sequence[str] = ("last",),
+    include_embeddings: bool = False,
+    batch_size: int = 16,
+    max_length: int = 512,
+    dtype: str = "float32",
+    store_dtype: str = "float16",
+    padding_side: str = "right",
+    device: str = "auto",
+    compression: str | None = None,
+    sort_window: int = 1024,
+    progress: bool = True,
+    extra_attrs: Mapping[str, Any] | None = None,
+) -> dict:
+    """Extract the residual stream of ``layers`` for ``texts`` into one HDF5 shard per layer and position.
+
+    ``model_dir`` is a prepared model folder (``manifest.json``, whose fingerprint is recorded) or a
+    plain transformers folder (fingerprinted from its files). ``layers`` as in :func:`.blocks.resolve_layers`
+    (``None``: every block). ``dtype`` is the compute dtype, ``store_dtype`` the shards' dtype.
+    ``compression``: ``None``, ``"gzip"`` (level 4) or ``"lzf"``. ``sort_window`` (rounded up to whole
+    chunks of 256 rows) bounds the memory: rows are sorted by length and buffered per window.
+    ``extra_attrs`` are added to every shard's attributes. Shards of other layers already in
+    ``outdir`` are left alone (:func:`.reader.iter_layers` refuses to mix shards made from other inputs).
+
+    Returns a summary: model, n, n_layers_total, layers (written), positions, d, n_truncated, device,
+    dtype, store_dtype, seconds (all), load_seconds, encode_seconds, texts_per_second, files.
+    """
+    t0 = time.time()
+    texts, ids, ids_bytes, positions = _check_arguments(texts, ids, positions, store_dtype, compression, padding_side)
+    window = max(CHUNK_ROWS, -(-int(sort_window) // CHUNK_ROWS) * CHUNK_ROWS)  # whole chunks per window
+    s = _Settings(model, positions, batch_size, max_length, padding_side, window, store_dtype, compression, progress)
+    lm = _load(model_dir, s, texts, ids, layers, include_embeddings, dtype, device)
+    n, t_load = len(texts), time.time() - t0
+    outdir = Path(outdir)
+    remove_stale_temps(outdir)
+    base = _base_attrs(lm, s, texts, ids, extra_attrs)
+    with contextlib.ExitStack() as stack:  # leaving it renames every shard into place, or removes them all
+        writer = ShardWriter(
+            stack,
+            outdir,
+            positions,
+            lm.layers,
+            (n, lm.d),
+            store_dtype,
+            compression,
+            ids_bytes,
+            lm.n_tokens,
+            min(window, n),
+        )
+        t_enc = _encode(lm, s, texts, writer)
+        timing = {
+            "encode_seconds": round(t_enc, 3),
+            "texts_per_second": round(n / max(t_enc, 1e-9), 2),
+            "load_seconds": round(t_load, 2),
+        }
+        writer.finish(base, timing)
+        writer.verify(base)
+    for d_ in {shard_path(outdir, 0, p).parent for p in positions}:
+        fsync_dir(d_)
+    return _summary(lm, s, n, outdir, writer.keys, t0, t_load, t_enc)

@@ -1,0 +1,247 @@
+"""Reading activation shards: :func:`load_layer`, :func:`iter_layers`, :func:`check_shard`.
+
+Needs neither torch nor transformers. Refuses incomplete shards, shards whose attributes do not match
+``expect`` and shards whose checksum fails, with :class:`repgeom.artifacts.ArtifactError`. The attributes come
+from the one JSON attribute ``provenance`` (one read instead of ~35); unfiltered row chunks are read straight
+from the file by their offsets (:func:`_read_activations`, counted in :data:`_FAST_READS`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import ArtifactError, check_expected, decode_attr, h5_attrs, texts_sha256
+from .layout import CHUNK_ROWS, SHARED_ATTRS, _RowSha, _sha_array, list_layers, shard_path
+
+_FAST_READS = [0]  # how many reads took the direct path (for tests)
+
+
+def _open(path: Path):
+    import h5py
+
+    if not path.exists():
+        raise ArtifactError(f"{path}: missing")
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as e:
+        raise ArtifactError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
+
+
+def _shard_attrs(f) -> dict:
+    """The attributes, from the one ``provenance`` JSON attribute where present (one read instead of ~35)."""
+    try:
+        attrs = json.loads(decode_attr(f.attrs["provenance"]))
+    except KeyError:
+        return h5_attrs(f)
+    except ValueError:
+        raise ArtifactError("the 'provenance' attribute is not valid JSON (corrupt?)") from None
+    try:
+        attrs["complete"] = bool(decode_attr(f.attrs["complete"]))
+    except KeyError:
+        attrs["complete"] = False
+    return attrs
+
+
+def _check_open(f, path, expect: Mapping[str, Any] | None) -> tuple[dict, Any, Any]:
+    """``(attrs, activations dataset, ids dataset)`` after the checks that need no data."""
+    try:
+        attrs = _shard_attrs(f)
+    except ArtifactError as e:
+        raise ArtifactError(f"{path}: {e}") from None
+    if not attrs.get("complete"):
+        raise ArtifactError(f"{path}: incomplete shard (no 'complete' mark); delete it and rerun")
+    if attrs.get("kind") != "activations":
+        raise ArtifactError(f"{path}: not an activations shard (kind={attrs.get('kind')!r})")
+    check_expected(path, attrs, expect or {})
+    dsets = []
+    for name in ("activations", "ids"):
+        try:
+            dsets.append(f[name])
+        except KeyError:
+            raise ArtifactError(f"{path}: dataset {name!r} missing") from None
+    acts, ids = dsets
+    n, d = attrs.get("n"), attrs.get("d")
+    if acts.shape != (n, d) or ids.shape != (n,):
+        raise ArtifactError(f"{path}: shapes {acts.shape} / {ids.shape} do not match n={n}, d={d} (corrupt?)")
+    if "sha256_activations" not in attrs or "ids_sha256" not in attrs:
+        raise ArtifactError(f"{path}: no checksum attributes")
+    return attrs, acts, ids
+
+
+def _read_ids(ds, path, attrs, verify: bool = True) -> np.ndarray:
+    raw = ds[()]
+    ids = (
+        [x.decode("utf-8") for x in raw.tolist()]
+        if raw.dtype.kind == "S"
+        else [x.decode("utf-8") if isinstance(x, bytes) else x for x in raw.tolist()]
+    )
+    if verify and texts_sha256(ids) != attrs["ids_sha256"]:
+        raise ArtifactError(f"{path}: ids do not match their stored checksum (the file is corrupt)")
+    return np.array(ids, dtype=object)
+
+
+def _chunk_infos(ds) -> list | None:
+    """The chunks of ``ds`` sorted by row, when every one is a whole, unfiltered row block; else ``None``."""
+    n, d = ds.shape
+    if not (
+        ds.chunks
+        and ds.chunks[1] == d
+        and not ds.compression
+        and not ds.shuffle
+        and not ds.fletcher32
+        and ds.scaleoffset is None
+        and ds.dtype.isnative
+        and n > 0
+    ):
+        return None
+    infos: list = []
+    try:
+        ds.id.chunk_iter(infos.append)
+    except Exception:  # older HDF5: one call per chunk
+        with contextlib.suppress(Exception):
+            infos = [ds.id.get_chunk_info(i) for i in range(ds.id.get_num_chunks())]
+    rows = ds.chunks[0]
+    row_bytes = d * ds.dtype.itemsize
+    if len(infos) != -(-n // rows) or not all(
+        ci.byte_offset is not None and ci.filter_mask == 0 and ci.size == rows * row_bytes for ci in infos
+    ):
+        return None
+    infos.sort(key=lambda ci: ci.chunk_offset[0])
+    return infos if [ci.chunk_offset[0] for ci in infos] == list(range(0, n, rows)) else None
+
+
+def _read_chunks(fh, infos: list, out: np.ndarray, rows: int, path: Path) -> None:
+    """Fill ``out`` from the chunks ``infos``, with one read for chunks that lie back to back in the file."""
+    n = out.shape[0]
+    i = 0
+    while i < len(infos):
+        j = i
+        while j + 1 < len(infos) and infos[j + 1].byte_offset == infos[j].byte_offset + infos[j].size:
+            j += 1
+        r0, r1 = infos[i].chunk_offset[0], min(infos[j].chunk_offset[0] + rows, n)
+        view = memoryview(out[r0:r1]).cast("B")
+        fh.seek(infos[i].byte_offset)
+        got = 0
+        while got < len(view):
+            k = fh.readinto(view[got:])
+            if not k:
+                raise ArtifactError(f"{path}: file ends inside the activations (truncated)")
+            got += k
+        i = j + 1
+
+
+def _read_activations(ds, path: Path) -> np.ndarray:
+    """The whole dataset; unfiltered row chunks are read straight from the file by their offsets."""
+    infos = _chunk_infos(ds)
+    if infos is None:
+        return ds[()]
+    out = np.empty(ds.shape, dtype=ds.dtype)
+    with open(path, "rb", buffering=0) as fh:
+        _read_chunks(fh, infos, out, ds.chunks[0], path)
+    _FAST_READS[0] += 1
+    return out
+
+
+def check_shard(
+    path: str | os.PathLike, expect: Mapping[str, Any] | None = None, verify: bool = True, _label=None
+) -> dict:
+    """Check one shard without keeping its data: complete, kind, ``expect``, shapes and (``verify``) checksums.
+
+    Returns the attributes; raises :class:`ArtifactError` otherwise.
+    """
+    path = Path(path)
+    label = _label or path
+    with _open(path) as f:
+        try:
+            attrs, ds, ids_ds = _check_open(f, label, expect)
+            _read_ids(ids_ds, label, attrs, verify)
+            if verify:
+                sha = _RowSha(ds.dtype, ds.shape)
+                step = max(CHUNK_ROWS, (1 << 24) // max(1, ds.shape[1] * ds.dtype.itemsize))
+                for s in range(0, ds.shape[0], step):
+                    sha.update(ds[s : s + step])
+                if sha.hexdigest() != attrs["sha256_activations"]:
+                    raise ArtifactError(
+                        f"{label}: activations do not match their stored checksum (the file is "
+                        "corrupt); delete it and rerun the workflow"
+                    )
+        except ArtifactError:
+            raise
+        except (OSError, KeyError, ValueError) as e:
+            raise ArtifactError(f"{label}: unreadable HDF5 content (corrupt?): {e}") from None
+    return attrs
+
+
+def load_layer(
+    path_or_dir: str | os.PathLike,
+    layer: int | None = None,
+    expect: Mapping[str, Any] | None = None,
+    position: str = "last",
+    verify: bool = True,
+    dtype=np.float32,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read one shard: ``(X (N, d), ids, attrs)``, refusing incomplete, corrupt or mismatching shards.
+
+    ``path_or_dir`` is a shard file or an extraction's ``outdir`` (then ``layer`` picks the shard).
+    ``verify`` checks the sha256 of the activations and of the ids (costs more than reading them);
+    the attributes (``complete``, ``kind``, ``expect``, layer, position) and the shapes are always
+    checked. ``dtype`` converts ``X`` (``None`` keeps the stored dtype).
+    """
+    p = Path(path_or_dir)
+    if p.is_dir():
+        if layer is None:
+            raise ValueError("load_layer: a directory needs a layer index")
+        p = shard_path(p, layer, position)
+    with _open(p) as f:
+        try:
+            attrs, ds, ids_ds = _check_open(f, p, expect)
+            if layer is not None and attrs.get("layer") != int(layer):
+                raise ArtifactError(f"{p}: holds layer {attrs.get('layer')}, not {layer}")
+            if attrs.get("position") != position:
+                raise ArtifactError(f"{p}: holds position {attrs.get('position')!r}, not {position!r}")
+            ids = _read_ids(ids_ds, p, attrs, verify)
+            X = _read_activations(ds, p)
+        except ArtifactError:
+            raise
+        except (OSError, KeyError, ValueError) as e:
+            raise ArtifactError(f"{p}: unreadable HDF5 content (corrupt?): {e}") from None
+    if verify and _sha_array(X) != attrs["sha256_activations"]:
+        raise ArtifactError(
+            f"{p}: activations do not match their stored checksum (the file is corrupt); "
+            "delete it and rerun the workflow"
+        )
+    if dtype is not None and X.dtype != np.dtype(dtype):
+        X = X.astype(dtype)
+    return X, ids, attrs
+
+
+def iter_layers(
+    outdir: str | os.PathLike,
+    layers: Iterable[int] | None = None,
+    expect: Mapping[str, Any] | None = None,
+    position: str = "last",
+    verify: bool = True,
+    dtype=np.float32,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, dict]]:
+    """Yield ``(layer, X, ids, attrs)`` for ``layers`` (default: every finished shard), in order.
+
+    Beyond ``expect``, every shard must share :data:`.layout.SHARED_ATTRS` with the first one read (same run:
+    model, texts, ids, pooling), so shards of different runs are never mixed.
+    """
+    outdir = Path(outdir)
+    todo = list_layers(outdir, position) if layers is None else [int(L) for L in layers]
+    if not todo:
+        raise ArtifactError(f"{outdir}: no activation shards for position {position!r}")
+    want = dict(expect or {})
+    for L in todo:
+        X, ids, attrs = load_layer(outdir, L, want, position, verify, dtype)
+        for k in SHARED_ATTRS:
+            want.setdefault(k, attrs.get(k))
+        yield L, X, ids, attrs
