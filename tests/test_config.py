@@ -1,15 +1,14 @@
 import copy
 
 import pytest
+from conftest import ROOT
 
 from repgeom.config import ConfigError, load_yaml, validate_config
 from repgeom.stages import embed_params
-from conftest import ROOT
 
 BASE = {
     "sequences": {"numbers": {"families": ["even", "odd"]}},
-    "models": {"m": {"runtime": "sentence-transformers",
-                     "source": {"type": "local", "path": "/tmp/x"}}},
+    "models": {"m": {"runtime": "sentence-transformers", "source": {"type": "local", "path": "/tmp/x"}}},
 }
 
 
@@ -52,8 +51,7 @@ def test_unknown_nested_key_names_it():
     assert "sequences.numbers" in msg and "lenght" in msg
 
 
-@pytest.mark.parametrize("key,value", [("n_sequences", 0), ("length", -3), ("max_chars", 0),
-                                       ("n_sequences", "four")])
+@pytest.mark.parametrize("key,value", [("n_sequences", 0), ("length", -3), ("max_chars", 0), ("n_sequences", "four")])
 def test_bad_sizes_name_key_and_value(key, value):
     c = cfg()
     c["sequences"]["numbers"][key] = value
@@ -111,8 +109,11 @@ def test_source_fields_are_checked_per_type():
 
 def test_remote_code_needs_a_pinned_revision():
     c = cfg()
-    c["models"]["m"] = {"runtime": "sentence-transformers", "trust_remote_code": True,
-                        "source": {"type": "hub", "id": "org/model", "revision": "main"}}
+    c["models"]["m"] = {
+        "runtime": "sentence-transformers",
+        "trust_remote_code": True,
+        "source": {"type": "hub", "id": "org/model", "revision": "main"},
+    }
     assert "pinned" in _err(copy.deepcopy(c))
     c["allow_unpinned_remote_code"] = True
     validate_config(c)
@@ -142,10 +143,13 @@ def test_report_front_page_warns_about_unpinned_remote_code():
     text = (ROOT / "workflow/report/workflow.rst").read_text()
 
     class Snakemake:
-        config = {"models": {
-            "risky": {"trust_remote_code": True, "source": {"type": "hub", "id": "org/m", "revision": "main"}},
-            "pinned": {"trust_remote_code": True, "source": {"type": "hub", "id": "org/p", "revision": "a" * 40}},
-            "plain": {"trust_remote_code": False, "source": {"type": "hub", "id": "org/q", "revision": "main"}}}}
+        config = {
+            "models": {
+                "risky": {"trust_remote_code": True, "source": {"type": "hub", "id": "org/m", "revision": "main"}},
+                "pinned": {"trust_remote_code": True, "source": {"type": "hub", "id": "org/p", "revision": "a" * 40}},
+                "plain": {"trust_remote_code": False, "source": {"type": "hub", "id": "org/q", "revision": "main"}},
+            }
+        }
 
     out = jinja2.Environment().from_string(text).render(snakemake=Snakemake)
     assert "SECURITY WARNING:** model ``risky``" in out and "revision ``main`` of ``org/m``" in out

@@ -1,12 +1,13 @@
 """The text corpora of the STS study, parsed from the real copies in ../shared/data."""
+
 import json
 import shutil
 
 import pytest
 import yaml
+from conftest import SHARED, snakemake
 
-from conftest import SHARED, snakemake, ROOT
-from repgeom.corpora import DataError, STSB_ROWS, load_corpus, parse_stsb_file, prepare
+from repgeom.corpora import STSB_ROWS, DataError, load_corpus, prepare
 
 pytestmark = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data not present")
 
@@ -26,8 +27,11 @@ def test_stsb_canonical_splits(tmp_path):
 
 
 def test_genericskb_dedup_and_limit(tmp_path):
-    meta = prepare("genericskb", {"source": {"type": "local", "path": str(SHARED / "genericskb")}, "max_rows": 20000},
-                   tmp_path / "g.json")
+    meta = prepare(
+        "genericskb",
+        {"source": {"type": "local", "path": str(SHARED / "genericskb")}, "max_rows": 20000},
+        tmp_path / "g.json",
+    )
     assert meta["distinct_sentences"] == 56956 and meta["rows"] == {"train": 20000}
     _, splits = load_corpus(tmp_path / "g.json")
     sents = [r["sentence"] for r in splits["train"]]
@@ -66,8 +70,9 @@ def test_bad_rows_name_file_and_line(bad_stsb, tmp_path):
 
 
 def test_bad_rows_skipped_and_counted_when_asked(bad_stsb, tmp_path):
-    meta = prepare("stsb", {"source": {"type": "local", "path": str(bad_stsb)}, "on_bad_row": "skip"},
-                   tmp_path / "s.json")
+    meta = prepare(
+        "stsb", {"source": {"type": "local", "path": str(bad_stsb)}, "on_bad_row": "skip"}, tmp_path / "s.json"
+    )
     assert meta["n_skipped"] == 2 and meta["rows"]["dev"] == 1498
     assert any("sts-dev.csv:20: empty sentence" in s for s in meta["skipped"])
 
@@ -88,15 +93,25 @@ def test_missing_local_path_and_unreachable_url(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         prepare("stsb", {"source": {"type": "local", "path": str(tmp_path / "nope")}}, tmp_path / "s.json")
     with pytest.raises(DataError, match="cannot download"):
-        prepare("stsb", {"source": {"type": "url", "url": "http://127.0.0.1:9/stsbenchmark.tar.gz"}},
-                tmp_path / "s.json")
+        prepare(
+            "stsb", {"source": {"type": "url", "url": "http://127.0.0.1:9/stsbenchmark.tar.gz"}}, tmp_path / "s.json"
+        )
 
 
 def test_corpora_rule_with_a_small_slice(tmp_path):
-    cfg = {"data": {"stsb": {"source": {"type": "local", "path": str(SHARED / "stsb")},
-                             "limit": {"train": 300, "dev": 100, "test": 100}},
-                    "kb": {"kind": "genericskb", "source": {"type": "local", "path": str(SHARED / "genericskb")},
-                           "max_rows": 500}}}
+    cfg = {
+        "data": {
+            "stsb": {
+                "source": {"type": "local", "path": str(SHARED / "stsb")},
+                "limit": {"train": 300, "dev": 100, "test": 100},
+            },
+            "kb": {
+                "kind": "genericskb",
+                "source": {"type": "local", "path": str(SHARED / "genericskb")},
+                "max_rows": 500,
+            },
+        }
+    }
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(cfg))
     wd = tmp_path / "wd"
@@ -109,13 +124,20 @@ def test_corpora_rule_with_a_small_slice(tmp_path):
 
 
 def test_source_list_falls_back_in_order_and_records_the_one_used(tmp_path):
-    spec = {"source": [{"type": "local", "path": str(tmp_path / "nowhere")},
-                       {"type": "local", "path": str(SHARED / "snli")}]}
+    spec = {
+        "source": [
+            {"type": "local", "path": str(tmp_path / "nowhere")},
+            {"type": "local", "path": str(SHARED / "snli")},
+        ]
+    }
     meta = prepare("snli", spec, tmp_path / "n.json")
     assert meta["source"] == spec["source"][1] and meta["rows"] == {"test": 9824}
     spec = {"source": [{"type": "local", "path": str(tmp_path / "a")}, {"type": "local", "path": str(tmp_path / "b")}]}
-    with pytest.raises(DataError, match=r"corpus 'snli': no source worked:\n.*source 1 \(local\).*'[^']*a' does not "
-                                        r"exist\n.*source 2 \(local\)"):
+    with pytest.raises(
+        DataError,
+        match=r"corpus 'snli': no source worked:\n.*source 1 \(local\).*'[^']*a' does not "
+        r"exist\n.*source 2 \(local\)",
+    ):
         prepare("snli", spec, tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
 
@@ -125,8 +147,11 @@ def test_snli_canonical_tab_separated_txt(tmp_path):
     src = tmp_path / "snli_1.0"
     src.mkdir()
     head = "gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1\tsentence2\tcaptionID\tpairID"
-    rows = ["neutral\t( A )\t( B )\tA \"quoted man.\tA man.\t1\t1", "-\t( C )\t( D )\tC.\tD.\t2\t2",
-            "contradiction\t( E )\t( F )\tE.\tF.\t3\t3"]
+    rows = [
+        'neutral\t( A )\t( B )\tA "quoted man.\tA man.\t1\t1',
+        "-\t( C )\t( D )\tC.\tD.\t2\t2",
+        "contradiction\t( E )\t( F )\tE.\tF.\t3\t3",
+    ]
     (src / "snli_1.0_dev.txt").write_text("\n".join([head, *rows]) + "\n")
     meta = prepare("snli", {"source": {"type": "local", "path": str(tmp_path)}}, tmp_path / "n.json")
     assert meta["rows"] == {"dev": 2} and meta["no_gold_label"] == {"dev": 1}
@@ -138,8 +163,11 @@ def test_hf_source_fails_clearly_when_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     spec = {"source": {"type": "hf", "dataset": "sentence-transformers/stsb"}}
-    with pytest.raises(DataError, match=r"corpus 'stsb': .*(pip install datasets|cannot load "
-                                        r"'sentence-transformers/stsb')"):
+    with pytest.raises(
+        DataError,
+        match=r"corpus 'stsb': .*(pip install datasets|cannot load "
+        r"'sentence-transformers/stsb')",
+    ):
         prepare("stsb", spec, tmp_path / "s.json")
     assert not (tmp_path / "s.json").exists()
 

@@ -1,4 +1,5 @@
 """End-to-end runs of the real workflow on the tiny config with a real model (MiniLM)."""
+
 import json
 import shutil
 from pathlib import Path
@@ -8,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import check_code_edit_reruns_exactly_its_rules, snakemake
+
 from repgeom.artifacts import ArtifactError, read_h5
 from repgeom.embeddings import load_embeddings
 from repgeom.sequences import load_dataset
@@ -22,8 +23,9 @@ def test_every_artifact_is_made_and_checked(tiny_run):
     meta, recs = load_dataset(wd / "results/sequences/tiny.json")
     assert meta["n"] == len(recs) == 18
     assert meta["n_truncated"] == sum(r["truncated"] for r in recs) > 0  # max_chars 28 cuts the long ones
-    X, ids, labels, attrs = load_embeddings(wd / "results/embeddings/tiny/minilm.h5",
-                                            expect={"texts_sha256": meta["texts_sha256"]})
+    X, ids, labels, attrs = load_embeddings(
+        wd / "results/embeddings/tiny/minilm.h5", expect={"texts_sha256": meta["texts_sha256"]}
+    )
     assert X.shape == (18, 384) and np.isfinite(X).all()
     assert np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-4)  # MiniLM's own Normalize module
     assert list(ids) == [r["id"] for r in recs] and list(labels) == [r["family"] for r in recs]
@@ -31,8 +33,16 @@ def test_every_artifact_is_made_and_checked(tiny_run):
     assert attrs["model_fingerprint"] == man["fingerprint"]
     assert "model/model.safetensors" in man["files"] and len(man["files"]["model/model.safetensors"]) == 64
     m = json.loads((wd / "results/metrics/tiny/models/minilm.json").read_text())
-    for k in ("silhouette_true", "dbi_true", "silhouette_kmeans", "dbi_kmeans", "ari", "nmi",
-              "silhouette_true_lo", "silhouette_true_hi"):
+    for k in (
+        "silhouette_true",
+        "dbi_true",
+        "silhouette_kmeans",
+        "dbi_kmeans",
+        "ari",
+        "nmi",
+        "silhouette_true_lo",
+        "silhouette_true_hi",
+    ):
         assert isinstance(m[k], float) and np.isfinite(m[k]), k
     assert -1 <= m["silhouette_true"] <= 1 and m["dbi_true"] > 0
     df = pd.read_csv(wd / "results/metrics/tiny/summary.tsv", sep="\t")
@@ -43,8 +53,12 @@ def test_every_artifact_is_made_and_checked(tiny_run):
     for png in ("results/plots/tiny/tsne/minilm.png", "results/plots/tiny/bars.png"):
         data = (wd / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    for log in ("logs/sequences/tiny.log", "logs/models/minilm.log", "logs/embeddings/tiny/minilm.log",
-                "logs/metrics/tiny/minilm.log"):
+    for log in (
+        "logs/sequences/tiny.log",
+        "logs/models/minilm.log",
+        "logs/embeddings/tiny/minilm.log",
+        "logs/metrics/tiny/minilm.log",
+    ):
         assert "finished" in (wd / log).read_text()
     assert not list(wd.rglob("*.tmp")), "temporary files left behind"
 
@@ -93,9 +107,17 @@ def test_adding_a_model_runs_only_its_chain_and_the_aggregates(tiny_run, tiny_co
 
     def add(c):
         c["models"]["other"] = dict(c["models"]["minilm"])
+
     plan = _planned(snakemake(wd, "--dry-run", configfile=_changed_config(tmp_path, tiny_config, add)))
-    assert plan == {"models": 1, "embeddings": 1, "metrics": 1, "plots_tsne": 1, "metrics_summary": 1,
-                    "plots_bars": 1, "all": 1}
+    assert plan == {
+        "models": 1,
+        "embeddings": 1,
+        "metrics": 1,
+        "plots_tsne": 1,
+        "metrics_summary": 1,
+        "plots_bars": 1,
+        "all": 1,
+    }
 
 
 def test_editing_one_model_reruns_its_chain_not_its_preparation(tiny_run, tiny_config, tmp_path):
@@ -103,9 +125,9 @@ def test_editing_one_model_reruns_its_chain_not_its_preparation(tiny_run, tiny_c
 
     def edit(c):
         c["models"]["minilm"]["batch_size"] = 4
+
     plan = _planned(snakemake(wd, "--dry-run", configfile=_changed_config(tmp_path, tiny_config, edit)))
-    assert plan == {"embeddings": 1, "metrics": 1, "plots_tsne": 1, "metrics_summary": 1, "plots_bars": 1,
-                    "all": 1}
+    assert plan == {"embeddings": 1, "metrics": 1, "plots_tsne": 1, "metrics_summary": 1, "plots_bars": 1, "all": 1}
 
 
 def test_reader_refuses_stale_and_corrupt_files(tiny_run, tmp_path):
@@ -136,9 +158,12 @@ def test_report_holds_every_figure_and_table(tiny_run, tiny_config):
 
 def test_unreachable_model_fails_clearly_and_keep_going_finishes_the_rest(tmp_path, tiny_config, prepared_minilm):
     def add(c):
-        c["models"]["ghost"] = {"runtime": "sentence-transformers",
-                                "source": {"type": "hub", "id": "no-such-org/no-such-model", "revision": "0" * 40}}
+        c["models"]["ghost"] = {
+            "runtime": "sentence-transformers",
+            "source": {"type": "hub", "id": "no-such-org/no-such-model", "revision": "0" * 40},
+        }
         c["models"]["gone"] = {"runtime": "sentence-transformers", "source": {"type": "local", "path": "/nonexistent"}}
+
     cfg = _changed_config(tmp_path, tiny_config, add)
     wd = tmp_path / "wd"
     wd.mkdir()

@@ -1,11 +1,12 @@
 """End-to-end run of the activation shards and the layer-by-layer study with a real decoder (SmolLM2)."""
+
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, job_seconds, kill_at_random_point, snakemake, unlock_and_rerun
+
 from repgeom.activations import check_shard, iter_layers, list_layers, load_layer
 from repgeom.artifacts import ArtifactError
 from repgeom.sequences import load_dataset
@@ -66,20 +67,20 @@ def test_analysis_code_runs_without_torch(layers_run, tmp_path):
                                           "gguf", "accelerate"):
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
-        sys.path.insert(0, {str(ROOT / 'src')!r})
+        sys.path.insert(0, {str(ROOT / "src")!r})
         from repgeom.sequences import load_dataset
         from repgeom.artifacts import read_embeddings
         from repgeom.metrics import cluster_metrics, layer_metrics, best_layer
         from repgeom.activations import load_layer
         from repgeom.plots import plot_tsne, plot_layer_curves
-        meta, recs = load_dataset({str(wd / 'results/sequences/tiny.json')!r})
+        meta, recs = load_dataset({str(wd / "results/sequences/tiny.json")!r})
         labels = [r["family"] for r in recs]
-        X, ids, lab, attrs = read_embeddings({str(wd / 'results/embeddings/tiny/smollm2.h5')!r})
+        X, ids, lab, attrs = read_embeddings({str(wd / "results/embeddings/tiny/smollm2.h5")!r})
         cluster_metrics(X, lab, bootstrap=5)
-        df = layer_metrics({str(wd / 'results/activations/smollm2/tiny')!r}, labels, model="smollm2", bootstrap=5)
-        X, ids, attrs = load_layer({str(wd / 'results/activations/smollm2/tiny')!r}, best_layer(df))
-        plot_tsne(X, labels, {str(tmp_path / 't.png')!r}, title="t", max_iter=250)
-        plot_layer_curves(df, {str(tmp_path / 'c.png')!r})
+        df = layer_metrics({str(wd / "results/activations/smollm2/tiny")!r}, labels, model="smollm2", bootstrap=5)
+        X, ids, attrs = load_layer({str(wd / "results/activations/smollm2/tiny")!r}, best_layer(df))
+        plot_tsne(X, labels, {str(tmp_path / "t.png")!r}, title="t", max_iter=250)
+        plot_layer_curves(df, {str(tmp_path / "c.png")!r})
         assert "torch" not in sys.modules
         print("ok")
     """)

@@ -1,4 +1,5 @@
 """End-to-end run of the LoRA → soup vs SLERP study on the tiny config with the real MiniLM and real STS-B pairs."""
+
 import json
 from pathlib import Path
 
@@ -6,28 +7,37 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_config, snakemake
+
 from repgeom.artifacts import read_json
 from repgeom.embeddings import load_runtime
 from repgeom.merging import load_eval_embeddings, load_training_data
 from repgeom.models import load_manifest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
-VARIANTS = ["final", "soup", "linear_0.5", "slerp_0.5", "tv_slerp_ckpt", "tv_linear_ckpt", "tv_slerp_seeds",
-            "tv_linear_seeds"]
+VARIANTS = [
+    "final",
+    "soup",
+    "linear_0.5",
+    "slerp_0.5",
+    "tv_slerp_ckpt",
+    "tv_linear_ckpt",
+    "tv_slerp_seeds",
+    "tv_linear_seeds",
+]
 
 
 @pytest.fixture(scope="module")
 def merging_run(tmp_path_factory, prepared_minilm):
-    return run_shared_data_config(tmp_path_factory.mktemp("merging_run"), "tiny_merging.yaml",
-                                  {"minilm": prepared_minilm})
+    return run_shared_data_config(
+        tmp_path_factory.mktemp("merging_run"), "tiny_merging.yaml", {"minilm": prepared_minilm}
+    )
 
 
 def test_data_split_is_disjoint_from_the_evaluation_windows(merging_run):
     meta, recs = load_training_data(merging_run / "results/merging/data.json")
     assert meta["counts"] == {"train": 48, "heldout": 12}
-    for fam, (lo, hi) in meta["eval_term_ranges"].items():
+    for fam, (_lo, hi) in meta["eval_term_ranges"].items():
         rows = [r for r in recs if r["family"] == fam]
         assert all(r["first_index"] >= hi for r in rows)
         assert sum(r["split"] == "heldout" for r in rows) == 2
@@ -101,8 +111,11 @@ def test_rerun_is_noop_and_a_variant_parameter_reruns_only_what_follows(merging_
     (wd / "changed.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(wd, "-n", configfile=wd / "changed.yaml")
     text = out.stdout + out.stderr
-    counts = {p[0]: int(p[1]) for p in (line.split() for line in text.split("Job stats:")[1].split("total")[0]
-                                        .splitlines()) if len(p) == 2 and p[1].isdigit()}
+    counts = {
+        p[0]: int(p[1])
+        for p in (line.split() for line in text.split("Job stats:")[1].split("total")[0].splitlines())
+        if len(p) == 2 and p[1].isdigit()
+    }
     assert counts.get("merging_variants") == 2 and counts.get("merging_scores") == 2  # seeds, not the base
     assert "merging_train" not in counts and "embeddings" not in counts
 
@@ -113,12 +126,12 @@ def test_report_holds_the_merging_tables_and_figures(merging_run):
     assert "LoRA and merging" in (wd / "report.html").read_text(errors="replace")
 
 
-@pytest.mark.parametrize("target,seed", [("results/merging/minilm/seed_1/adapters", 21),
-                                         ("results/merging/minilm/seed_0/variants", 22)])
+@pytest.mark.parametrize(
+    "target,seed", [("results/merging/minilm/seed_1/adapters", 21), ("results/merging/minilm/seed_0/variants", 22)]
+)
 def test_sigkill_at_a_random_point_then_rerun_gives_the_same_weights(merging_run, target, seed):
-    from safetensors.torch import load_file
-
     from conftest import kill_mid_job_then_rerun
+    from safetensors.torch import load_file
 
     wd = merging_run
     path = wd / target
@@ -131,8 +144,9 @@ def test_sigkill_at_a_random_point_then_rerun_gives_the_same_weights(merging_run
     after = load_file(path / name)
     assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before), state
     assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.tmp-")]
-    assert json.loads((path / "recipe.json").read_text() if target.endswith("adapters") else
-                      (path / "soup/recipe.json").read_text())["seed"] == int(target.split("seed_")[1][0])
+    assert json.loads(
+        (path / "recipe.json").read_text() if target.endswith("adapters") else (path / "soup/recipe.json").read_text()
+    )["seed"] == int(target.split("seed_")[1][0])
 
 
 @pytest.mark.parametrize("module", ["merging/claims.py", "merging/methods/slerp.py"])

@@ -1,4 +1,5 @@
 """End-to-end run of the FREEZE study on a slice of the real STS-B, GenericsKB and SNLI with SmolLM2."""
+
 import io
 from pathlib import Path
 
@@ -6,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_config, snakemake
+
 from repgeom.activations import iter_layers
 from repgeom.artifacts import read_json, texts_sha256
 from repgeom.corpora import corpus_sentences, load_corpus
@@ -29,9 +30,13 @@ def test_corpora_and_sentence_shards(sts_run):
     assert len(load_corpus(wd / "resources/data/genericskb.json")[1]["train"]) == 600
     ids, texts = corpus_sentences(wd / "resources/data/stsb.json")
     for position in ("last", "mean"):
-        layers = [L for L, X, got_ids, attrs in iter_layers(wd / "results/activations/smollm2/stsb", position=position,
-                                                            expect={"texts_sha256": texts_sha256(texts)})
-                  if X.shape == (len(texts), 576) and list(got_ids) == ids and np.isfinite(X).all()]
+        layers = [
+            L
+            for L, X, got_ids, attrs in iter_layers(
+                wd / "results/activations/smollm2/stsb", position=position, expect={"texts_sha256": texts_sha256(texts)}
+            )
+            if X.shape == (len(texts), 576) and list(got_ids) == ids and np.isfinite(X).all()
+        ]
         assert layers == list(range(1, 31))
 
 
@@ -115,10 +120,15 @@ def test_report_holds_the_sts_tables_and_figures(sts_run):
     assert "STS-B (FREEZE)" in html
 
 
-@pytest.mark.parametrize("target,seed", [("results/sts/smollm2/last/siamese.json", 11),
-                                         ("results/sts/smollm2/mean/autoencoders_logvar.pt", 12),
-                                         ("results/sts/smollm2/last/mlp_std.json", 13),
-                                         ("results/plots/sts/scatter.png", 14)])
+@pytest.mark.parametrize(
+    "target,seed",
+    [
+        ("results/sts/smollm2/last/siamese.json", 11),
+        ("results/sts/smollm2/mean/autoencoders_logvar.pt", 12),
+        ("results/sts/smollm2/last/mlp_std.json", 13),
+        ("results/plots/sts/scatter.png", 14),
+    ],
+)
 def test_sigkill_at_a_random_point_then_plain_rerun_gives_the_same_result(sts_run, target, seed):
     from conftest import kill_mid_job_then_rerun
 

@@ -1,7 +1,8 @@
 """The merging study's library: merge arithmetic on tiny tensors, training data, LoRA merged vs unmerged, determinism."""
+
 import copy
-import os
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,15 @@ def test_state_dict_merges_count_and_keep_unchanged_tensors():
 
 
 # ------------------------------------------------------------------ data
-SPEC = {"start_offset": None, "n_sequences": 10, "min_length": 5, "max_length": 12, "heldout_fraction": 0.2,
-        "max_chars": 20000, "seed": 0}
+SPEC = {
+    "start_offset": None,
+    "n_sequences": 10,
+    "min_length": 5,
+    "max_length": 12,
+    "heldout_fraction": 0.2,
+    "max_chars": 20000,
+    "seed": 0,
+}
 
 
 def test_training_windows_avoid_the_evaluation_range_and_split():
@@ -100,26 +108,31 @@ def test_training_windows_avoid_the_evaluation_range_and_split():
 
 
 def _config(**merging):
-    return {"sequences": {"numbers": {"families": ["even", "odd"], "n_sequences": 4, "length": 50}},
-            "models": {"enc": {"runtime": "sentence-transformers",
-                               "source": {"type": "local", "path": "/x"}},
-                       "dec": {"runtime": "decoder", "source": {"type": "local", "path": "/y"}}},
-            "data": {"stsb": {"source": {"type": "local", "path": "/z"}}},
-            "sts": {"enabled": False},
-            "merging": {"models": ["enc"], **merging}}
+    return {
+        "sequences": {"numbers": {"families": ["even", "odd"], "n_sequences": 4, "length": 50}},
+        "models": {
+            "enc": {"runtime": "sentence-transformers", "source": {"type": "local", "path": "/x"}},
+            "dec": {"runtime": "decoder", "source": {"type": "local", "path": "/y"}},
+        },
+        "data": {"stsb": {"source": {"type": "local", "path": "/z"}}},
+        "sts": {"enabled": False},
+        "merging": {"models": ["enc"], **merging},
+    }
 
 
 def test_merging_config_errors_name_the_key():
     validate_config(_config())
-    cases = [({"models": ["dec"]}, "merging.models' = 'dec': not an enabled sentence-transformers"),
-             ({"models": ["ghost"], "enabled": True}, "merging.models' = 'ghost': unknown model"),
-             ({"data": {"start_offset": 100}}, "merging.data.start_offset' = 100"),
-             ({"data": {"min_length": 9, "max_length": 3}}, "merging.data.min_length' = 9"),
-             ({"train": {"steps": 10, "checkpoint_every": 20}}, "merging.train.checkpoint_every' = 20"),
-             ({"eval_dataset": "nope", "enabled": True}, "merging.eval_dataset' = 'nope'"),
-             ({"train": {"lr": -1}}, "merging.train.lr"),
-             ({"variants": {"slerp_t": [1.5]}}, "merging.variants.slerp_t"),
-             ({"lora": {"rank": 4}}, "unknown key")]
+    cases = [
+        ({"models": ["dec"]}, "merging.models' = 'dec': not an enabled sentence-transformers"),
+        ({"models": ["ghost"], "enabled": True}, "merging.models' = 'ghost': unknown model"),
+        ({"data": {"start_offset": 100}}, "merging.data.start_offset' = 100"),
+        ({"data": {"min_length": 9, "max_length": 3}}, "merging.data.min_length' = 9"),
+        ({"train": {"steps": 10, "checkpoint_every": 20}}, "merging.train.checkpoint_every' = 20"),
+        ({"eval_dataset": "nope", "enabled": True}, "merging.eval_dataset' = 'nope'"),
+        ({"train": {"lr": -1}}, "merging.train.lr"),
+        ({"variants": {"slerp_t": [1.5]}}, "merging.variants.slerp_t"),
+        ({"lora": {"rank": 4}}, "unknown key"),
+    ]
     for kw, msg in cases:
         with pytest.raises(ConfigError) as e:
             validate_config(_config(**kw))
@@ -160,16 +173,26 @@ def test_training_is_deterministic_for_a_seed(prepared_minilm, tmp_path):
 
     from repgeom.sequences import write_dataset
 
-    write_dataset({"families": ["even", "odd", "primes"], "n_sequences": 2, "length": 6, "max_chars": 200},
-                  tmp_path / "eval.json", "eval")
+    write_dataset(
+        {"families": ["even", "odd", "primes"], "n_sequences": 2, "length": 6, "max_chars": 200},
+        tmp_path / "eval.json",
+        "eval",
+    )
     M.write_training_data(tmp_path / "eval.json", {**SPEC, "n_sequences": 10}, tmp_path / "data.json")
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
-    train = {"loss": "batch_hard_soft_margin_triplet", "steps": 3, "checkpoint_every": 2, "batch_size": 12,
-             "lr": 1e-3}
+    train = {"loss": "batch_hard_soft_margin_triplet", "steps": 3, "checkpoint_every": 2, "batch_size": 12, "lr": 1e-3}
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        rec = M.train_lora(prepared_minilm, tmp_path / "data.json", tmp_path / name, seed=seed, lora=lora,
-                           train=train, device="cpu", progress=False)
+        rec = M.train_lora(
+            prepared_minilm,
+            tmp_path / "data.json",
+            tmp_path / name,
+            seed=seed,
+            lora=lora,
+            train=train,
+            device="cpu",
+            progress=False,
+        )
         assert rec["checkpoints"] == ["step_00002", "step_00003"]
         runs[name] = load_file(tmp_path / name / "step_00003" / "adapter_model.safetensors")
         assert (tmp_path / name / "train_log.tsv").exists()
@@ -208,6 +231,15 @@ def test_task_vector_merge_does_not_depend_on_the_hash_seed(tmp_path):
         "print(repr(M.merge_task_vectors('slerp', base, a, b, 0.5)[1]['task_vector_cos']))\n"
     )
     root = Path(__file__).resolve().parents[1]
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3", "4")}
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3", "4")
+    }
     assert len(outs) == 1, outs

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
-from sklearn.metrics import (adjusted_rand_score, davies_bouldin_score, normalized_mutual_info_score,
-                             silhouette_score)
+from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, normalized_mutual_info_score, silhouette_score
 
 from repgeom.metrics import MetricError, bootstrap_ci, cluster_metrics, markdown_table, summary_frame
 
@@ -92,8 +91,13 @@ def test_summary_tables_have_paper_columns_first():
     assert list(df["model"]) == ["m", "n"]
     md = markdown_table(df)
     header = md.splitlines()[0]
-    assert header.index("Silhouette (true)") < header.index("DBI (true)") < header.index("Silhouette (KMeans)") \
-        < header.index("DBI (KMeans)") < header.index("ARI")
+    assert (
+        header.index("Silhouette (true)")
+        < header.index("DBI (true)")
+        < header.index("Silhouette (KMeans)")
+        < header.index("DBI (KMeans)")
+        < header.index("ARI")
+    )
 
 
 def test_dbi_parts_reproduce_sklearn():

@@ -1,4 +1,5 @@
 """One registry per pluggable kind, and the config schema naming exactly its keys."""
+
 import pytest
 
 from repgeom.config import load_schema
@@ -17,7 +18,11 @@ def test_registry_lookup_did_you_mean_and_duplicates():
     with pytest.raises(UnknownNameError) as e:
         r.get_or_raise("prime", "sequences.numbers.families")
     msg = str(e.value)
-    assert "sequences.numbers.families = 'prime'" in msg and "did you mean 'primes'" in msg and "known: primes, even" in msg
+    assert (
+        "sequences.numbers.families = 'prime'" in msg
+        and "did you mean 'primes'" in msg
+        and "known: primes, even" in msg
+    )
     assert isinstance(e.value, ValueError) and isinstance(e.value, KeyError)
     assert "did you mean" not in r.unknown("zzz")
     with pytest.raises(ValueError, match="registered twice"):

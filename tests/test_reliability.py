@@ -1,16 +1,13 @@
 """Fault injection on the sequence study's stages (SIGKILL at random points of the embedding and model jobs),
 clean-up of what killed runs leave, and reproducibility across two independent runs of the tiny config."""
-import json
-import os
-import shutil
+
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
-
 from conftest import job_seconds, kill_at_random_point, snakemake, unlock_and_rerun
-from repgeom.artifacts import ArtifactError, atomic_path, h5_attrs, read_embeddings, read_json, write_h5
+
+from repgeom.artifacts import ArtifactError, atomic_path, read_embeddings, read_json, write_h5
 from repgeom.models import load_manifest, prepare
 
 EMB = "results/embeddings/tiny/minilm.h5"
@@ -84,15 +81,21 @@ def test_prepare_removes_stale_stages_of_the_same_model_only(tmp_path):
     parent = tmp_path / "models"
     parent.mkdir()
     stale = [parent / ".m.tmp-abcd1234", parent / ".m.tmp-abcd1234.work", parent / ".m.tmp-zz_99xyz"]
-    keep = [parent / ".m2.tmp-abcd1234", parent / ".m.tmp-x.tmp-abcd1234", parent / "m.tmp-abcd1234",
-            parent / ".other.tmp-abcd1234.work", parent / "other"]
+    keep = [
+        parent / ".m2.tmp-abcd1234",
+        parent / ".m.tmp-x.tmp-abcd1234",
+        parent / "m.tmp-abcd1234",
+        parent / ".other.tmp-abcd1234.work",
+        parent / "other",
+    ]
     for d in stale + keep:
         (d / "sub").mkdir(parents=True)
         (d / "sub" / "f").write_text("x")
     lone = parent / ".m.tmp-abcd5678"  # a stray file of that name is not ours to delete
     lone.write_text("x")
-    man = prepare({"name": "m", "runtime": "sentence-transformers", "source": {"type": "local", "path": str(src)}},
-                  parent / "m")
+    man = prepare(
+        {"name": "m", "runtime": "sentence-transformers", "source": {"type": "local", "path": str(src)}}, parent / "m"
+    )
     assert man["files"] == load_manifest(parent / "m")["files"] and "weights.bin" in man["files"]
     assert not any(d.exists() for d in stale)
     assert all((d / "sub" / "f").exists() for d in keep) and lone.exists()
@@ -102,8 +105,12 @@ def test_prepare_removes_stale_stages_of_the_same_model_only(tmp_path):
 def test_atomic_write_removes_stale_temporaries_of_the_same_name_only(tmp_path):
     final = tmp_path / "x.h5"
     stale = [tmp_path / ".x.h5.ab12cd_9.h5.tmp", tmp_path / ".x.h5.00000000.h5.tmp"]
-    keep = [tmp_path / ".y.h5.ab12cd_9.h5.tmp", tmp_path / ".x.h5.ab12cd_9.json.tmp", tmp_path / ".x.h5.tmp",
-            tmp_path / ".xx.h5.ab12cd_9.h5.tmp"]
+    keep = [
+        tmp_path / ".y.h5.ab12cd_9.h5.tmp",
+        tmp_path / ".x.h5.ab12cd_9.json.tmp",
+        tmp_path / ".x.h5.tmp",
+        tmp_path / ".xx.h5.ab12cd_9.h5.tmp",
+    ]
     for p in stale + keep:
         p.write_bytes(b"half a file")
     write_h5(final, {"a": np.arange(5)}, {"kind": "test"}, checksum=("a",))

@@ -3,6 +3,7 @@ mounted without ``flock`` with ENOSYS. No such mount can be made in a test, so a
 with gcc) makes every flock() and every fcntl() lock request fail with that errno, which is what HDF5 sees on
 those mounts. The shim is first shown to bite (HDF5's own locking fails under it), then the library's HDF5
 writers and readers, and a whole tiny workflow run, are shown to work under it."""
+
 import errno
 import os
 import shutil
@@ -12,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, snakemake
 
 SHIM_C = r"""
@@ -54,8 +54,11 @@ def shim(tmp_path_factory) -> Path:
         pytest.skip("gcc is not installed: cannot build the no-locks LD_PRELOAD shim")
     d = tmp_path_factory.mktemp("shim")
     (d / "nolock.c").write_text(SHIM_C)
-    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(d / "nolock.so"), str(d / "nolock.c"), "-ldl"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O2", "-o", str(d / "nolock.so"), str(d / "nolock.c"), "-ldl"],
+        check=True,
+        capture_output=True,
+    )
     return d / "nolock.so"
 
 
@@ -64,8 +67,9 @@ def _run(code: str, shim: Path | None, err: int, timeout: int = 300) -> subproce
     env.pop("HDF5_USE_FILE_LOCKING", None)  # HDF5's own default, as on a user's machine
     if shim:
         env["LD_PRELOAD"] = str(shim)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 PROBE = """
@@ -105,12 +109,17 @@ def test_the_shim_makes_hdf5_locking_fail_like_the_real_filesystem(shim, tmp_pat
     code = PROBE.format(path=str(tmp_path / "a.h5"))
     plain = _run(code, None, err)
     assert plain.returncode == 0, plain.stderr[-3000:]
-    assert dict(l.split(" ", 1) for l in plain.stdout.splitlines()) == {
-        "default": "ok", "locking=True": "ok", "locking=False": "ok", "flock": "ok", "fcntl": "ok",
-        "HDF5_USE_FILE_LOCKING": "None"}
+    assert dict(line.split(" ", 1) for line in plain.stdout.splitlines()) == {
+        "default": "ok",
+        "locking=True": "ok",
+        "locking=False": "ok",
+        "flock": "ok",
+        "fcntl": "ok",
+        "HDF5_USE_FILE_LOCKING": "None",
+    }
     got = _run(code, shim, err)
     assert got.returncode == 0, got.stderr[-3000:]
-    res = dict(l.split(" ", 1) for l in got.stdout.splitlines())
+    res = dict(line.split(" ", 1) for line in got.stdout.splitlines())
     # both lock calls fail with the filesystem's errno, and so does HDF5's locking open
     assert res["flock"] == res["fcntl"] == res["locking=True"] == f"errno {err}", res
     # HDF5's default is 'best effort': it ignores ENOSYS ("locks disabled on this filesystem") but not ENOLCK,
@@ -189,6 +198,10 @@ def test_tiny_workflow_runs_on_a_filesystem_without_locks(shim, tmp_path, tiny_c
 
     X, ids, labels, attrs = read_embeddings(wd / "results/embeddings/tiny/minilm.h5")
     assert X.shape == (18, 384)
-    for out in ("results/metrics/tiny/summary.tsv", "results/plots/tiny/bars.png", "results/plots/tiny/tsne/minilm.png"):
+    for out in (
+        "results/metrics/tiny/summary.tsv",
+        "results/plots/tiny/bars.png",
+        "results/plots/tiny/tsne/minilm.png",
+    ):
         assert (wd / out).stat().st_size > 0, out
     assert "finished" in (wd / "logs/metrics/tiny/minilm.log").read_text()

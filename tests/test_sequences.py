@@ -2,8 +2,8 @@ import itertools
 
 import pytest
 
-from repgeom.sequences import FAMILIES, build, render, window_starts, write_dataset, load_dataset
 from repgeom.artifacts import ArtifactError
+from repgeom.sequences import FAMILIES, build, load_dataset, render, window_starts, write_dataset
 
 KNOWN = {
     "consecutive": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
@@ -55,22 +55,38 @@ def test_windows_non_overlapping_and_consecutive(gap, offset):
     starts = window_starts(4, 50, offset, gap)
     assert starts[0] == offset
     assert all(b - a == 50 + gap for a, b in zip(starts, starts[1:]))
-    recs = build({"families": ["primes", "even"], "n_sequences": 4, "length": 50, "max_chars": 100_000,
-                  "start_offset": offset, "gap": gap})
+    recs = build(
+        {
+            "families": ["primes", "even"],
+            "n_sequences": 4,
+            "length": 50,
+            "max_chars": 100_000,
+            "start_offset": offset,
+            "gap": gap,
+        }
+    )
     for fam in ("primes", "even"):
         terms = FAMILIES[fam].terms(offset + 4 * (50 + gap))
         fam_recs = [r for r in recs if r.family == fam]
         assert [r.first_index for r in fam_recs] == starts
         for r in fam_recs:
-            assert r.text == ", ".join(map(str, terms[r.first_index:r.first_index + 50]))
+            assert r.text == ", ".join(map(str, terms[r.first_index : r.first_index + 50]))
         values = [set(map(int, r.text.split(", "))) for r in fam_recs]
         for a, b in itertools.combinations(values, 2):
             assert not (a & b)  # these families are strictly increasing: values disjoint too
 
 
 def test_family_offsets_override_the_start():
-    recs = build({"families": ["odd", "even"], "n_sequences": 1, "length": 3, "max_chars": 100,
-                  "start_offset": 0, "family_offsets": {"odd": 10}})
+    recs = build(
+        {
+            "families": ["odd", "even"],
+            "n_sequences": 1,
+            "length": 3,
+            "max_chars": 100,
+            "start_offset": 0,
+            "family_offsets": {"odd": 10},
+        }
+    )
     assert recs[0].text == "21, 23, 25" and recs[1].text == "2, 4, 6"
 
 
@@ -97,8 +113,9 @@ def test_dataset_artifact_roundtrip_and_truncation_count(tmp_path):
 
 
 def test_dataset_artifact_edit_is_detected(tmp_path):
-    write_dataset({"families": ["even", "odd"], "n_sequences": 1, "length": 3, "max_chars": 100},
-                  tmp_path / "d.json", "d")
+    write_dataset(
+        {"families": ["even", "odd"], "n_sequences": 1, "length": 3, "max_chars": 100}, tmp_path / "d.json", "d"
+    )
     p = tmp_path / "d.json"
     p.write_text(p.read_text().replace('"2, 4, 6"', '"2, 4, 8"'))
     with pytest.raises(ArtifactError, match="sha256"):

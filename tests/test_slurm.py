@@ -2,6 +2,7 @@
 with the shipped profile: jobs really go through SLURM (sacct), GPU rules ask for a GPU, outputs equal a local
 run's, a second submission does nothing, a job killed for memory is retried with more, and a job cancelled by
 the scheduler leaves nothing a rerun would trust."""
+
 import shutil
 import subprocess
 import time
@@ -9,7 +10,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
@@ -37,13 +37,18 @@ def _config(tmp_path, **resources):
 
 
 def _slurm(wd, cfg, *args, check=True):
-    return snakemake(wd, "--workflow-profile", str(PROFILE), "--latency-wait", "5", *args, configfile=cfg,
-                     check=check, timeout=1200)
+    return snakemake(
+        wd, "--workflow-profile", str(PROFILE), "--latency-wait", "5", *args, configfile=cfg, check=check, timeout=1200
+    )
 
 
 def _sacct(since: str) -> pd.DataFrame:
-    out = subprocess.run(["sacct", "-X", "-P", "-S", since, "-o", "JobID,JobName,Comment,State,AllocTRES,ReqMem"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-X", "-P", "-S", since, "-o", "JobID,JobName,Comment,State,AllocTRES,ReqMem"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = [line.split("|") for line in out.strip().splitlines()]
     return pd.DataFrame(rows[1:], columns=rows[0]) if len(rows) > 1 else pd.DataFrame(columns=rows[0])
 
@@ -97,8 +102,9 @@ def test_scancel_mid_job_leaves_nothing_trusted_and_a_plain_rerun_finishes(slurm
     target.unlink()
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     rel = str(target.relative_to(wd))  # an intermediate: named, or Snakemake would not remake it
-    first = subprocess.Popen([*_cmd(wd, cfg), "--retries", "0", rel], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, cwd=wd)
+    first = subprocess.Popen(
+        [*_cmd(wd, cfg), "--retries", "0", rel], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=wd
+    )
     job = None
     for _ in range(300):
         q = subprocess.run(["squeue", "-h", "-o", "%i %k %T"], capture_output=True, text=True).stdout.split("\n")
@@ -124,5 +130,20 @@ def test_scancel_mid_job_leaves_nothing_trusted_and_a_plain_rerun_finishes(slurm
 def _cmd(wd, cfg):
     import sys
 
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(wd),
-            "--cores", "2", "--workflow-profile", str(PROFILE), "--latency-wait", "5", "--configfile", str(cfg)]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(wd),
+        "--cores",
+        "2",
+        "--workflow-profile",
+        str(PROFILE),
+        "--latency-wait",
+        "5",
+        "--configfile",
+        str(cfg),
+    ]

@@ -1,4 +1,5 @@
 """The FREEZE probes' pieces on small synthetic latents (no model, no workflow)."""
+
 import numpy as np
 import pytest
 
@@ -10,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 def test_correlations_and_constant_prediction():
     gold = np.linspace(0, 1, 50)
-    p, s = metrics.correlations(gold ** 3, gold)
+    p, s = metrics.correlations(gold**3, gold)
     assert s == pytest.approx(100) and 80 < p < 100
     assert all(np.isnan(metrics.correlations(np.ones(50), gold)))
     with pytest.raises(ValueError, match="NaN"):
@@ -93,9 +94,23 @@ def test_siamese_training_learns_a_hidden_similarity_and_keeps_the_best_dev_stat
         return metrics.correlations(sts.training.predict(net, Xt, r1[500:], r2[500:], dev), y[500:])[0]
 
     before = evaluate()
-    hist = sts.train_pairs(net, Xt, r1[:500], r2[:500], y[:500].astype(np.float32), params=net.parameters(),
-                           loss="mse", epochs=40, lr=1e-2, weight_decay=0.0, batch_size=32, seed=0, dev=dev,
-                           evaluate=evaluate, progress=False)
+    hist = sts.train_pairs(
+        net,
+        Xt,
+        r1[:500],
+        r2[:500],
+        y[:500].astype(np.float32),
+        params=net.parameters(),
+        loss="mse",
+        epochs=40,
+        lr=1e-2,
+        weight_decay=0.0,
+        batch_size=32,
+        seed=0,
+        dev=dev,
+        evaluate=evaluate,
+        progress=False,
+    )
     assert max(hist["dev_pearson"]) > 80 > before
     assert evaluate() == pytest.approx(max(hist["dev_pearson"]), abs=1e-6)  # the best dev state is kept
     assert hist["best_epoch"] == int(np.argmax(hist["dev_pearson"])) + 1
@@ -104,8 +119,9 @@ def test_siamese_training_learns_a_hidden_similarity_and_keeps_the_best_dev_stat
 def test_autoencoder_weights_must_fit_the_probe(tmp_path):
     X = _low_rank(n=100)
     path = tmp_path / "ae.pt"
-    st, cv = sts.pretrain_autoencoders(X, widths=[4, 4], activation="tanh", loss="mse", epochs=1, lr=1e-3,
-                                       batch_size=32, seed=0, progress=False)
+    st, cv = sts.pretrain_autoencoders(
+        X, widths=[4, 4], activation="tanh", loss="mse", epochs=1, lr=1e-3, batch_size=32, seed=0, progress=False
+    )
     torch.save({"kind": "sts_autoencoders", "layers": [1, 2], "states": {"0": st}, "curves": {"0": cv}}, path)
     ok = sts.build_modules(16, [4, 4], "tanh", 4)
     assert sts.autoencoders.load_into_probe(ok, path, 0, [1, 2])["final_heldout_mse"]
@@ -126,10 +142,14 @@ def test_missing_sentences_are_named():
 
 
 def _cfg(**sts_cfg):
-    return {"models": {"lm": {"runtime": "decoder", "source": {"type": "local", "path": "x"}}},
-            "data": {"stsb": {"source": {"type": "local", "path": "s"}},
-                     "genericskb": {"source": [{"type": "local", "path": "g"}, {"type": "hf", "dataset": "d"}]}},
-            "sts": sts_cfg}
+    return {
+        "models": {"lm": {"runtime": "decoder", "source": {"type": "local", "path": "x"}}},
+        "data": {
+            "stsb": {"source": {"type": "local", "path": "s"}},
+            "genericskb": {"source": [{"type": "local", "path": "g"}, {"type": "hf", "dataset": "d"}]},
+        },
+        "sts": sts_cfg,
+    }
 
 
 def test_sts_config_checks():

@@ -1,12 +1,12 @@
 """Static checks of the workflow: lint, dry-runs of the shipped configs, bad configs refused early."""
+
 import re
-import sys
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, snakemake
 
 
@@ -16,7 +16,9 @@ def test_lint_is_clean(tmp_path):
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("cfg,models,sts_jobs,seeds", [("config/config.yaml", 4, 14, 3), ("config/paper.yaml", 14, 28, 5)])
+@pytest.mark.parametrize(
+    "cfg,models,sts_jobs,seeds", [("config/config.yaml", 4, 14, 3), ("config/paper.yaml", 14, 28, 5)]
+)
 def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs, seeds):
     proc = snakemake(tmp_path, "--dry-run", configfile=ROOT / cfg)
     out = proc.stdout + proc.stderr
@@ -25,7 +27,9 @@ def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs, seeds):
     # the STS study: 7 variants x 2 poolings per probed model, then one table job
     assert re.search(rf"^sts_variant\s+{sts_jobs}$", out, re.M) and re.search(r"^sts_tables\s+1$", out, re.M)
     # the merging study: one training and one variants job per seed, scores for each seed and the base
-    assert re.search(rf"^merging_train\s+{seeds}$", out, re.M) and re.search(rf"^merging_scores\s+{seeds + 1}$", out, re.M)
+    assert re.search(rf"^merging_train\s+{seeds}$", out, re.M) and re.search(
+        rf"^merging_scores\s+{seeds + 1}$", out, re.M
+    )
 
 
 def test_two_runs_in_one_directory_are_refused_by_the_lock(tmp_path):
@@ -35,8 +39,19 @@ def test_two_runs_in_one_directory_are_refused_by_the_lock(tmp_path):
     import time
 
     cfg = ROOT / "tests/configs/tiny.yaml"
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--cores", "1", "--configfile", str(cfg)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg),
+    ]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         locks = tmp_path / ".snakemake" / "locks"
@@ -84,10 +99,23 @@ def test_conda_envs_list_what_their_rules_import():
     time by test_analysis_code_runs_without_torch)."""
     import ast
 
-    pkg_of = {"sklearn": "scikit-learn", "yaml": "pyyaml", "matplotlib": "matplotlib", "h5py": "h5py",
-              "numpy": "numpy", "pandas": "pandas", "scipy": "scipy", "jsonschema": "jsonschema",
-              "torch": "torch", "transformers": "transformers", "sentence_transformers": "sentence-transformers",
-              "tqdm": "tqdm", "huggingface_hub": "huggingface-hub", "gguf": "gguf", "tabulate": "tabulate"}
+    pkg_of = {
+        "sklearn": "scikit-learn",
+        "yaml": "pyyaml",
+        "matplotlib": "matplotlib",
+        "h5py": "h5py",
+        "numpy": "numpy",
+        "pandas": "pandas",
+        "scipy": "scipy",
+        "jsonschema": "jsonschema",
+        "torch": "torch",
+        "transformers": "transformers",
+        "sentence_transformers": "sentence-transformers",
+        "tqdm": "tqdm",
+        "huggingface_hub": "huggingface-hub",
+        "gguf": "gguf",
+        "tabulate": "tabulate",
+    }
     lib = ROOT / "src/repgeom"
 
     def imports(path: Path, seen: set, top_only: bool) -> set:
@@ -123,9 +151,9 @@ def test_conda_envs_list_what_their_rules_import():
             script = re.search(r'script:\s*\n\s*"([^"]+)"', block).group(1)
             env_text = (smk.parent / env).resolve().read_text().lower()
             for pkg in sorted(imports((smk.parent / script).resolve(), set(), False)):
-                assert re.search(rf"[\s-]{re.escape(pkg)}[=\s]", env_text) or \
-                    (pkg == "matplotlib" and "matplotlib-base" in env_text), \
-                    f"{env} lacks {pkg}, imported by {script}"
+                assert re.search(rf"[\s-]{re.escape(pkg)}[=\s]", env_text) or (
+                    pkg == "matplotlib" and "matplotlib-base" in env_text
+                ), f"{env} lacks {pkg}, imported by {script}"
 
 
 def test_configfile_replaces_the_default_instead_of_merging(tmp_path):
@@ -144,8 +172,23 @@ def test_wrapper_scripts_do_not_shadow_importable_modules():
     import importlib.metadata as md
 
     taken = set(sys.stdlib_module_names) | set(md.packages_distributions())
-    taken |= {"datasets", "evaluate", "wandb", "tensorboard", "optimum", "peft", "accelerate", "deepspeed",
-              "torchvision", "timm", "kernels", "bitsandbytes", "flash_attn", "sentencepiece", "tiktoken"}
+    taken |= {
+        "datasets",
+        "evaluate",
+        "wandb",
+        "tensorboard",
+        "optimum",
+        "peft",
+        "accelerate",
+        "deepspeed",
+        "torchvision",
+        "timm",
+        "kernels",
+        "bitsandbytes",
+        "flash_attn",
+        "sentencepiece",
+        "tiktoken",
+    }
     clash = sorted(p.stem for p in (ROOT / "workflow/scripts").glob("*.py") if p.stem in taken)
     assert not clash, f"wrapper scripts named like importable modules: {clash}"
 
@@ -156,23 +199,36 @@ def test_profiles_parse_and_keep_forbidden_flags_out_of_slurm_extra():
         assert isinstance(prof, dict) and prof
     slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert slurm["executor"] == "slurm" and slurm["retries"] >= 1
-    extras = [str(v.get("slurm_extra", "")) for v in [slurm.get("default-resources") or {},
-                                                    *(slurm.get("set-resources") or {}).values()]]
+    extras = [
+        str(v.get("slurm_extra", ""))
+        for v in [slurm.get("default-resources") or {}, *(slurm.get("set-resources") or {}).values()]
+    ]
     assert not any(re.search(r"--(gres|gpus|mem|time)\b", e) for e in extras)  # the plugin rejects them
-    rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")),
-                           re.M))
+    rules = set(
+        re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")), re.M)
+    )
     gpu_rules = {r for r, res in slurm["set-resources"].items() if res.get("gpu")}
-    assert gpu_rules == {"embeddings", "activations", "sts_autoencoders", "sts_variant", "merging_train",
-                         "merging_scores"} and gpu_rules <= rules
+    assert (
+        gpu_rules == {"embeddings", "activations", "sts_autoencoders", "sts_variant", "merging_train", "merging_scores"}
+        and gpu_rules <= rules
+    )
 
 
 def test_each_study_can_be_asked_for_by_name(tmp_path):
     """`snakemake numbers|layers|sts|merging` plans that study's jobs and none of another's."""
-    own = {"numbers": {"embeddings", "metrics", "plots_tsne", "metrics_summary", "plots_bars"},
-           "layers": {"activations", "layer_metrics", "layer_metrics_summary", "plots_layers", "plots_layer_tsne"},
-           "sts": {"activations", "sts_autoencoders", "sts_variant", "sts_tables", "plots_sts"},
-           "merging": {"merging_data", "merging_train", "merging_variants", "merging_scores", "merging_summary",
-                       "plots_merging"}}
+    own = {
+        "numbers": {"embeddings", "metrics", "plots_tsne", "metrics_summary", "plots_bars"},
+        "layers": {"activations", "layer_metrics", "layer_metrics_summary", "plots_layers", "plots_layer_tsne"},
+        "sts": {"activations", "sts_autoencoders", "sts_variant", "sts_tables", "plots_sts"},
+        "merging": {
+            "merging_data",
+            "merging_train",
+            "merging_variants",
+            "merging_scores",
+            "merging_summary",
+            "plots_merging",
+        },
+    }
     shared = {"models", "sequences", "corpora"}
     for study, rules in own.items():
         out = snakemake(tmp_path, "--dry-run", study, configfile=ROOT / "config/config.yaml").stdout

@@ -13,6 +13,7 @@ files that are complete and never written again, so HDF5's locks protect
 nothing here, while NFS without a lock daemon (``ENOLCK``) and Lustre mounted
 without flock (``ENOSYS``) would refuse them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,8 +26,9 @@ import platform
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +71,9 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def library_versions(names: Sequence[str] = ("numpy", "torch", "transformers", "sentence_transformers",
-                                             "sklearn", "h5py")) -> dict[str, str]:
+def library_versions(
+    names: Sequence[str] = ("numpy", "torch", "transformers", "sentence_transformers", "sklearn", "h5py"),
+) -> dict[str, str]:
     """Versions of the named libraries that are importable (without importing heavy ones anew)."""
     import importlib.metadata as md
 
@@ -233,8 +236,9 @@ def decode_attr(v: Any) -> Any:
     return v
 
 
-def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any],
-             checksum: Sequence[str] = ()) -> None:
+def write_h5(
+    path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any], checksum: Sequence[str] = ()
+) -> None:
     """Write ``arrays`` and ``attrs`` to ``path`` atomically, verifying after the write.
 
     ``checksum`` names arrays whose sha256 is stored in the attribute
@@ -253,8 +257,7 @@ def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: M
             for name, arr in arrays.items():
                 arr = np.asarray(arr)
                 if arr.dtype.kind in "UO":
-                    f.create_dataset(name, data=np.asarray(arr, dtype=object),
-                                     dtype=h5py.string_dtype("utf-8"))
+                    f.create_dataset(name, data=np.asarray(arr, dtype=object), dtype=h5py.string_dtype("utf-8"))
                 else:
                     f.create_dataset(name, data=arr)
             for k, v in attrs.items():
@@ -267,20 +270,22 @@ def write_h5(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: M
 def _verify_checksums(f, path) -> None:
     for key in list(f.attrs):
         if key.startswith("sha256_"):
-            name = key[len("sha256_"):]
+            name = key[len("sha256_") :]
             if name not in f:
                 raise ArtifactError(f"{path}: dataset {name!r} named by its checksum is missing")
             got = array_sha256(f[name][()])
             if got != decode_attr(f.attrs[key]):
-                raise ArtifactError(f"{path}: dataset {name!r} does not match its stored checksum "
-                                    "(the file is corrupt); delete it and rerun the workflow")
+                raise ArtifactError(
+                    f"{path}: dataset {name!r} does not match its stored checksum "
+                    "(the file is corrupt); delete it and rerun the workflow"
+                )
 
 
 def h5_attrs(f) -> dict[str, Any]:
     out = {}
     for k, v in f.attrs.items():
         v = decode_attr(v)
-        if isinstance(v, str) and v[:1] in "[{" :
+        if isinstance(v, str) and v[:1] in "[{":
             with contextlib.suppress(ValueError):
                 v = json.loads(v)
         elif v == "null":
@@ -289,8 +294,9 @@ def h5_attrs(f) -> dict[str, Any]:
     return out
 
 
-def read_h5(path: str | os.PathLike, expect: Mapping[str, Any] | None = None,
-            names: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_h5(
+    path: str | os.PathLike, expect: Mapping[str, Any] | None = None, names: Sequence[str] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read datasets and attributes, refusing incomplete, corrupt or mismatching files.
 
     ``expect`` maps attribute names to the values the caller requires (e.g. the
@@ -335,8 +341,10 @@ def check_expected(path, attrs: Mapping[str, Any], expect: Mapping[str, Any]) ->
         if got != want:
             bad.append(f"{k}: file has {got!r}, expected {want!r}")
     if bad:
-        raise ArtifactError(f"{path}: provenance does not match what this step expects "
-                            f"(stale artifact made from other inputs?): " + "; ".join(bad))
+        raise ArtifactError(
+            f"{path}: provenance does not match what this step expects "
+            f"(stale artifact made from other inputs?): " + "; ".join(bad)
+        )
 
 
 def read_embeddings(path, expect: Mapping[str, Any] | None = None):

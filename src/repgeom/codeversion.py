@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "repgeom"
@@ -79,7 +79,7 @@ def library_modules(script: str | Path, src: str | Path) -> list[Path]:
     return sorted(_closure(Path(script).resolve(), Path(src).resolve()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _closure(script: Path, src: Path) -> frozenset[Path]:
     todo = [(script, _dotted(src, script) if script.is_relative_to(src) else None)]
     seen: set[Path] = set()

@@ -4,17 +4,18 @@
 :class:`ConfigError` naming the offending key and value. It is light (jsonschema
 and PyYAML only) so that the no-op rerun stays fast.
 """
+
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
 from .stages import activation_models, sts_corpora
-
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -35,8 +36,10 @@ def _construct_mapping(loader, node, deep=False):
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
-                              f"(first at line {seen[key] + 1}) in {node.start_mark.name}")
+            raise ConfigError(
+                f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                f"(first at line {seen[key] + 1}) in {node.start_mark.name}"
+            )
         seen[key] = key_node.start_mark.line
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
@@ -108,9 +111,11 @@ def validate_config(config: dict, families: Iterable[str] | None = None) -> dict
 
 def _message(err) -> str:
     if err.validator == "pattern" and isinstance(err.instance, str):
-        return ("not a safe name (letters, digits, '_', '-', single '.', at most 64 characters; "
-                "no '/', '..' or spaces)" if "A-Za-z0-9_-" in err.validator_value else
-                f"does not match {err.validator_value!r}")
+        return (
+            "not a safe name (letters, digits, '_', '-', single '.', at most 64 characters; no '/', '..' or spaces)"
+            if "A-Za-z0-9_-" in err.validator_value
+            else f"does not match {err.validator_value!r}"
+        )
     if err.validator == "additionalProperties":
         return err.message.replace("Additional properties are not allowed", "unknown key(s)")
     return err.message
@@ -133,17 +138,22 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
                 problems.append(f"config key {known.unknown(fam, f'sequences.{ds}.families')}")
         for fam in spec.get("family_offsets", {}):
             if fam not in spec.get("families", []):
-                problems.append(f"config key 'sequences.{ds}.family_offsets.{fam}': "
-                                f"family {fam!r} is not in sequences.{ds}.families")
+                problems.append(
+                    f"config key 'sequences.{ds}.family_offsets.{fam}': "
+                    f"family {fam!r} is not in sequences.{ds}.families"
+                )
     for ds in config.get("embeddings", {}).get("datasets", []):
         if ds not in seqs:
-            problems.append(f"config key 'embeddings.datasets' = {ds!r}: unknown dataset "
-                            f"(defined under sequences: {', '.join(sorted(seqs)) or 'none'})")
+            problems.append(
+                f"config key 'embeddings.datasets' = {ds!r}: unknown dataset "
+                f"(defined under sequences: {', '.join(sorted(seqs)) or 'none'})"
+            )
     for name, c in config.get("data", {}).items():
         kind = c.get("kind", name)
         if kind not in ("stsb", "genericskb", "snli"):
-            problems.append(f"config key 'data.{name}': unknown corpus {name!r}; set 'kind' to stsb, genericskb "
-                            "or snli")
+            problems.append(
+                f"config key 'data.{name}': unknown corpus {name!r}; set 'kind' to stsb, genericskb or snli"
+            )
         srcs = c["source"] if isinstance(c["source"], list) else [c["source"]]
         for i, src in enumerate(srcs):
             key = f"data.{name}.source" + (f"[{i}]" if isinstance(c["source"], list) else "")
@@ -158,8 +168,10 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
         if m is None:
             problems.append(f"config key 'activations.models' = {name!r}: unknown model")
         elif m["runtime"] != "decoder":
-            problems.append(f"config key 'activations.models' = {name!r}: runtime {m['runtime']!r} is not a "
-                            "decoder LM; per-layer extraction needs runtime 'decoder'")
+            problems.append(
+                f"config key 'activations.models' = {name!r}: runtime {m['runtime']!r} is not a "
+                "decoder LM; per-layer extraction needs runtime 'decoder'"
+            )
         elif not m.get("enabled", True):
             problems.append(f"config key 'activations.models' = {name!r}: the model is not enabled")
     for ds in act.get("datasets", []):
@@ -167,29 +179,41 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
             problems.append(f"config key 'activations.datasets' = {ds!r}: unknown dataset")
     for ds in seqs:
         if ds in config.get("data", {}):
-            problems.append(f"config key 'sequences.{ds}': the name is also a corpus under data (activation "
-                            "folders are named by dataset, so the two would collide)")
+            problems.append(
+                f"config key 'sequences.{ds}': the name is also a corpus under data (activation "
+                "folders are named by dataset, so the two would collide)"
+            )
     lower = {}
     for name in config.get("models", {}):
         if name.lower() in lower:
-            problems.append(f"config key 'models.{name}': duplicates model name "
-                            f"{lower[name.lower()]!r} up to case (file names would collide)")
+            problems.append(
+                f"config key 'models.{name}': duplicates model name "
+                f"{lower[name.lower()]!r} up to case (file names would collide)"
+            )
         lower[name.lower()] = name
     for name, m in config.get("models", {}).items():
         src = m["source"]
         if m.get("trust_remote_code"):
-            if src["type"] == "hub" and not PINNED_RE.match(src.get("revision", "")) \
-                    and not config.get("allow_unpinned_remote_code"):
+            if (
+                src["type"] == "hub"
+                and not PINNED_RE.match(src.get("revision", ""))
+                and not config.get("allow_unpinned_remote_code")
+            ):
                 problems.append(
                     f"config key 'models.{name}.trust_remote_code' = True with source revision "
                     f"{src.get('revision')!r}: remote code runs only from a pinned 40-hex commit; pin "
-                    "'source.revision' or set allow_unpinned_remote_code: true")
+                    "'source.revision' or set allow_unpinned_remote_code: true"
+                )
         if m["runtime"] != "decoder" and m.get("pooling") in ("last", "mean"):
-            problems.append(f"config key 'models.{name}.pooling' = {m['pooling']!r}: only decoder "
-                            "runtimes take a pooling; encoders use their own ('native')")
+            problems.append(
+                f"config key 'models.{name}.pooling' = {m['pooling']!r}: only decoder "
+                "runtimes take a pooling; encoders use their own ('native')"
+            )
         if src["type"] == "package" and not (src.get("path") or src.get("gguf") or src.get("zip")):
-            problems.append(f"config key 'models.{name}.source': a package source needs 'path', "
-                            "'gguf' or 'zip' to say where the model is inside the wheels")
+            problems.append(
+                f"config key 'models.{name}.source': a package source needs 'path', "
+                "'gguf' or 'zip' to say where the model is inside the wheels"
+            )
     enabled = [n for n, m in config.get("models", {}).items() if m.get("enabled", True)]
     if seqs and not enabled:
         problems.append("config key 'models': no enabled model")
@@ -209,13 +233,18 @@ def _sts_problems(config: dict) -> list[str]:
     missing = [c for c in need.values() if c not in data]
     if sts.get("enabled") == "auto" and missing:
         return []  # auto: the study is off without its data
-    problems = [f"config key 'sts.{role}' = {c!r}: no such corpus under data (needed by the STS study; set "
-                f"sts.enabled: false to skip it)" for role, c in need.items() if c not in data]
+    problems = [
+        f"config key 'sts.{role}' = {c!r}: no such corpus under data (needed by the STS study; set "
+        f"sts.enabled: false to skip it)"
+        for role, c in need.items()
+        if c not in data
+    ]
     for role, kind in (("corpus", "stsb"), ("pretrain_corpus", "genericskb"), ("nli_corpus", "snli")):
         c = need.get(role)
         if c in data and data[c].get("kind", c) != kind:
-            problems.append(f"config key 'sts.{role}' = {c!r}: corpus of kind {data[c].get('kind', c)!r}, "
-                            f"expected {kind!r}")
+            problems.append(
+                f"config key 'sts.{role}' = {c!r}: corpus of kind {data[c].get('kind', c)!r}, expected {kind!r}"
+            )
     models = config.get("models", {})
     acts = activation_models(config)
     for name in sts.get("models", []):
@@ -224,20 +253,27 @@ def _sts_problems(config: dict) -> list[str]:
         elif models[name]["runtime"] != "decoder" or not models[name].get("enabled", True):
             problems.append(f"config key 'sts.models' = {name!r}: not an enabled decoder model")
     if not sts.get("models") and not acts:
-        problems.append("config key 'sts.models': the STS study needs a decoder model and none is enabled "
-                        "(set sts.enabled: false to skip it)")
+        problems.append(
+            "config key 'sts.models': the STS study needs a decoder model and none is enabled "
+            "(set sts.enabled: false to skip it)"
+        )
     for vname, v in sts.get("variants", {}).items():
         if v.get("pretrain") == "autoencoder":
             for k in AE_FIXED:
                 if k in v:
-                    problems.append(f"config key 'sts.variants.{vname}.{k}' = {v[k]!r}: an autoencoder variant "
-                                    f"takes {k} from sts.train (the pretrained networks' shape)")
+                    problems.append(
+                        f"config key 'sts.variants.{vname}.{k}' = {v[k]!r}: an autoencoder variant "
+                        f"takes {k} from sts.train (the pretrained networks' shape)"
+                    )
         if v.get("standardize") and v["head"] == "siamese":
-            problems.append(f"config key 'sts.variants.{vname}.standardize': a siamese head always standardises "
-                            "its inputs; the key is for best_layer and mlp heads")
+            problems.append(
+                f"config key 'sts.variants.{vname}.standardize': a siamese head always standardises "
+                "its inputs; the key is for best_layer and mlp heads"
+            )
         if v["head"] != "siamese" and v.get("pretrain", "none") != "none":
-            problems.append(f"config key 'sts.variants.{vname}.pretrain' = {v['pretrain']!r}: only a siamese "
-                            "head is pretrained")
+            problems.append(
+                f"config key 'sts.variants.{vname}.pretrain' = {v['pretrain']!r}: only a siamese head is pretrained"
+            )
     return problems
 
 
@@ -245,18 +281,25 @@ def _merging_problems(config: dict) -> list[str]:
     mg = config.get("merging", {})
     if not mg or mg.get("enabled") is False:
         return []
-    need = {"eval_dataset": (mg.get("eval_dataset"), config.get("sequences", {}), "sequences"),
-            "general_corpus": (mg.get("general_corpus"), config.get("data", {}), "data")}
+    need = {
+        "eval_dataset": (mg.get("eval_dataset"), config.get("sequences", {}), "sequences"),
+        "general_corpus": (mg.get("general_corpus"), config.get("data", {}), "data"),
+    }
     missing = {k: v for k, v in need.items() if v[0] not in v[1]}
     models = config.get("models", {})
     if mg.get("enabled") == "auto" and (missing or not any(n in models for n in mg.get("models", []))):
         return []  # auto: the study is off without its inputs
-    problems = [f"config key 'merging.{k}' = {v[0]!r}: no such entry under {v[2]} (needed by the merging study; "
-                "set merging.enabled: false to skip it)" for k, v in missing.items()]
+    problems = [
+        f"config key 'merging.{k}' = {v[0]!r}: no such entry under {v[2]} (needed by the merging study; "
+        "set merging.enabled: false to skip it)"
+        for k, v in missing.items()
+    ]
     c = mg.get("general_corpus")
     if c in config.get("data", {}) and config["data"][c].get("kind", c) != "stsb":
-        problems.append(f"config key 'merging.general_corpus' = {c!r}: corpus of kind "
-                        f"{config['data'][c].get('kind', c)!r}, expected 'stsb'")
+        problems.append(
+            f"config key 'merging.general_corpus' = {c!r}: corpus of kind "
+            f"{config['data'][c].get('kind', c)!r}, expected 'stsb'"
+        )
     if not mg.get("models"):
         problems.append("config key 'merging.models': no model to fine-tune (set merging.enabled: false to skip it)")
     for name in mg.get("models", []):
@@ -264,21 +307,29 @@ def _merging_problems(config: dict) -> list[str]:
         if m is None:
             problems.append(f"config key 'merging.models' = {name!r}: unknown model")
         elif m["runtime"] != "sentence-transformers" or not m.get("enabled", True):
-            problems.append(f"config key 'merging.models' = {name!r}: not an enabled sentence-transformers model "
-                            f"(runtime {m['runtime']!r}); LoRA fine-tuning here needs one")
+            problems.append(
+                f"config key 'merging.models' = {name!r}: not an enabled sentence-transformers model "
+                f"(runtime {m['runtime']!r}); LoRA fine-tuning here needs one"
+            )
     data, train = mg.get("data", {}), mg.get("train", {})
     if data and data["min_length"] > data["max_length"]:
-        problems.append(f"config key 'merging.data.min_length' = {data['min_length']}: larger than "
-                        f"merging.data.max_length = {data['max_length']}")
+        problems.append(
+            f"config key 'merging.data.min_length' = {data['min_length']}: larger than "
+            f"merging.data.max_length = {data['max_length']}"
+        )
     if data:
         n_held = int(round(data["n_sequences"] * data["heldout_fraction"]))
         if n_held < 2 or data["n_sequences"] - n_held < 2:
-            problems.append(f"config key 'merging.data.heldout_fraction' = {data['heldout_fraction']}: with "
-                            f"n_sequences {data['n_sequences']} it leaves {data['n_sequences'] - n_held} train and "
-                            f"{n_held} held-out windows per family; each split needs at least 2")
+            problems.append(
+                f"config key 'merging.data.heldout_fraction' = {data['heldout_fraction']}: with "
+                f"n_sequences {data['n_sequences']} it leaves {data['n_sequences'] - n_held} train and "
+                f"{n_held} held-out windows per family; each split needs at least 2"
+            )
     if train and train["checkpoint_every"] > train["steps"]:
-        problems.append(f"config key 'merging.train.checkpoint_every' = {train['checkpoint_every']}: more than "
-                        f"merging.train.steps = {train['steps']} (the final step is always a checkpoint)")
+        problems.append(
+            f"config key 'merging.train.checkpoint_every' = {train['checkpoint_every']}: more than "
+            f"merging.train.steps = {train['steps']} (the final step is always a checkpoint)"
+        )
     ev = mg.get("eval_dataset")
     start = data.get("start_offset") if data else None
     if start is not None and ev in config.get("sequences", {}):
@@ -287,9 +338,11 @@ def _merging_problems(config: dict) -> list[str]:
             o = spec.get("family_offsets", {}).get(fam, spec.get("start_offset", 0))
             end = o + spec["n_sequences"] * (spec["length"] + spec.get("gap", 0))
             if start < end:
-                problems.append(f"config key 'merging.data.start_offset' = {start}: training windows would start "
-                                f"inside the evaluation windows of family {fam!r} (term indices [{o}, {end})); "
-                                "use a value >= the end of that range or leave it unset")
+                problems.append(
+                    f"config key 'merging.data.start_offset' = {start}: training windows would start "
+                    f"inside the evaluation windows of family {fam!r} (term indices [{o}, {end})); "
+                    "use a value >= the end of that range or leave it unset"
+                )
                 break
     return problems
 

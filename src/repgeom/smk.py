@@ -4,6 +4,7 @@
 to the rule's log file and records the failure there before re-raising, so
 every job leaves a readable log whatever happens.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,9 @@ def job(snakemake, name: str | None = None):
         handlers.append(logging.StreamHandler(stream))
     else:  # pragma: no cover - every rule has a log
         handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.captureWarnings(True)
     log = logging.getLogger("repgeom")
     wc = dict(snakemake.wildcards.items()) if hasattr(snakemake.wildcards, "items") else {}

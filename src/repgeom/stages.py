@@ -83,8 +83,11 @@ def merging_enabled(config: dict) -> bool:
     mg = config["merging"]
     if mg["enabled"] is False:
         return False
-    return (mg["eval_dataset"] in config["sequences"] and mg["general_corpus"] in config["data"]
-            and any(n in config["models"] for n in mg["models"]))
+    return (
+        mg["eval_dataset"] in config["sequences"]
+        and mg["general_corpus"] in config["data"]
+        and any(n in config["models"] for n in mg["models"])
+    )
 
 
 def merging_models(config: dict) -> list[str]:
@@ -103,26 +106,35 @@ def merging_partner(config: dict, seed: int | str) -> int | None:
 def prepare_params(config: dict, model: str) -> dict:
     """Everything that decides a prepared model folder."""
     m = config["models"][model]
-    return canonical({"name": model, "runtime": m["runtime"], "source": m["source"],
-                      "trust_remote_code": m["trust_remote_code"], "prepare_dtype": m["prepare_dtype"]})
+    return canonical(
+        {
+            "name": model,
+            "runtime": m["runtime"],
+            "source": m["source"],
+            "trust_remote_code": m["trust_remote_code"],
+            "prepare_dtype": m["prepare_dtype"],
+        }
+    )
 
 
 def embed_params(config: dict, model: str) -> dict:
     """Everything that decides a model's embeddings (and nothing else); a model's own batch size and dtype win."""
     m, emb = config["models"][model], config["embeddings"]
-    return canonical({
-        "runtime": m["runtime"],
-        "batch_size": m.get("batch_size", emb["batch_size"]),  # optional per model: inherits
-        "max_length": m.get("max_length"),  # optional: the model's own limit
-        "pooling": m["pooling"],
-        "normalize": m.get("normalize"),  # optional: the runtime's native choice
-        "dtype": m.get("dtype", emb["dtype"]),  # optional per model: inherits
-        "store_dtype": emb["store_dtype"],
-        "prompt": m["prompt"],
-        "e5_mode": m["e5_mode"],
-        "trust_remote_code": m["trust_remote_code"],
-        "device": config["device"],
-    })
+    return canonical(
+        {
+            "runtime": m["runtime"],
+            "batch_size": m.get("batch_size", emb["batch_size"]),  # optional per model: inherits
+            "max_length": m.get("max_length"),  # optional: the model's own limit
+            "pooling": m["pooling"],
+            "normalize": m.get("normalize"),  # optional: the runtime's native choice
+            "dtype": m.get("dtype", emb["dtype"]),  # optional per model: inherits
+            "store_dtype": emb["store_dtype"],
+            "prompt": m["prompt"],
+            "e5_mode": m["e5_mode"],
+            "trust_remote_code": m["trust_remote_code"],
+            "device": config["device"],
+        }
+    )
 
 
 def activation_params(config: dict, model: str, dataset: str | None = None) -> dict:
@@ -144,8 +156,15 @@ def metric_params(config: dict) -> dict:
 
 def layer_metric_params(config: dict) -> dict:
     m = config["metrics"]
-    return canonical({"bootstrap": config["layer_metrics"]["bootstrap"], "kmeans_n_init": m["kmeans_n_init"],
-                      "ci": m["ci"], "silhouette_metric": m["silhouette_metric"], "seed": config["seed"]})
+    return canonical(
+        {
+            "bootstrap": config["layer_metrics"]["bootstrap"],
+            "kmeans_n_init": m["kmeans_n_init"],
+            "ci": m["ci"],
+            "silhouette_metric": m["silhouette_metric"],
+            "seed": config["seed"],
+        }
+    )
 
 
 def plot_params(config: dict) -> dict:
@@ -161,13 +180,18 @@ def sts_train_params(config: dict, variant: str | None = None) -> dict:
 
 
 def sts_variant_params(config: dict, variant: str) -> dict:
-    return canonical({"variant": config["sts"]["variants"][variant], "train": sts_train_params(config, variant),
-                      "seeds": config["sts"]["seeds"], "device": config["device"]})
+    return canonical(
+        {
+            "variant": config["sts"]["variants"][variant],
+            "train": sts_train_params(config, variant),
+            "seeds": config["sts"]["seeds"],
+            "device": config["device"],
+        }
+    )
 
 
 def sts_autoencoder_params(config: dict) -> dict:
-    return canonical({"train": sts_train_params(config), "seeds": config["sts"]["seeds"],
-                      "device": config["device"]})
+    return canonical({"train": sts_train_params(config), "seeds": config["sts"]["seeds"], "device": config["device"]})
 
 
 def merging_train_params(config: dict) -> dict:
@@ -181,9 +205,16 @@ def merging_variants_params(config: dict, seed: int | str) -> dict:
 
 def merging_scores_params(config: dict) -> dict:
     mg = config["merging"]
-    return canonical({"sts_split": mg["sts_split"], "sts_max_pairs": mg["sts_max_pairs"],
-                      "batch_size": mg["batch_size"], "device": config["device"], "seed": config["seed"],
-                      "metrics": {**config["metrics"], "bootstrap": mg["bootstrap"]}})
+    return canonical(
+        {
+            "sts_split": mg["sts_split"],
+            "sts_max_pairs": mg["sts_max_pairs"],
+            "batch_size": mg["batch_size"],
+            "device": config["device"],
+            "seed": config["seed"],
+            "metrics": {**config["metrics"], "bootstrap": mg["bootstrap"]},
+        }
+    )
 
 
 def merging_effects(config: dict) -> dict:

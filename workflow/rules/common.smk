@@ -46,8 +46,11 @@ def get_study_output(study):
     out = []
     if study == "numbers":
         for ds in SEQ_DATASETS:
-            out += [f"results/metrics/{ds}/summary.tsv", f"results/metrics/{ds}/summary.md",
-                    f"results/plots/{ds}/bars.png"]
+            out += [
+                f"results/metrics/{ds}/summary.tsv",
+                f"results/metrics/{ds}/summary.md",
+                f"results/plots/{ds}/bars.png",
+            ]
             out += [f"results/plots/{ds}/tsne/{m}.png" for m in MODELS]
     elif study == "layers":
         for ds in ACT_DATASETS if ACT_MODELS else []:
@@ -96,8 +99,10 @@ def get_activation_input(wildcards):
 def get_sts_variant_input(wildcards):
     v = config["sts"]["variants"][wildcards.variant]
     roles = stages.sts_corpora(config)
-    out = {"corpus": f"resources/data/{roles['corpus']}.json",
-           "shards": f"results/activations/{wildcards.model}/{roles['corpus']}"}
+    out = {
+        "corpus": f"resources/data/{roles['corpus']}.json",
+        "shards": f"results/activations/{wildcards.model}/{roles['corpus']}",
+    }
     if v["pretrain"] == "autoencoder":
         out["autoencoder"] = f"results/sts/{wildcards.model}/{wildcards.position}/autoencoders_{v['ae_loss']}.pt"
     elif v["pretrain"] == "snli":
@@ -119,13 +124,18 @@ def get_sts_ae_params(wildcards):
 
 
 def get_sts_results(wildcards=None):
-    return expand("results/sts/{model}/{position}/{variant}.json", model=STS_MODELS, position=STS_POSITIONS,
-                  variant=STS_VARIANTS)
+    return expand(
+        "results/sts/{model}/{position}/{variant}.json", model=STS_MODELS, position=STS_POSITIONS, variant=STS_VARIANTS
+    )
 
 
 def get_sts_ae_tables(wildcards=None):
-    return expand("results/sts/{model}/{position}/autoencoders_{ae_loss}.tsv", model=STS_MODELS,
-                  position=STS_POSITIONS, ae_loss=STS_AE_LOSSES)
+    return expand(
+        "results/sts/{model}/{position}/autoencoders_{ae_loss}.tsv",
+        model=STS_MODELS,
+        position=STS_POSITIONS,
+        ae_loss=STS_AE_LOSSES,
+    )
 
 
 # Params are canonicalised (keys sorted) so that Snakemake's params rerun trigger fires on a
@@ -189,8 +199,9 @@ def get_code_version(script):
     """Hash of the library code that ``workflow/scripts/{script}.py`` imports, transitively (found by walking its
     imports), given as a params entry so that editing the library (not only the wrapper, which Snakemake tracks
     itself) reruns exactly the jobs that run the edited code."""
-    return code_version(Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py",
-                        Path(workflow.basedir) / "src")
+    return code_version(
+        Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py", Path(workflow.basedir) / "src"
+    )
 
 
 def get_resource(name):
@@ -215,8 +226,10 @@ def get_merging_train_params(wildcards):
 
 
 def get_merging_variants_input(wildcards):
-    out = {"model": f"resources/models/{wildcards.model}",
-           "adapters": f"results/merging/{wildcards.model}/seed_{wildcards.seed}/adapters"}
+    out = {
+        "model": f"resources/models/{wildcards.model}",
+        "adapters": f"results/merging/{wildcards.model}/seed_{wildcards.seed}/adapters",
+    }
     partner = stages.merging_partner(config, wildcards.seed)
     if partner is not None:
         out["partner"] = f"results/merging/{wildcards.model}/seed_{partner}/adapters"
@@ -229,8 +242,11 @@ def get_merging_variants_params(wildcards):
 
 def get_merging_scores_input(wildcards):
     mg = config["merging"]
-    out = {"data": "results/merging/data.json", "eval": f"results/sequences/{mg['eval_dataset']}.json",
-           "corpus": f"resources/data/{mg['general_corpus']}.json"}
+    out = {
+        "data": "results/merging/data.json",
+        "eval": f"results/sequences/{mg['eval_dataset']}.json",
+        "corpus": f"resources/data/{mg['general_corpus']}.json",
+    }
     if wildcards.run == "base":
         out["models"] = f"resources/models/{wildcards.model}"
     else:

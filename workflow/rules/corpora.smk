@@ -8,11 +8,11 @@ rule corpora:
         "resources/data/{corpus}.json",
     log:
         "logs/corpora/{corpus}.log",
-    params:
-        code=get_code_version("corpora"),
-        spec=get_corpus_params,
     retries: 2
     conda:
         "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("corpora"),
+        spec=get_corpus_params,
     script:
         "../scripts/corpora.py"

@@ -8,15 +8,15 @@ rule embeddings:
         "logs/embeddings/{dataset}/{model}.log",
     benchmark:
         "results/benchmarks/embeddings/{dataset}/{model}.tsv"
-    params:
-        code=get_code_version("embeddings"),
-        embed=get_embed_params,
+    conda:
+        "../../envs/embeddings.yaml"
     threads: 2
     resources:
         mem_mb=get_model_resource("mem_mb", "embed_mem_mb"),
         runtime=get_model_resource("runtime", "embed_runtime"),
         gpu=get_model_resource("gpu", None),
-    conda:
-        "../../envs/embeddings.yaml"
+    params:
+        code=get_code_version("embeddings"),
+        embed=get_embed_params,
     script:
         "../scripts/embeddings.py"

@@ -12,11 +12,11 @@ rule merging_data:
         "results/merging/data.json",
     log:
         "logs/merging/data.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         code=get_code_version("merging_data"),
         data=get_merging_data_params,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/merging_data.py"
 
@@ -31,16 +31,16 @@ rule merging_train:
         "logs/merging/{model}/seed_{seed}/train.log",
     benchmark:
         "results/benchmarks/merging/{model}/seed_{seed}/train.tsv"
-    params:
-        code=get_code_version("merging_train"),
-        train=get_merging_train_params,
+    conda:
+        "../../envs/embeddings.yaml"
     threads: 2
     resources:
         mem_mb=get_model_resource("mem_mb", "merging_mem_mb"),
         runtime=get_model_resource("runtime", "merging_runtime"),
         gpu=get_model_resource("gpu", None),
-    conda:
-        "../../envs/embeddings.yaml"
+    params:
+        code=get_code_version("merging_train"),
+        train=get_merging_train_params,
     script:
         "../scripts/merging_train.py"
 
@@ -54,15 +54,15 @@ rule merging_variants:
         "logs/merging/{model}/seed_{seed}/variants.log",
     benchmark:
         "results/benchmarks/merging/{model}/seed_{seed}/variants.tsv"
-    params:
-        code=get_code_version("merging_variants"),
-        variants=get_merging_variants_params,
+    conda:
+        "../../envs/embeddings.yaml"
     threads: 2
     resources:
         mem_mb=get_model_resource("mem_mb", "merging_mem_mb"),
         runtime=get_model_resource("runtime", "merging_runtime"),
-    conda:
-        "../../envs/embeddings.yaml"
+    params:
+        code=get_code_version("merging_variants"),
+        variants=get_merging_variants_params,
     script:
         "../scripts/merging_variants.py"
 
@@ -77,16 +77,16 @@ rule merging_scores:
         "logs/merging/{model}/{run}/scores.log",
     benchmark:
         "results/benchmarks/merging/{model}/{run}/scores.tsv"
-    params:
-        code=get_code_version("merging_scores"),
-        scores=get_merging_scores_params,
+    conda:
+        "../../envs/embeddings.yaml"
     threads: 2
     resources:
         mem_mb=get_model_resource("mem_mb", "merging_mem_mb"),
         runtime=get_model_resource("runtime", "merging_runtime"),
         gpu=get_model_resource("gpu", None),
-    conda:
-        "../../envs/embeddings.yaml"
+    params:
+        code=get_code_version("merging_scores"),
+        scores=get_merging_scores_params,
     script:
         "../scripts/merging_scores.py"
 
@@ -96,19 +96,28 @@ rule merging_summary:
         get_merging_score_files,
     output:
         tsv="results/merging/{model}/summary.tsv",
-        md=report("results/merging/{model}/summary.md", caption="../report/merging_summary.rst",
-                  category="LoRA and merging", subcategory="{model}", labels={"table": "variants", "model": "{model}"}),
+        md=report(
+            "results/merging/{model}/summary.md",
+            caption="../report/merging_summary.rst",
+            category="LoRA and merging",
+            subcategory="{model}",
+            labels={"table": "variants", "model": "{model}"},
+        ),
         long="results/merging/{model}/scores.tsv",
         verdict_tsv="results/merging/{model}/verdict.tsv",
-        verdict_md=report("results/merging/{model}/verdict.md", caption="../report/merging_verdict.rst",
-                          category="LoRA and merging", subcategory="{model}",
-                          labels={"table": "verdict", "model": "{model}"}),
+        verdict_md=report(
+            "results/merging/{model}/verdict.md",
+            caption="../report/merging_verdict.rst",
+            category="LoRA and merging",
+            subcategory="{model}",
+            labels={"table": "verdict", "model": "{model}"},
+        ),
     log:
         "logs/merging/{model}/summary.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         code=get_code_version("merging_summary"),
         effects=get_merging_effects,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/merging_summary.py"

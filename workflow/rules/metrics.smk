@@ -14,14 +14,14 @@ rule metrics:
         "logs/metrics/{dataset}/{model}.log",
     benchmark:
         "results/benchmarks/metrics/{dataset}/{model}.tsv"
-    params:
-        code=get_code_version("metrics"),
-        metrics=get_metric_params,
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
         runtime=get_resource("cpu_runtime"),
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("metrics"),
+        metrics=get_metric_params,
     script:
         "../scripts/metrics.py"
 
@@ -40,10 +40,10 @@ rule metrics_summary:
         md="results/metrics/{dataset}/summary.md",
     log:
         "logs/metrics/{dataset}/summary.log",
-    params:
-        code=get_code_version("metrics_summary"),
     conda:
         "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("metrics_summary"),
     script:
         "../scripts/metrics_summary.py"
 
@@ -58,14 +58,14 @@ rule layer_metrics:
         "logs/metrics/{dataset}/layers/{model}.log",
     benchmark:
         "results/benchmarks/metrics/{dataset}/layers/{model}.tsv"
-    params:
-        code=get_code_version("layer_metrics"),
-        metrics=get_layer_metric_params,
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
         runtime=get_resource("cpu_runtime"),
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("layer_metrics"),
+        metrics=get_layer_metric_params,
     script:
         "../scripts/layer_metrics.py"
 
@@ -84,9 +84,9 @@ rule layer_metrics_summary:
         md="results/metrics/{dataset}/layers.md",
     log:
         "logs/metrics/{dataset}/layers.log",
-    params:
-        code=get_code_version("layer_metrics_summary"),
     conda:
         "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("layer_metrics_summary"),
     script:
         "../scripts/layer_metrics_summary.py"

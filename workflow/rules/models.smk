@@ -5,14 +5,14 @@ rule models:
         "logs/models/{model}.log",
     benchmark:
         "results/benchmarks/models/{model}.tsv"
-    params:
-        code=get_code_version("models"),
-        model=get_prepare_params,
+    conda:
+        "../../envs/models.yaml"
     threads: 2
     resources:
         mem_mb=get_resource("prepare_mem_mb"),
         runtime=get_resource("prepare_runtime"),
-    conda:
-        "../../envs/models.yaml"
+    params:
+        code=get_code_version("models"),
+        model=get_prepare_params,
     script:
         "../scripts/models.py"

@@ -18,14 +18,14 @@ rule plots_tsne:
         ),
     log:
         "logs/plots/{dataset}/tsne/{model}.log",
-    params:
-        code=get_code_version("plots_tsne"),
-        plots=get_plot_params,
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
         runtime=get_resource("cpu_runtime"),
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("plots_tsne"),
+        plots=get_plot_params,
     script:
         "../scripts/plots_tsne.py"
 
@@ -43,11 +43,11 @@ rule plots_bars:
         ),
     log:
         "logs/plots/{dataset}/bars.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         code=get_code_version("plots_bars"),
         plots=get_plot_params,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/plots_bars.py"
 
@@ -65,11 +65,11 @@ rule plots_layers:
         ),
     log:
         "logs/plots/{dataset}/layers.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         code=get_code_version("plots_layers"),
         plots=get_plot_params,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/plots_layers.py"
 
@@ -89,14 +89,14 @@ rule plots_layer_tsne:
         ),
     log:
         "logs/plots/{dataset}/layers_tsne/{model}.log",
-    params:
-        code=get_code_version("plots_layer_tsne"),
-        plots=get_plot_params,
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
         runtime=get_resource("cpu_runtime"),
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("plots_layer_tsne"),
+        plots=get_plot_params,
     script:
         "../scripts/plots_layer_tsne.py"
 
@@ -116,11 +116,11 @@ rule plots_sts:
         "logs/plots/sts/{figure}.log",
     wildcard_constraints:
         figure="layer_correlation|ae_loss|scatter",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         code=get_code_version("plots_sts"),
         plots=get_plot_params,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/plots_sts.py"
 
@@ -142,13 +142,13 @@ rule plots_merging:
         "logs/plots/merging/{model}/{figure}.log",
     wildcard_constraints:
         figure="tradeoff|tsne",
-    params:
-        code=get_code_version("plots_merging"),
-        plots=get_plot_params,
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
         runtime=get_resource("cpu_runtime"),
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("plots_merging"),
+        plots=get_plot_params,
     script:
         "../scripts/plots_merging.py"

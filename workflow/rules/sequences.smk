@@ -3,13 +3,13 @@ rule sequences:
         "results/sequences/{dataset}.json",
     log:
         "logs/sequences/{dataset}.log",
-    params:
-        code=get_code_version("sequences"),
-        spec=get_sequence_params,
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=get_resource("cpu_mem_mb"),
         runtime=get_resource("cpu_runtime"),
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("sequences"),
+        spec=get_sequence_params,
     script:
         "../scripts/sequences.py"

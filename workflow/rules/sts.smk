@@ -15,16 +15,16 @@ rule sts_autoencoders:
         "logs/sts/{model}/{position}/autoencoders_{ae_loss}.log",
     benchmark:
         "results/benchmarks/sts/{model}/{position}/autoencoders_{ae_loss}.tsv"
-    params:
-        code=get_code_version("sts_autoencoders"),
-        sts=get_sts_ae_params,
+    conda:
+        "../../envs/embeddings.yaml"
     threads: 2
     resources:
         mem_mb=get_model_resource("mem_mb", "sts_mem_mb"),
         runtime=get_model_resource("runtime", "sts_runtime"),
         gpu=get_model_resource("gpu", None),
-    conda:
-        "../../envs/embeddings.yaml"
+    params:
+        code=get_code_version("sts_autoencoders"),
+        sts=get_sts_ae_params,
     script:
         "../scripts/sts_autoencoders.py"
 
@@ -38,16 +38,16 @@ rule sts_variant:
         "logs/sts/{model}/{position}/{variant}.log",
     benchmark:
         "results/benchmarks/sts/{model}/{position}/{variant}.tsv"
-    params:
-        code=get_code_version("sts_variant"),
-        sts=get_sts_variant_params,
+    conda:
+        "../../envs/embeddings.yaml"
     threads: 2
     resources:
         mem_mb=get_model_resource("mem_mb", "sts_mem_mb"),
         runtime=get_model_resource("runtime", "sts_runtime"),
         gpu=get_model_resource("gpu", None),
-    conda:
-        "../../envs/embeddings.yaml"
+    params:
+        code=get_code_version("sts_variant"),
+        sts=get_sts_variant_params,
     script:
         "../scripts/sts_variant.py"
 
@@ -58,18 +58,26 @@ rule sts_tables:
         corpus=lambda w: f"resources/data/{config['sts']['corpus']}.json",
     output:
         tsv="results/sts/progression.tsv",
-        md=report("results/sts/progression.md", caption="../report/sts_progression.rst", category="STS-B (FREEZE)",
-                  labels={"table": "progression"}),
+        md=report(
+            "results/sts/progression.md",
+            caption="../report/sts_progression.rst",
+            category="STS-B (FREEZE)",
+            labels={"table": "progression"},
+        ),
         worst_tsv="results/sts/worst_errors.tsv",
-        worst_md=report("results/sts/worst_errors.md", caption="../report/sts_worst.rst",
-                        category="STS-B (FREEZE)", labels={"table": "worst errors"}),
+        worst_md=report(
+            "results/sts/worst_errors.md",
+            caption="../report/sts_worst.rst",
+            category="STS-B (FREEZE)",
+            labels={"table": "worst errors"},
+        ),
     log:
         "logs/sts/tables.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         code=get_code_version("sts_tables"),
         order=STS_VARIANTS,
         k=config["sts"]["worst_errors"],
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/sts_tables.py"

@@ -21,9 +21,21 @@ with job(snakemake):
     else:
         meta, records = load_dataset(snakemake.input.dataset)
         ids, texts = [r["id"] for r in records], [r["text"] for r in records]
-    extract(texts, ids, snakemake.input.model, snakemake.output[0],
-            model=snakemake.wildcards.model, layers=p["layers"] or None, positions=p["positions"],
-            include_embeddings=p["include_embeddings"], batch_size=p["batch_size"], max_length=p["max_length"],
-            dtype=p["dtype"], store_dtype=p["store_dtype"], padding_side=p["padding_side"], device=p["device"],
-            compression=None if p["compression"] == "none" else p["compression"],
-            extra_attrs={"dataset": snakemake.wildcards.dataset})
+    extract(
+        texts,
+        ids,
+        snakemake.input.model,
+        snakemake.output[0],
+        model=snakemake.wildcards.model,
+        layers=p["layers"] or None,
+        positions=p["positions"],
+        include_embeddings=p["include_embeddings"],
+        batch_size=p["batch_size"],
+        max_length=p["max_length"],
+        dtype=p["dtype"],
+        store_dtype=p["store_dtype"],
+        padding_side=p["padding_side"],
+        device=p["device"],
+        compression=None if p["compression"] == "none" else p["compression"],
+        extra_attrs={"dataset": snakemake.wildcards.dataset},
+    )

@@ -11,6 +11,11 @@ with job(snakemake):
     import torch
 
     torch.set_num_threads(max(1, snakemake.threads))
-    embed_dataset(snakemake.input.dataset, snakemake.input.model, snakemake.output[0],
-                  model=snakemake.wildcards.model, dataset=snakemake.wildcards.dataset,
-                  params=dict(snakemake.params.embed))
+    embed_dataset(
+        snakemake.input.dataset,
+        snakemake.input.model,
+        snakemake.output[0],
+        model=snakemake.wildcards.model,
+        dataset=snakemake.wildcards.dataset,
+        params=dict(snakemake.params.embed),
+    )

@@ -12,8 +12,16 @@ from repgeom.smk import job  # noqa: E402
 with job(snakemake):
     p = dict(snakemake.params.metrics)
     meta, records = load_dataset(snakemake.input.dataset)
-    df = layer_metrics(snakemake.input.shards, [r["family"] for r in records], model=snakemake.wildcards.model,
-                       expect={"texts_sha256": meta["texts_sha256"], "model": snakemake.wildcards.model},
-                       ids=[r["id"] for r in records], n_init=p["kmeans_n_init"], seed=p["seed"],
-                       bootstrap=p["bootstrap"], ci=p["ci"], metric=p["silhouette_metric"])
+    df = layer_metrics(
+        snakemake.input.shards,
+        [r["family"] for r in records],
+        model=snakemake.wildcards.model,
+        expect={"texts_sha256": meta["texts_sha256"], "model": snakemake.wildcards.model},
+        ids=[r["id"] for r in records],
+        n_init=p["kmeans_n_init"],
+        seed=p["seed"],
+        bootstrap=p["bootstrap"],
+        ci=p["ci"],
+        metric=p["silhouette_metric"],
+    )
     write_text(snakemake.output[0], df.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NaN"))

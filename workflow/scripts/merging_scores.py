@@ -12,5 +12,13 @@ with job(snakemake):
 
     torch.set_num_threads(max(1, snakemake.threads))
     inp, p = snakemake.input, snakemake.params.scores
-    scores_for_run(snakemake.wildcards.run, inp.models, data_path=inp.data, eval_path=inp.eval,
-                   corpus_path=inp.corpus, out_json=snakemake.output.json, out_h5=snakemake.output.h5, **p)
+    scores_for_run(
+        snakemake.wildcards.run,
+        inp.models,
+        data_path=inp.data,
+        eval_path=inp.eval,
+        corpus_path=inp.corpus,
+        out_json=snakemake.output.json,
+        out_h5=snakemake.output.h5,
+        **p,
+    )

@@ -9,5 +9,13 @@ from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
     out = snakemake.output
-    write_summary(list(snakemake.input), model=snakemake.wildcards.model, tsv=out.tsv, md=out.md, long_tsv=out.long,
-                  verdict_tsv=out.verdict_tsv, verdict_md=out.verdict_md, **snakemake.params.effects)
+    write_summary(
+        list(snakemake.input),
+        model=snakemake.wildcards.model,
+        tsv=out.tsv,
+        md=out.md,
+        long_tsv=out.long,
+        verdict_tsv=out.verdict_tsv,
+        verdict_md=out.verdict_md,
+        **snakemake.params.effects,
+    )

@@ -12,5 +12,12 @@ with job(snakemake):
 
     torch.set_num_threads(max(1, snakemake.threads))
     p = snakemake.params.train
-    train_lora(snakemake.input.model, snakemake.input.data, snakemake.output[0], seed=int(snakemake.wildcards.seed),
-               lora=p["lora"], train=p["train"], device=p["device"])
+    train_lora(
+        snakemake.input.model,
+        snakemake.input.data,
+        snakemake.output[0],
+        seed=int(snakemake.wildcards.seed),
+        lora=p["lora"],
+        train=p["train"],
+        device=p["device"],
+    )

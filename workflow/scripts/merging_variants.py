@@ -12,6 +12,12 @@ with job(snakemake):
 
     torch.set_num_threads(max(1, snakemake.threads))
     p = snakemake.params.variants
-    build_variants(snakemake.input.model, snakemake.input.adapters, snakemake.output[0], variants=p["variants"],
-                   seed=int(snakemake.wildcards.seed), partner_dir=snakemake.input.get("partner"),
-                   partner_seed=p["partner"])
+    build_variants(
+        snakemake.input.model,
+        snakemake.input.adapters,
+        snakemake.output[0],
+        variants=p["variants"],
+        seed=int(snakemake.wildcards.seed),
+        partner_dir=snakemake.input.get("partner"),
+        partner_seed=p["partner"],
+    )

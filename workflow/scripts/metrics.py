@@ -14,14 +14,36 @@ with job(snakemake) as log:
     meta, _ = load_dataset(snakemake.input.dataset)
     X, ids, labels, attrs = read_embeddings(
         snakemake.input.embeddings,
-        expect={"model": snakemake.wildcards.model, "dataset": snakemake.wildcards.dataset,
-                "texts_sha256": meta["texts_sha256"]})
-    res = cluster_metrics(X, labels, n_init=p["kmeans_n_init"], seed=p["seed"], bootstrap=p["bootstrap"],
-                          ci=p["ci"], metric=p["silhouette_metric"])
-    res.update(model=snakemake.wildcards.model, dataset=snakemake.wildcards.dataset,
-               model_fingerprint=attrs["model_fingerprint"], texts_sha256=attrs["texts_sha256"],
-               n_truncated=attrs.get("n_truncated", 0), params=p)
-    log.info("silhouette true %.4f kmeans %.4f; DBI true %.4f kmeans %.4f; ARI %.3f NMI %.3f",
-             res["silhouette_true"], res["silhouette_kmeans"], res["dbi_true"], res["dbi_kmeans"],
-             res["ari"], res["nmi"])
+        expect={
+            "model": snakemake.wildcards.model,
+            "dataset": snakemake.wildcards.dataset,
+            "texts_sha256": meta["texts_sha256"],
+        },
+    )
+    res = cluster_metrics(
+        X,
+        labels,
+        n_init=p["kmeans_n_init"],
+        seed=p["seed"],
+        bootstrap=p["bootstrap"],
+        ci=p["ci"],
+        metric=p["silhouette_metric"],
+    )
+    res.update(
+        model=snakemake.wildcards.model,
+        dataset=snakemake.wildcards.dataset,
+        model_fingerprint=attrs["model_fingerprint"],
+        texts_sha256=attrs["texts_sha256"],
+        n_truncated=attrs.get("n_truncated", 0),
+        params=p,
+    )
+    log.info(
+        "silhouette true %.4f kmeans %.4f; DBI true %.4f kmeans %.4f; ARI %.3f NMI %.3f",
+        res["silhouette_true"],
+        res["silhouette_kmeans"],
+        res["dbi_true"],
+        res["dbi_kmeans"],
+        res["ari"],
+        res["nmi"],
+    )
     write_json(snakemake.output[0], res)

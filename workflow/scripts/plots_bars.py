@@ -12,6 +12,13 @@ from repgeom.smk import job  # noqa: E402
 with job(snakemake):
     p = dict(snakemake.params.plots)
     df = pd.read_csv(snakemake.input[0], sep="\t")
-    plot_bars(df, snakemake.output[0], dpi=p["dpi"], title=f"Numeric sequences: {snakemake.wildcards.dataset}",
-              pairs=[("Silhouette", "silhouette_true", "silhouette_kmeans", True),
-                     ("Davies-Bouldin", "dbi_true", "dbi_kmeans", False)])
+    plot_bars(
+        df,
+        snakemake.output[0],
+        dpi=p["dpi"],
+        title=f"Numeric sequences: {snakemake.wildcards.dataset}",
+        pairs=[
+            ("Silhouette", "silhouette_true", "silhouette_kmeans", True),
+            ("Davies-Bouldin", "dbi_true", "dbi_kmeans", False),
+        ],
+    )

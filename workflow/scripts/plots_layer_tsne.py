@@ -21,11 +21,19 @@ with job(snakemake):
     picks = [("best", best_layer(table)), ("last", int(table["layer"].max()))]
     panels = []
     for what, layer in picks:
-        X, ids, attrs = load_layer(snakemake.input.shards, layer,
-                                   expect={"model": model, "texts_sha256": meta["texts_sha256"]})
+        X, ids, attrs = load_layer(
+            snakemake.input.shards, layer, expect={"model": model, "texts_sha256": meta["texts_sha256"]}
+        )
         sil = float(table.loc[table["layer"] == layer, "silhouette_true"].iloc[0])
-        panels.append((X, labels,
-                       f"{what} layer: {layer} of {attrs['n_layers_total']} (silhouette {sil:.3f})"))
-    plot_tsne_panels(panels, snakemake.output[0], title=f"{model} on {snakemake.wildcards.dataset}",
-                     perplexity=p["tsne_perplexity"], small_perplexity=p["tsne_small_perplexity"],
-                     small_below=p["tsne_small_below"], max_iter=p["tsne_max_iter"], seed=p["seed"], dpi=p["dpi"])
+        panels.append((X, labels, f"{what} layer: {layer} of {attrs['n_layers_total']} (silhouette {sil:.3f})"))
+    plot_tsne_panels(
+        panels,
+        snakemake.output[0],
+        title=f"{model} on {snakemake.wildcards.dataset}",
+        perplexity=p["tsne_perplexity"],
+        small_perplexity=p["tsne_small_perplexity"],
+        small_below=p["tsne_small_below"],
+        max_iter=p["tsne_max_iter"],
+        seed=p["seed"],
+        dpi=p["dpi"],
+    )

@@ -11,5 +11,9 @@ from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
     p = dict(snakemake.params.plots)
-    plot_layer_curves(pd.read_csv(snakemake.input[0], sep="\t"), snakemake.output[0], dpi=p["dpi"],
-                      title=f"Numeric sequences across depth: {snakemake.wildcards.dataset}")
+    plot_layer_curves(
+        pd.read_csv(snakemake.input[0], sep="\t"),
+        snakemake.output[0],
+        dpi=p["dpi"],
+        title=f"Numeric sequences across depth: {snakemake.wildcards.dataset}",
+    )

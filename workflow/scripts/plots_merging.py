@@ -21,8 +21,19 @@ with job(snakemake) as log:
         seed, _ = load_eval_embeddings(snakemake.input.seed)
         best = best_merge(summary)
         log.info("best merge (largest silhouette gains − STS loss/100, mean over seeds): %s", best)
-        panels = [(base["base"], labels, "base"), (seed["final"], labels, "final (LoRA merged), first seed"),
-                  (seed[best], labels, f"best merge: {best}, first seed")]
-        plot_tsne_panels(panels, snakemake.output[0], title=f"{model} on the evaluation set",
-                         perplexity=p["tsne_perplexity"], small_perplexity=p["tsne_small_perplexity"],
-                         small_below=p["tsne_small_below"], max_iter=p["tsne_max_iter"], seed=p["seed"], dpi=p["dpi"])
+        panels = [
+            (base["base"], labels, "base"),
+            (seed["final"], labels, "final (LoRA merged), first seed"),
+            (seed[best], labels, f"best merge: {best}, first seed"),
+        ]
+        plot_tsne_panels(
+            panels,
+            snakemake.output[0],
+            title=f"{model} on the evaluation set",
+            perplexity=p["tsne_perplexity"],
+            small_perplexity=p["tsne_small_perplexity"],
+            small_below=p["tsne_small_below"],
+            max_iter=p["tsne_max_iter"],
+            seed=p["seed"],
+            dpi=p["dpi"],
+        )

@@ -10,5 +10,10 @@ from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
     results = [read_json(p) for p in snakemake.input.results]
-    plot_sts(snakemake.wildcards.figure, results, list(snakemake.input.ae), snakemake.output[0],
-             dpi=snakemake.params.plots["dpi"])
+    plot_sts(
+        snakemake.wildcards.figure,
+        results,
+        list(snakemake.input.ae),
+        snakemake.output[0],
+        dpi=snakemake.params.plots["dpi"],
+    )

@@ -11,9 +11,18 @@ from repgeom.smk import job  # noqa: E402
 with job(snakemake):
     p = dict(snakemake.params.plots)
     X, ids, labels, attrs = read_embeddings(
-        snakemake.input.embeddings,
-        expect={"model": snakemake.wildcards.model, "dataset": snakemake.wildcards.dataset})
-    plot_tsne(X, labels, snakemake.output[0], title=f"{snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
-              subtitle=f"{attrs['n']} sequences, d = {attrs['d']}", perplexity=p["tsne_perplexity"],
-              small_perplexity=p["tsne_small_perplexity"], small_below=p["tsne_small_below"],
-              max_iter=p["tsne_max_iter"], seed=p["seed"], dpi=p["dpi"])
+        snakemake.input.embeddings, expect={"model": snakemake.wildcards.model, "dataset": snakemake.wildcards.dataset}
+    )
+    plot_tsne(
+        X,
+        labels,
+        snakemake.output[0],
+        title=f"{snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
+        subtitle=f"{attrs['n']} sequences, d = {attrs['d']}",
+        perplexity=p["tsne_perplexity"],
+        small_perplexity=p["tsne_small_perplexity"],
+        small_below=p["tsne_small_below"],
+        max_iter=p["tsne_max_iter"],
+        seed=p["seed"],
+        dpi=p["dpi"],
+    )

@@ -16,8 +16,17 @@ with job(snakemake):
     torch.set_num_threads(max(1, snakemake.threads))
     p = dict(snakemake.params.sts)
     w = snakemake.wildcards
-    blob = train_autoencoders(snakemake.input.shards, position=w.position, seeds=p["seeds"], train=p["train"],
-                              loss=w.ae_loss, out_path=snakemake.output.model, layers=p["train"]["layers"] or None,
-                              device=p["device"], model=w.model, provenance={"shards": snakemake.input.shards})
+    blob = train_autoencoders(
+        snakemake.input.shards,
+        position=w.position,
+        seeds=p["seeds"],
+        train=p["train"],
+        loss=w.ae_loss,
+        out_path=snakemake.output.model,
+        layers=p["train"]["layers"] or None,
+        device=p["device"],
+        model=w.model,
+        provenance={"shards": snakemake.input.shards},
+    )
     with atomic_path(snakemake.output.curves) as tmp:
         pd.DataFrame(autoencoder_curve_rows(blob)).to_csv(tmp, sep="\t", index=False, float_format="%.6g")

@@ -9,5 +9,13 @@ from repgeom.sts import write_tables  # noqa: E402
 
 with job(snakemake):
     o = snakemake.output
-    write_tables(snakemake.input.results, snakemake.input.corpus, tsv=o.tsv, md=o.md, worst_tsv=o.worst_tsv,
-                 worst_md=o.worst_md, order=snakemake.params.order, k=snakemake.params.k)
+    write_tables(
+        snakemake.input.results,
+        snakemake.input.corpus,
+        tsv=o.tsv,
+        md=o.md,
+        worst_tsv=o.worst_tsv,
+        worst_md=o.worst_md,
+        order=snakemake.params.order,
+        k=snakemake.params.k,
+    )

@@ -14,8 +14,18 @@ with job(snakemake):
     torch.set_num_threads(max(1, snakemake.threads))
     p = dict(snakemake.params.sts)
     inp = snakemake.input
-    result = run_variant(snakemake.wildcards.variant, p["variant"], shard_dir=inp.shards, corpus_path=inp.corpus,
-                         position=snakemake.wildcards.position, seeds=p["seeds"], train=p["train"],
-                         autoencoder=inp.get("autoencoder"), snli_shards=inp.get("nli_shards"),
-                         snli_corpus=inp.get("nli_corpus"), device=p["device"], model=snakemake.wildcards.model)
+    result = run_variant(
+        snakemake.wildcards.variant,
+        p["variant"],
+        shard_dir=inp.shards,
+        corpus_path=inp.corpus,
+        position=snakemake.wildcards.position,
+        seeds=p["seeds"],
+        train=p["train"],
+        autoencoder=inp.get("autoencoder"),
+        snli_shards=inp.get("nli_shards"),
+        snli_corpus=inp.get("nli_corpus"),
+        device=p["device"],
+        model=snakemake.wildcards.model,
+    )
     write_json(snakemake.output[0], result)

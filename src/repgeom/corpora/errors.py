@@ -2,5 +2,6 @@
 
 from __future__ import annotations
 
+
 class DataError(ValueError):
     """A dataset cannot be obtained or a row is malformed; the message names file and line."""

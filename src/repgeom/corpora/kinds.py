@@ -33,8 +33,10 @@ def load_stsb(root: Path, spec: dict) -> tuple[dict, dict]:
         parsed = parse_stsb_file(files[0], spec.get("on_bad_row", "error"))
         n_seen = len(parsed.rows) + len(parsed.skipped)
         if spec.get("verify_rows", True) and n_seen != STSB_ROWS[split]:
-            raise DataError(f"{files[0]}: {n_seen} rows, the canonical STS-B {split} split has {STSB_ROWS[split]} "
-                            "(set verify_rows: false for a different release)")
+            raise DataError(
+                f"{files[0]}: {n_seen} rows, the canonical STS-B {split} split has {STSB_ROWS[split]} "
+                "(set verify_rows: false for a different release)"
+            )
         splits[split] = parsed.rows
         meta["files"][split] = {"path": str(files[0]), "md5": hashlib.md5(files[0].read_bytes()).hexdigest()}
         meta["skipped"] += parsed.skipped
@@ -49,8 +51,11 @@ def load_genericskb(root: Path, spec: dict) -> tuple[dict, dict]:
     seen, rows, meta = set(), [], {"files": {}, "skipped": []}
     for p in files:
         parsed = parse_genericskb_file(p, spec.get("on_bad_row", "error"))
-        meta["files"][p.name] = {"path": str(p), "md5": hashlib.md5(p.read_bytes()).hexdigest(),
-                                 "rows": len(parsed.rows)}
+        meta["files"][p.name] = {
+            "path": str(p),
+            "md5": hashlib.md5(p.read_bytes()).hexdigest(),
+            "rows": len(parsed.rows),
+        }
         meta["skipped"] += parsed.skipped
         for r in parsed.rows:
             if r["sentence"] not in seen:

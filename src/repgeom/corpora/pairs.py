@@ -23,11 +23,14 @@ def stsb_pairs(corpus_path, splits: Sequence[str] = ("train", "dev", "test")) ->
         if split not in data or not data[split]:
             raise DataError(f"{corpus_path}: no {split!r} split (has {', '.join(data) or 'none'})")
         rows = data[split]
-        out[split] = {"id": [r["id"] for r in rows], "s1": [r["sentence1"] for r in rows],
-                      "s2": [r["sentence2"] for r in rows],
-                      "id1": [sentence_id(r["sentence1"]) for r in rows],
-                      "id2": [sentence_id(r["sentence2"]) for r in rows],
-                      "y": np.array([r["score"] / 5.0 for r in rows], dtype=np.float32)}
+        out[split] = {
+            "id": [r["id"] for r in rows],
+            "s1": [r["sentence1"] for r in rows],
+            "s2": [r["sentence2"] for r in rows],
+            "id1": [sentence_id(r["sentence1"]) for r in rows],
+            "id2": [sentence_id(r["sentence2"]) for r in rows],
+            "y": np.array([r["score"] / 5.0 for r in rows], dtype=np.float32),
+        }
     return out
 
 
@@ -36,5 +39,8 @@ def snli_pairs(corpus_path) -> dict:
     rows = [r for split in sorted(data) for r in data[split]]
     if not rows:
         raise DataError(f"{corpus_path}: no SNLI pairs")
-    return {"id1": [sentence_id(r["sentence1"]) for r in rows], "id2": [sentence_id(r["sentence2"]) for r in rows],
-            "y": np.array([SNLI_TARGET[r["label"]] for r in rows], dtype=np.float32)}
+    return {
+        "id1": [sentence_id(r["sentence1"]) for r in rows],
+        "id2": [sentence_id(r["sentence2"]) for r in rows],
+        "y": np.array([SNLI_TARGET[r["label"]] for r in rows], dtype=np.float32),
+    }

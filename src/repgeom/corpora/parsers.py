@@ -53,8 +53,17 @@ def parse_stsb_file(path: Path, on_bad_row: str = "error") -> _Rows:
             if not s1 or not s2:
                 out.bad(i, "empty sentence")
                 continue
-            out.rows.append({"id": f"{path.stem}-{i:05d}", "genre": f[0], "source": f[1], "year": f[2],
-                             "sentence1": s1, "sentence2": s2, "score": score})
+            out.rows.append(
+                {
+                    "id": f"{path.stem}-{i:05d}",
+                    "genre": f[0],
+                    "source": f[1],
+                    "year": f[2],
+                    "sentence1": s1,
+                    "sentence2": s2,
+                    "score": score,
+                }
+            )
     return out
 
 
@@ -87,8 +96,9 @@ def parse_snli_file(path: Path, on_bad_row: str = "error") -> tuple[_Rows, int]:
     no_gold = 0
     with open(path, encoding="utf-8-sig", newline="") as fh:
         # the canonical snli_1.0.zip holds tab-separated snli_1.0_*.txt (no quoting); copies are often CSV
-        reader = (csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".txt"
-                  else csv.DictReader(fh))
+        reader = (
+            csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".txt" else csv.DictReader(fh)
+        )
         missing = {"gold_label", "sentence1", "sentence2"} - set(reader.fieldnames or [])
         if missing:
             raise DataError(f"{path}:1: header lacks {sorted(missing)} (has {reader.fieldnames})")

@@ -27,8 +27,9 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
             shutil.copyfileobj(r, out, 1 << 20)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise DataError(f"cannot download {url}: {e}. Point the corpus at a local copy instead "
-                        "(source: {type: local, path: …})") from None
+        raise DataError(
+            f"cannot download {url}: {e}. Point the corpus at a local copy instead (source: {{type: local, path: …}})"
+        ) from None
     if sha256 and sha256_file(tmp) != sha256:
         got = sha256_file(tmp)
         tmp.unlink()
@@ -92,9 +93,11 @@ def fetch_url(source: dict, work: Path, kind: str | None) -> Path:
 
 
 #: how a Hugging Face dataset's rows become the files the parsers read: split names, and a writer per kind
-HF_SPLITS = {"stsb": {"train": "train", "validation": "dev", "test": "test"},
-             "genericskb": {"train": "train"},
-             "snli": {"train": "train", "validation": "dev", "test": "test"}}
+HF_SPLITS = {
+    "stsb": {"train": "train", "validation": "dev", "test": "test"},
+    "genericskb": {"train": "train"},
+    "snli": {"train": "train", "validation": "dev", "test": "test"},
+}
 HF_SNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 
 
@@ -113,11 +116,14 @@ def fetch_hf(source: dict, work: Path, kind: str | None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for hf_split, split in HF_SPLITS[kind].items():
         try:
-            ds = datasets.load_dataset(source["dataset"], source.get("config"), split=hf_split,
-                                       revision=source.get("revision"))
+            ds = datasets.load_dataset(
+                source["dataset"], source.get("config"), split=hf_split, revision=source.get("revision")
+            )
         except Exception as e:  # noqa: BLE001 - network, hub and format errors all mean "this source failed"
-            raise DataError(f"cannot load {source['dataset']!r} ({source.get('config')}, split {hf_split}) with "
-                            f"datasets: {type(e).__name__}: {e}") from None
+            raise DataError(
+                f"cannot load {source['dataset']!r} ({source.get('config')}, split {hf_split}) with "
+                f"datasets: {type(e).__name__}: {e}"
+            ) from None
         if kind == "stsb":  # sentence-transformers/stsb: sentence1, sentence2, score in [0, 1]
             with open(out / f"sts-{split}.csv", "w", encoding="utf-8") as fh:
                 for i, r in enumerate(ds):

@@ -34,9 +34,17 @@ def prepare(name: str, spec: dict, out_path) -> dict:
             raise DataError(f"corpus {name!r}: {e}") from None
     splits = limit_rows(splits, spec.get("limit", {}))
     texts = [t for rows in splits.values() for r in rows for t in _texts(r)]
-    meta.update(kind="corpus", corpus=name, type=kind, source=used, params=spec,
-                rows={s: len(r) for s, r in splits.items()}, n_skipped=len(meta["skipped"]),
-                texts_sha256=texts_sha256(texts), created=now_iso())
+    meta.update(
+        kind="corpus",
+        corpus=name,
+        type=kind,
+        source=used,
+        params=spec,
+        rows={s: len(r) for s, r in splits.items()},
+        n_skipped=len(meta["skipped"]),
+        texts_sha256=texts_sha256(texts),
+        created=now_iso(),
+    )
     if meta["n_skipped"]:
         log.warning("corpus %s: skipped %d bad rows", name, meta["n_skipped"])
     write_json(out_path, {"meta": meta, "splits": splits})

@@ -84,7 +84,6 @@ _EXPORTS = {
     "write_summary": "tables",
     "best_merge": "tables",
 }
-_SUBMODULES = ("errors", "methods", "placement", "data", "model", "training", "variants", "scores", "claims",
-               "tables")
+_SUBMODULES = ("errors", "methods", "placement", "data", "model", "training", "variants", "scores", "claims", "tables")
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

@@ -17,8 +17,10 @@ import numpy as np
 #: the task measures the verdicts read: the paper's evaluation windows and held-out windows of the training range
 TASKS = (("evaluation-set", "eval_silhouette"), ("held-out", "heldout_silhouette"))
 
-UNTESTABLE = ("not testable in this run: the fine-tuned model itself differs from the base by no more than "
-              "seed noise on every score")
+UNTESTABLE = (
+    "not testable in this run: the fine-tuned model itself differs from the base by no more than "
+    "seed noise on every score"
+)
 
 
 def _paired(long, a: str, b: str, col: str) -> tuple[float, float, int]:
@@ -91,13 +93,21 @@ def effects(summary, long, *, min_sts: float, min_sil: float) -> Effects | None:
 def erosion_claim(e: Effects) -> dict:
     """LoRA adaptation erodes the base model's general structure (STS-B loss), and the task gains it brings."""
     n, gain, gained = e.n, e.gain, e.gained
-    return {"claim": "LoRA adaptation erodes the base model's general structure",
-            "evidence": f"final − base over {n} seeds: STS-B Spearman {_pm(e.dl, e.sl, n)}; "
-                        + ", ".join(f"{g[3]} silhouette {_pm(g[0], g[1], n, 3)}" for g in gain.values()),
-            "verdict": ("supported: the fine-tuned model loses STS-B Spearman beyond seed noise" if e.erodes else
-                        "not supported: no STS-B loss beyond seed noise")
-                       + ("; the adapter raised the " + " and ".join(gain[c][3] for c in gained) + " silhouette"
-                          if gained else "; the adapter raised neither silhouette beyond noise")}
+    return {
+        "claim": "LoRA adaptation erodes the base model's general structure",
+        "evidence": f"final − base over {n} seeds: STS-B Spearman {_pm(e.dl, e.sl, n)}; "
+        + ", ".join(f"{g[3]} silhouette {_pm(g[0], g[1], n, 3)}" for g in gain.values()),
+        "verdict": (
+            "supported: the fine-tuned model loses STS-B Spearman beyond seed noise"
+            if e.erodes
+            else "not supported: no STS-B loss beyond seed noise"
+        )
+        + (
+            "; the adapter raised the " + " and ".join(gain[c][3] for c in gained) + " silhouette"
+            if gained
+            else "; the adapter raised neither silhouette beyond noise"
+        ),
+    }
 
 
 def _shares(e: Effects, variant: str) -> tuple[str, list[float]]:
@@ -108,8 +118,9 @@ def _shares(e: Effects, variant: str) -> tuple[str, list[float]]:
     vals = [ds / e.dl] if e.erodes else []
     for col, (d, _sd, ok, label) in e.gain.items():
         dv, sv, _ = _paired(e.long, variant, "base", col)
-        parts.append(f"{label} silhouette − base {_pm(dv, sv, n, 3)}" + (f" ({dv / d:.0%} of final's gain)" if ok
-                                                                         else ""))
+        parts.append(
+            f"{label} silhouette − base {_pm(dv, sv, n, 3)}" + (f" ({dv / d:.0%} of final's gain)" if ok else "")
+        )
         if ok:
             vals.append(dv / d)
     return "; ".join(parts), vals
@@ -122,20 +133,27 @@ def soup_claim(e: Effects) -> dict | None:
     pos = float(e.idx.loc["soup", "position"])
     text, vals = _shares(e, "soup")
     dominates = pos > 0.5 and bool(vals) and min(vals) > 0.5
-    return {"claim": "a model soup lets the adapter dominate",
-            "evidence": f"the soup (uniform average of one run's checkpoints) sits at position {pos:.2f} along "
-                        f"base → final; {text}",
-            "verdict": UNTESTABLE if not e.has_effect else
-            ("supported: the soup keeps most of the fine-tuned model's change, loss and gain alike"
-             if dominates else "not supported: the soup keeps less than half of some of the fine-tuned "
-                               "model's changes")}
+    return {
+        "claim": "a model soup lets the adapter dominate",
+        "evidence": f"the soup (uniform average of one run's checkpoints) sits at position {pos:.2f} along "
+        f"base → final; {text}",
+        "verdict": UNTESTABLE
+        if not e.has_effect
+        else (
+            "supported: the soup keeps most of the fine-tuned model's change, loss and gain alike"
+            if dominates
+            else "not supported: the soup keeps less than half of some of the fine-tuned model's changes"
+        ),
+    }
 
 
 def _against_linear(e: Effects, variant: str, lin: str) -> tuple[list[str], list[bool]]:
     """``variant − lin`` on STS-B and each task silhouette, as text, and whether each is a gain beyond noise."""
     diffs, better = [], []
-    for col, label, eff, digits in (("sts_spearman", "STS", e.min_sts, 2),
-                                    *((c, g[3], e.min_sil, 3) for c, g in e.gain.items())):
+    for col, label, eff, digits in (
+        ("sts_spearman", "STS", e.min_sts, 2),
+        *((c, g[3], e.min_sil, 3) for c, g in e.gain.items()),
+    ):
         d, sd, _ = _paired(e.long, variant, lin, col)
         diffs.append(f"{label} {_pm(d, sd, e.n, digits)}")
         better.append(_beyond_noise(d, sd, e.n, eff) and d > 0)
@@ -158,17 +176,26 @@ def slerp_claim(e: Effects) -> dict | None:
         diffs, up = _against_linear(e, v, lin)
         better += up
         fb, ni = idx.loc[v, "n_fallback"], idx.loc[v, "n_interpolated"]
-        parts.append(f"t={t:g}: SLERP − linear " + ", ".join(diffs) +
-                     f" ({int(fb) if fb == fb else 0}/{int(ni) if ni == ni else 0} tensors fell back to linear; "
-                     f"position {float(idx.loc[v, 'position']):.3f})")
+        parts.append(
+            f"t={t:g}: SLERP − linear "
+            + ", ".join(diffs)
+            + f" ({int(fb) if fb == fb else 0}/{int(ni) if ni == ni else 0} tensors fell back to linear; "
+            f"position {float(idx.loc[v, 'position']):.3f})"
+        )
     half = min(slerps, key=lambda v: abs(float(idx.loc[v, "t"]) - 0.5))
     text, _ = _shares(e, half)
-    return {"claim": "SLERP recovers the base model's structure and keeps the task gain",
-            "evidence": f"{half}: {text}. Against the linear control at the same t: " + "; ".join(parts),
-            "verdict": ("supported beyond the linear control" if any(better) else
-                        "not supported beyond the linear control: SLERP and linear interpolation at the same "
-                        "t score alike (within noise); whatever a SLERP merge recovers or keeps, the straight "
-                        "line does as well") + ("" if e.has_effect else f"; {UNTESTABLE}")}
+    return {
+        "claim": "SLERP recovers the base model's structure and keeps the task gain",
+        "evidence": f"{half}: {text}. Against the linear control at the same t: " + "; ".join(parts),
+        "verdict": (
+            "supported beyond the linear control"
+            if any(better)
+            else "not supported beyond the linear control: SLERP and linear interpolation at the same "
+            "t score alike (within noise); whatever a SLERP merge recovers or keeps, the straight "
+            "line does as well"
+        )
+        + ("" if e.has_effect else f"; {UNTESTABLE}"),
+    }
 
 
 def task_vector_claims(e: Effects) -> list[dict]:
@@ -180,19 +207,28 @@ def task_vector_claims(e: Effects) -> list[dict]:
         if v not in idx.index or lin not in idx.index:
             continue
         diffs, differs = [], False
-        for col, label, eff, digits in (("sts_spearman", "STS-B Spearman", e.min_sts, 2),
-                                        *((c, g[3] + " silhouette", e.min_sil, 3) for c, g in e.gain.items())):
+        for col, label, eff, digits in (
+            ("sts_spearman", "STS-B Spearman", e.min_sts, 2),
+            *((c, g[3] + " silhouette", e.min_sil, 3) for c, g in e.gain.items()),
+        ):
             d, sd, _ = _paired(e.long, v, lin, col)
             diffs.append(f"{label} {_pm(d, sd, n, digits)}")
             differs |= _beyond_noise(d, sd, n, eff)
-        rows.append({"claim": f"SLERP of task vectors ({'between seeds' if 'seeds' in v else 'between checkpoints'}) "
-                              "beats their linear average",
-                     "evidence": f"cos between the task vectors {float(idx.loc[v, 'task_vector_cos']):.3f}; positions "
-                                 f"{float(idx.loc[v, 'position']):.2f} vs {float(idx.loc[lin, 'position']):.2f}; "
-                                 f"{v} − {lin}: " + ", ".join(diffs),
-                     "verdict": ("the two differ beyond noise (SLERP keeps the task vectors' length where a linear "
-                                 "average of dissimilar vectors shrinks it: compare the positions)" if differs else
-                                 "no difference beyond noise")})
+        rows.append(
+            {
+                "claim": f"SLERP of task vectors ({'between seeds' if 'seeds' in v else 'between checkpoints'}) "
+                "beats their linear average",
+                "evidence": f"cos between the task vectors {float(idx.loc[v, 'task_vector_cos']):.3f}; positions "
+                f"{float(idx.loc[v, 'position']):.2f} vs {float(idx.loc[lin, 'position']):.2f}; "
+                f"{v} − {lin}: " + ", ".join(diffs),
+                "verdict": (
+                    "the two differ beyond noise (SLERP keeps the task vectors' length where a linear "
+                    "average of dissimilar vectors shrinks it: compare the positions)"
+                    if differs
+                    else "no difference beyond noise"
+                ),
+            }
+        )
     return rows
 
 

@@ -37,13 +37,16 @@ def _split_sizes(spec: Mapping[str, Any]) -> tuple[int, int]:
     n = spec["n_sequences"]
     n_held = int(round(n * spec["heldout_fraction"]))
     if n_held < 2 or n - n_held < 2:
-        raise MergeError(f"merging.data: {n} windows per family with heldout_fraction {spec['heldout_fraction']} "
-                         f"leave {n - n_held} train and {n_held} held-out windows; each split needs at least 2")
+        raise MergeError(
+            f"merging.data: {n} windows per family with heldout_fraction {spec['heldout_fraction']} "
+            f"leave {n - n_held} train and {n_held} held-out windows; each split needs at least 2"
+        )
     return n, n_held
 
 
-def training_windows(families: Sequence[str], spec: Mapping[str, Any],
-                     avoid: Mapping[str, Sequence[int]]) -> list[dict]:
+def training_windows(
+    families: Sequence[str], spec: Mapping[str, Any], avoid: Mapping[str, Sequence[int]]
+) -> list[dict]:
     """Windows of random length from a term-index range disjoint from ``avoid`` (the evaluation windows).
 
     Per family, windows are consecutive and non-overlapping from ``start_offset`` (default: the end of that
@@ -63,17 +66,28 @@ def training_windows(families: Sequence[str], spec: Mapping[str, Any],
         lengths = rng.integers(spec["min_length"], spec["max_length"] + 1, size=n)
         end = start + int(lengths.sum())
         if ev and start < ev[1] and ev[0] < end:
-            raise MergeError(f"merging.data.start_offset = {start}: training windows of {fam!r} would cover term "
-                             f"indices [{start}, {end}), which overlap the evaluation windows [{ev[0]}, {ev[1]}); "
-                             "start after the evaluation range (leave start_offset unset for that)")
+            raise MergeError(
+                f"merging.data.start_offset = {start}: training windows of {fam!r} would cover term "
+                f"indices [{start}, {end}), which overlap the evaluation windows [{ev[0]}, {ev[1]}); "
+                "start after the evaluation range (leave start_offset unset for that)"
+            )
         held = set(rng.choice(n, size=n_held, replace=False).tolist())
         terms = FAMILIES[fam].terms(end - start, start)
         pos = 0
         for j, L in enumerate(lengths.tolist()):
-            text, n_terms, cut = render(terms[pos: pos + L], spec["max_chars"])
-            records.append({"id": f"{fam}_train_{j:03d}", "family": fam, "split": "heldout" if j in held else "train",
-                            "window": j, "first_index": start + pos, "n_terms": n_terms, "truncated": cut,
-                            "text": text})
+            text, n_terms, cut = render(terms[pos : pos + L], spec["max_chars"])
+            records.append(
+                {
+                    "id": f"{fam}_train_{j:03d}",
+                    "family": fam,
+                    "split": "heldout" if j in held else "train",
+                    "window": j,
+                    "first_index": start + pos,
+                    "n_terms": n_terms,
+                    "truncated": cut,
+                    "text": text,
+                }
+            )
             pos += L
     return records
 
@@ -87,16 +101,29 @@ def write_training_data(eval_path: str | os.PathLike, spec: Mapping[str, Any], o
     ranges = eval_ranges(eval_meta, eval_records)
     records = training_windows(families, spec, ranges)
     counts = {s: sum(r["split"] == s for r in records) for s in ("train", "heldout")}
-    train_ranges = {f: [min(r["first_index"] for r in records if r["family"] == f),
-                        max(r["first_index"] + r["n_terms"] for r in records if r["family"] == f)] for f in families}
+    train_ranges = {
+        f: [
+            min(r["first_index"] for r in records if r["family"] == f),
+            max(r["first_index"] + r["n_terms"] for r in records if r["family"] == f),
+        ]
+        for f in families
+    }
     meta = {
-        "kind": "merging-data", "families": families, "params": dict(spec), "n": len(records), "counts": counts,
-        "eval_dataset": eval_meta["dataset"], "eval_texts_sha256": eval_meta["texts_sha256"],
-        "eval_term_ranges": ranges, "train_term_ranges": train_ranges,
-        "split": (f"per family, {spec['n_sequences']} consecutive windows of {spec['min_length']}-{spec['max_length']} "
-                  f"terms from the term-index range after the evaluation windows ({eval_meta['dataset']}: "
-                  f"{eval_meta['params']['length']} terms each); {counts['heldout']} windows drawn at random are "
-                  f"held out, {counts['train']} train the adapters; the evaluation set is the spine's dataset"),
+        "kind": "merging-data",
+        "families": families,
+        "params": dict(spec),
+        "n": len(records),
+        "counts": counts,
+        "eval_dataset": eval_meta["dataset"],
+        "eval_texts_sha256": eval_meta["texts_sha256"],
+        "eval_term_ranges": ranges,
+        "train_term_ranges": train_ranges,
+        "split": (
+            f"per family, {spec['n_sequences']} consecutive windows of {spec['min_length']}-{spec['max_length']} "
+            f"terms from the term-index range after the evaluation windows ({eval_meta['dataset']}: "
+            f"{eval_meta['params']['length']} terms each); {counts['heldout']} windows drawn at random are "
+            f"held out, {counts['train']} train the adapters; the evaluation set is the spine's dataset"
+        ),
         "texts_sha256": texts_sha256([r["text"] for r in records]),
         "created": now_iso(),
     }

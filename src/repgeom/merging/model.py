@@ -15,10 +15,16 @@ def load_base(model_dir: str | os.PathLike, device: str = "cpu") -> tuple[Any, d
 
     manifest = load_manifest(model_dir)
     if manifest["runtime"] != "sentence-transformers":
-        raise MergeError(f"model {manifest['name']!r}: the merging study fine-tunes sentence-transformers models, "
-                         f"not runtime {manifest['runtime']!r}")
-    model = SentenceTransformer(str(resolve_model_path(model_dir, manifest)), device=device, local_files_only=True,
-                                trust_remote_code=manifest.get("trust_remote_code", False))
+        raise MergeError(
+            f"model {manifest['name']!r}: the merging study fine-tunes sentence-transformers models, "
+            f"not runtime {manifest['runtime']!r}"
+        )
+    model = SentenceTransformer(
+        str(resolve_model_path(model_dir, manifest)),
+        device=device,
+        local_files_only=True,
+        trust_remote_code=manifest.get("trust_remote_code", False),
+    )
     return model, manifest
 
 

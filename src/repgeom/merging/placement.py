@@ -37,7 +37,11 @@ def geometry(base: Mapping[str, Any], final: Mapping[str, Any], variant: Mapping
             cos.append(float((b0.flatten() @ vk) / (nb * nv)))
     pos = dot / dd if dd else float("nan")
     off = math.sqrt(max(vv - (dot * dot / dd if dd else 0.0), 0.0)) / math.sqrt(dd) if dd else float("nan")
-    return {"n_changed": len(keys), "position": pos, "off_direction": off,
-            "relative_change": math.sqrt(vv / bb) if bb else float("nan"),
-            "finetune_relative_change": math.sqrt(dd / bb) if bb else float("nan"),
-            "base_cos": quantiles(cos)}
+    return {
+        "n_changed": len(keys),
+        "position": pos,
+        "off_direction": off,
+        "relative_change": math.sqrt(vv / bb) if bb else float("nan"),
+        "finetune_relative_change": math.sqrt(dd / bb) if bb else float("nan"),
+        "base_cos": quantiles(cos),
+    }

@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 
 def base_recipe() -> dict:
     """The recipe of the untouched base model, scored beside the variants."""
-    return {"name": "base", "method": "base", "what": "the prepared model, untouched",
-            "geometry": {"position": 0.0, "off_direction": 0.0, "relative_change": 0.0}}
+    return {
+        "name": "base",
+        "method": "base",
+        "what": "the prepared model, untouched",
+        "geometry": {"position": 0.0, "off_direction": 0.0, "relative_change": 0.0},
+    }
 
 
 def sts_inputs(corpus_path: str | os.PathLike, split: str, max_pairs: int | None) -> dict:
@@ -38,13 +42,29 @@ def sts_inputs(corpus_path: str | os.PathLike, split: str, max_pairs: int | None
     s1, s2, gold = pairs["s1"][:n_pairs], pairs["s2"][:n_pairs], pairs["y"][:n_pairs]
     sentences = list(dict.fromkeys(s1 + s2))
     row = {s: i for i, s in enumerate(sentences)}
-    return {"sentences": sentences, "r1": np.array([row[s] for s in s1]), "r2": np.array([row[s] for s in s2]),
-            "gold": gold, "n_pairs": n_pairs}
+    return {
+        "sentences": sentences,
+        "r1": np.array([row[s] for s in s1]),
+        "r2": np.array([row[s] for s in s2]),
+        "gold": gold,
+        "n_pairs": n_pairs,
+    }
 
 
-def score_one(recipe: Mapping[str, Any], folder: Path, *, eval_set: tuple[list[str], list[str]],
-              held_set: tuple[list[str], list[str]], sts: Mapping[str, Any], sts_split: str, batch_size: int,
-              device: str, mkw: Mapping[str, Any], run: str, progress: bool) -> tuple[dict, np.ndarray]:
+def score_one(
+    recipe: Mapping[str, Any],
+    folder: Path,
+    *,
+    eval_set: tuple[list[str], list[str]],
+    held_set: tuple[list[str], list[str]],
+    sts: Mapping[str, Any],
+    sts_split: str,
+    batch_size: int,
+    device: str,
+    mkw: Mapping[str, Any],
+    run: str,
+    progress: bool,
+) -> tuple[dict, np.ndarray]:
     """Embed the evaluation set, the held-out split and the STS sentences with one model folder; returns its
     scores and the evaluation set's embeddings. ``eval_set``/``held_set`` = (texts, labels); ``mkw`` are
     :func:`~repgeom.metrics.cluster_metrics`' keywords."""
@@ -59,20 +79,44 @@ def score_one(recipe: Mapping[str, Any], folder: Path, *, eval_set: tuple[list[s
     Sn = S / np.maximum(np.linalg.norm(S, axis=1, keepdims=True), 1e-12)
     cos = np.einsum("nd,nd->n", Sn[sts["r1"]], Sn[sts["r2"]])
     pearson, spearman = correlations(cos, sts["gold"])
-    res = {"variant": recipe["name"], "recipe": recipe, "fingerprint": rt.manifest["fingerprint"],
-           "eval": cluster_metrics(X, eval_set[1], **mkw), "heldout": cluster_metrics(H, held_set[1], **mkw),
-           "sts": {"split": sts_split, "n_pairs": sts["n_pairs"], "pearson": pearson, "spearman": spearman},
-           "seconds": {"load": round(t_load, 2), "total": round(time.time() - t0, 2)}}
-    log.info("%s %-16s eval silhouette %.3f, held-out silhouette %.3f, STS-B %s Spearman %.2f (%.1f s)", run,
-             recipe["name"], res["eval"]["silhouette_true"], res["heldout"]["silhouette_true"], sts_split, spearman,
-             res["seconds"]["total"])
+    res = {
+        "variant": recipe["name"],
+        "recipe": recipe,
+        "fingerprint": rt.manifest["fingerprint"],
+        "eval": cluster_metrics(X, eval_set[1], **mkw),
+        "heldout": cluster_metrics(H, held_set[1], **mkw),
+        "sts": {"split": sts_split, "n_pairs": sts["n_pairs"], "pearson": pearson, "spearman": spearman},
+        "seconds": {"load": round(t_load, 2), "total": round(time.time() - t0, 2)},
+    }
+    log.info(
+        "%s %-16s eval silhouette %.3f, held-out silhouette %.3f, STS-B %s Spearman %.2f (%.1f s)",
+        run,
+        recipe["name"],
+        res["eval"]["silhouette_true"],
+        res["heldout"]["silhouette_true"],
+        sts_split,
+        spearman,
+        res["seconds"]["total"],
+    )
     return res, X
 
 
-def score_variants(folders: Sequence[tuple[dict, Path]], *, data_path: str | os.PathLike,
-                   eval_path: str | os.PathLike, corpus_path: str | os.PathLike, out_h5: str | os.PathLike,
-                   run: str, sts_split: str = "dev", sts_max_pairs: int | None = None, batch_size: int = 64,
-                   device: str = "auto", metrics: Mapping[str, Any], seed: int = 0, progress: bool = True) -> dict:
+def score_variants(
+    folders: Sequence[tuple[dict, Path]],
+    *,
+    data_path: str | os.PathLike,
+    eval_path: str | os.PathLike,
+    corpus_path: str | os.PathLike,
+    out_h5: str | os.PathLike,
+    run: str,
+    sts_split: str = "dev",
+    sts_max_pairs: int | None = None,
+    batch_size: int = 64,
+    device: str = "auto",
+    metrics: Mapping[str, Any],
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Embed the evaluation set, the held-out split and the STS pairs with every variant and score them.
 
     ``folders`` = [(recipe, model folder)]. Returns every score; writes ``out_h5`` (the evaluation set's
@@ -86,26 +130,56 @@ def score_variants(folders: Sequence[tuple[dict, Path]], *, data_path: str | os.
     sts = sts_inputs(corpus_path, sts_split, sts_max_pairs)
     eval_set = ([r["text"] for r in eval_records], [r["family"] for r in eval_records])
     held_set = ([r["text"] for r in held], [r["family"] for r in held])
-    mkw = {"n_init": metrics["kmeans_n_init"], "seed": seed, "bootstrap": metrics["bootstrap"], "ci": metrics["ci"],
-           "metric": metrics["silhouette_metric"]}
+    mkw = {
+        "n_init": metrics["kmeans_n_init"],
+        "seed": seed,
+        "bootstrap": metrics["bootstrap"],
+        "ci": metrics["ci"],
+        "metric": metrics["silhouette_metric"],
+    }
     out, eval_emb = [], []
     t_all = time.time()
     for recipe, folder in folders:
-        res, X = score_one(recipe, folder, eval_set=eval_set, held_set=held_set, sts=sts, sts_split=sts_split,
-                           batch_size=batch_size, device=device, mkw=mkw, run=run, progress=progress)
+        res, X = score_one(
+            recipe,
+            folder,
+            eval_set=eval_set,
+            held_set=held_set,
+            sts=sts,
+            sts_split=sts_split,
+            batch_size=batch_size,
+            device=device,
+            mkw=mkw,
+            run=run,
+            progress=progress,
+        )
         out.append(res)
         eval_emb.append(X)
-    blob = {"kind": "merging-scores", "run": run, "eval_dataset": eval_meta["dataset"],
-            "eval_texts_sha256": eval_meta["texts_sha256"], "data_texts_sha256": dmeta["texts_sha256"],
-            "split": dmeta["split"], "n_eval": len(eval_set[0]), "n_heldout": len(held_set[0]),
-            "n_sts_sentences": len(sts["sentences"]), "variants": out, "seconds": round(time.time() - t_all, 2),
-            "versions": library_versions()}
-    write_h5(out_h5, {"embeddings": np.stack(eval_emb).astype(np.float32),
-                      "variants": np.array([r["variant"] for r in out], dtype=object),
-                      "ids": np.array([r["id"] for r in eval_records], dtype=object),
-                      "labels": np.array(eval_set[1], dtype=object)},
-             {"kind": "merging-embeddings", "run": run, "texts_sha256": eval_meta["texts_sha256"]},
-             checksum=("embeddings",))
+    blob = {
+        "kind": "merging-scores",
+        "run": run,
+        "eval_dataset": eval_meta["dataset"],
+        "eval_texts_sha256": eval_meta["texts_sha256"],
+        "data_texts_sha256": dmeta["texts_sha256"],
+        "split": dmeta["split"],
+        "n_eval": len(eval_set[0]),
+        "n_heldout": len(held_set[0]),
+        "n_sts_sentences": len(sts["sentences"]),
+        "variants": out,
+        "seconds": round(time.time() - t_all, 2),
+        "versions": library_versions(),
+    }
+    write_h5(
+        out_h5,
+        {
+            "embeddings": np.stack(eval_emb).astype(np.float32),
+            "variants": np.array([r["variant"] for r in out], dtype=object),
+            "ids": np.array([r["id"] for r in eval_records], dtype=object),
+            "labels": np.array(eval_set[1], dtype=object),
+        },
+        {"kind": "merging-embeddings", "run": run, "texts_sha256": eval_meta["texts_sha256"]},
+        checksum=("embeddings",),
+    )
     return blob
 
 

@@ -14,8 +14,18 @@ from .claims import verdicts
 from .errors import MergeError
 
 #: per-variant columns of the long table (one row per variant × run)
-SCORE_COLUMNS = ["eval_silhouette", "eval_dbi", "eval_silhouette_kmeans", "eval_ari", "heldout_silhouette",
-                 "heldout_dbi", "sts_spearman", "sts_pearson", "position", "off_direction"]
+SCORE_COLUMNS = [
+    "eval_silhouette",
+    "eval_dbi",
+    "eval_silhouette_kmeans",
+    "eval_ari",
+    "heldout_silhouette",
+    "heldout_dbi",
+    "sts_spearman",
+    "sts_pearson",
+    "position",
+    "off_direction",
+]
 
 
 def long_frame(score_blobs: Sequence[Mapping[str, Any]]):
@@ -27,20 +37,37 @@ def long_frame(score_blobs: Sequence[Mapping[str, Any]]):
         for v in blob["variants"]:
             rec, e, h = v["recipe"], v["eval"], v["heldout"]
             g, s = rec.get("geometry", {}), rec.get("stats", {})
-            rows.append({
-                "variant": v["variant"], "method": rec["method"], "t": rec.get("t"), "run": blob["run"],
-                "seed": blob["seed"] if blob["run"] != "base" else None,
-                "eval_silhouette": e["silhouette_true"], "eval_silhouette_lo": e.get("silhouette_true_lo"),
-                "eval_silhouette_hi": e.get("silhouette_true_hi"), "eval_dbi": e["dbi_true"],
-                "eval_dbi_lo": e.get("dbi_true_lo"), "eval_dbi_hi": e.get("dbi_true_hi"),
-                "eval_silhouette_kmeans": e["silhouette_kmeans"], "eval_ari": e["ari"],
-                "heldout_silhouette": h["silhouette_true"], "heldout_silhouette_lo": h.get("silhouette_true_lo"),
-                "heldout_silhouette_hi": h.get("silhouette_true_hi"), "heldout_dbi": h["dbi_true"],
-                "sts_spearman": v["sts"]["spearman"], "sts_pearson": v["sts"]["pearson"],
-                "position": g.get("position"), "off_direction": g.get("off_direction"),
-                "relative_change": g.get("relative_change"), "base_cos_median": g.get("base_cos", {}).get("median"),
-                "n_interpolated": s.get("n_interpolated"), "n_fallback": s.get("n_fallback"),
-                "task_vector_cos": s.get("task_vector_cos"), "seconds": v["seconds"]["total"]})
+            rows.append(
+                {
+                    "variant": v["variant"],
+                    "method": rec["method"],
+                    "t": rec.get("t"),
+                    "run": blob["run"],
+                    "seed": blob["seed"] if blob["run"] != "base" else None,
+                    "eval_silhouette": e["silhouette_true"],
+                    "eval_silhouette_lo": e.get("silhouette_true_lo"),
+                    "eval_silhouette_hi": e.get("silhouette_true_hi"),
+                    "eval_dbi": e["dbi_true"],
+                    "eval_dbi_lo": e.get("dbi_true_lo"),
+                    "eval_dbi_hi": e.get("dbi_true_hi"),
+                    "eval_silhouette_kmeans": e["silhouette_kmeans"],
+                    "eval_ari": e["ari"],
+                    "heldout_silhouette": h["silhouette_true"],
+                    "heldout_silhouette_lo": h.get("silhouette_true_lo"),
+                    "heldout_silhouette_hi": h.get("silhouette_true_hi"),
+                    "heldout_dbi": h["dbi_true"],
+                    "sts_spearman": v["sts"]["spearman"],
+                    "sts_pearson": v["sts"]["pearson"],
+                    "position": g.get("position"),
+                    "off_direction": g.get("off_direction"),
+                    "relative_change": g.get("relative_change"),
+                    "base_cos_median": g.get("base_cos", {}).get("median"),
+                    "n_interpolated": s.get("n_interpolated"),
+                    "n_fallback": s.get("n_fallback"),
+                    "task_vector_cos": s.get("task_vector_cos"),
+                    "seconds": v["seconds"]["total"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -54,9 +81,11 @@ def summary_frame(long):
     if base.empty:
         raise MergeError("no scores of the base model")
     b = base.iloc[0]
-    long = long.assign(task_gain=long.eval_silhouette - b.eval_silhouette,
-                       heldout_gain=long.heldout_silhouette - b.heldout_silhouette,
-                       sts_loss=b.sts_spearman - long.sts_spearman)
+    long = long.assign(
+        task_gain=long.eval_silhouette - b.eval_silhouette,
+        heldout_gain=long.heldout_silhouette - b.heldout_silhouette,
+        sts_loss=b.sts_spearman - long.sts_spearman,
+    )
     order = list(dict.fromkeys(long.variant))
     out = []
     for name in order:
@@ -84,24 +113,31 @@ def _fmt(m, s, n, digits):
 
 def summary_markdown(summary, meta: Mapping[str, Any]) -> str:
     """The summary table as markdown, with a header line that says what each column means."""
-    lines = [f"Variants of {meta['model']} (mean ± std over {meta['n_seeds']} seeds; task gain = evaluation-set "
-             "silhouette − base's; STS loss = base's STS-B Spearman − variant's; position 0 = base, 1 = fine-tuned)",
-             "",
-             "| variant | position | eval silhouette ↑ | task gain ↑ | eval DBI ↓ | held-out silhouette ↑ "
-             "| held-out gain ↑ | STS-B Spearman ↑ | STS loss ↓ | base·variant cos (median tensor) | SLERP fallbacks |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Variants of {meta['model']} (mean ± std over {meta['n_seeds']} seeds; task gain = evaluation-set "
+        "silhouette − base's; STS loss = base's STS-B Spearman − variant's; position 0 = base, 1 = fine-tuned)",
+        "",
+        "| variant | position | eval silhouette ↑ | task gain ↑ | eval DBI ↓ | held-out silhouette ↑ "
+        "| held-out gain ↑ | STS-B Spearman ↑ | STS loss ↓ | base·variant cos (median tensor) | SLERP fallbacks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in summary.iterrows():
         n = int(r.n_seeds)
-        fb = "" if r.n_fallback is None or r.n_fallback != r.n_fallback else \
-            f"{int(r.n_fallback)}/{int(r.n_interpolated)}"
-        lines.append(f"| {r.variant} | {_fmt(r.position, r.position_std, n, 3)} "
-                     f"| {_fmt(r.eval_silhouette, r.eval_silhouette_std, n, 3)} "
-                     f"| {_fmt(r.task_gain, r.task_gain_std, n, 3)} "
-                     f"| {_fmt(r.eval_dbi, r.eval_dbi_std, n, 2)} "
-                     f"| {_fmt(r.heldout_silhouette, r.heldout_silhouette_std, n, 3)} "
-                     f"| {_fmt(r.heldout_gain, r.heldout_gain_std, n, 3)} "
-                     f"| {_fmt(r.sts_spearman, r.sts_spearman_std, n, 2)} | {_fmt(r.sts_loss, r.sts_loss_std, n, 2)} "
-                     f"| {'—' if r.variant == 'base' else f'{r.base_cos_median:.6f}'} | {fb} |")
+        fb = (
+            ""
+            if r.n_fallback is None or r.n_fallback != r.n_fallback
+            else f"{int(r.n_fallback)}/{int(r.n_interpolated)}"
+        )
+        lines.append(
+            f"| {r.variant} | {_fmt(r.position, r.position_std, n, 3)} "
+            f"| {_fmt(r.eval_silhouette, r.eval_silhouette_std, n, 3)} "
+            f"| {_fmt(r.task_gain, r.task_gain_std, n, 3)} "
+            f"| {_fmt(r.eval_dbi, r.eval_dbi_std, n, 2)} "
+            f"| {_fmt(r.heldout_silhouette, r.heldout_silhouette_std, n, 3)} "
+            f"| {_fmt(r.heldout_gain, r.heldout_gain_std, n, 3)} "
+            f"| {_fmt(r.sts_spearman, r.sts_spearman_std, n, 2)} | {_fmt(r.sts_loss, r.sts_loss_std, n, 2)} "
+            f"| {'—' if r.variant == 'base' else f'{r.base_cos_median:.6f}'} | {fb} |"
+        )
     lines += ["", f"Data: {meta['split']}.", ""]
     return "\n".join(lines)
 
@@ -113,9 +149,18 @@ def verdict_markdown(rows: Sequence[Mapping[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(score_paths: Sequence[str | os.PathLike], *, model: str, tsv: str | os.PathLike,
-                  md: str | os.PathLike, long_tsv: str | os.PathLike, verdict_tsv: str | os.PathLike,
-                  verdict_md: str | os.PathLike, min_sts: float = 1.0, min_sil: float = 0.02) -> dict:
+def write_summary(
+    score_paths: Sequence[str | os.PathLike],
+    *,
+    model: str,
+    tsv: str | os.PathLike,
+    md: str | os.PathLike,
+    long_tsv: str | os.PathLike,
+    verdict_tsv: str | os.PathLike,
+    verdict_md: str | os.PathLike,
+    min_sts: float = 1.0,
+    min_sil: float = 0.02,
+) -> dict:
     """Read every scores file of one model (base and seeds), write the summary, long and verdict tables (TSV and
     markdown); returns ``{"summary", "long", "verdicts"}``."""
     import pandas as pd

@@ -26,10 +26,12 @@ from .model import load_base, set_transformer_module, transformer_module
 log = logging.getLogger(__name__)
 
 #: ``merging.train.loss`` → the sentence-transformers loss class's name
-LOSSES = {"batch_hard_soft_margin_triplet": "BatchHardSoftMarginTripletLoss",
-          "batch_all_triplet": "BatchAllTripletLoss",
-          "batch_hard_triplet": "BatchHardTripletLoss",
-          "batch_semi_hard_triplet": "BatchSemiHardTripletLoss"}
+LOSSES = {
+    "batch_hard_soft_margin_triplet": "BatchHardSoftMarginTripletLoss",
+    "batch_all_triplet": "BatchAllTripletLoss",
+    "batch_hard_triplet": "BatchHardTripletLoss",
+    "batch_semi_hard_triplet": "BatchSemiHardTripletLoss",
+}
 
 
 def triplet_loss(name: str, model: Any, margin: float | None) -> Any:
@@ -64,8 +66,13 @@ def attach_lora(model: Any, lora: Mapping[str, Any]) -> Any:
     """Wrap the model's transformer in a fresh LoRA adapter (PEFT), in place; returns the PEFT model."""
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=int(lora["r"]), lora_alpha=float(lora["alpha"]), lora_dropout=float(lora["dropout"]),
-                     target_modules=list(lora["target_modules"]), bias="none")
+    cfg = LoraConfig(
+        r=int(lora["r"]),
+        lora_alpha=float(lora["alpha"]),
+        lora_dropout=float(lora["dropout"]),
+        target_modules=list(lora["target_modules"]),
+        bias="none",
+    )
     try:
         peft_model = get_peft_model(transformer_module(model), cfg)
     except ValueError as e:
@@ -74,8 +81,9 @@ def attach_lora(model: Any, lora: Mapping[str, Any]) -> Any:
     return peft_model
 
 
-def _checkpoint_callback(peft_model: Any, stage: Path, save_at: Sequence[int], history: list[dict],
-                         t_start: float) -> Any:
+def _checkpoint_callback(
+    peft_model: Any, stage: Path, save_at: Sequence[int], history: list[dict], t_start: float
+) -> Any:
     """A trainer callback that saves the adapter at the ``save_at`` steps and appends each logged loss to
     ``history``."""
     from transformers import TrainerCallback
@@ -88,15 +96,21 @@ def _checkpoint_callback(peft_model: Any, stage: Path, save_at: Sequence[int], h
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                history.append({"step": state.global_step, "loss": float(logs["loss"]),
-                                "learning_rate": float(logs.get("learning_rate", float("nan"))),
-                                "seconds": round(time.time() - t_start, 2)})
+                history.append(
+                    {
+                        "step": state.global_step,
+                        "loss": float(logs["loss"]),
+                        "learning_rate": float(logs.get("learning_rate", float("nan"))),
+                        "seconds": round(time.time() - t_start, 2),
+                    }
+                )
 
     return Checkpoints()
 
 
-def _training_args(stage: Path, train: Mapping[str, Any], *, steps: int, every: int, seed: int, device: str,
-                   progress: bool) -> Any:
+def _training_args(
+    stage: Path, train: Mapping[str, Any], *, steps: int, every: int, seed: int, device: str, progress: bool
+) -> Any:
     """The trainer's arguments: batches grouped by label (the triplet losses need several per family), no
     checkpoints of its own (the callback saves the adapters), no reports."""
     from sentence_transformers.sentence_transformer.training_args import (
@@ -105,12 +119,23 @@ def _training_args(stage: Path, train: Mapping[str, Any], *, steps: int, every: 
     )
 
     return SentenceTransformerTrainingArguments(
-        output_dir=str(stage / ".trainer"), max_steps=steps, per_device_train_batch_size=int(train["batch_size"]),
-        learning_rate=float(train["lr"]), warmup_steps=int(train.get("warmup_steps", 0)),
-        weight_decay=float(train.get("weight_decay", 0.0)), lr_scheduler_type=train.get("scheduler", "linear"),
-        seed=seed, data_seed=seed, batch_sampler=BatchSamplers.GROUP_BY_LABEL, save_strategy="no",
-        logging_steps=max(1, min(10, every)), report_to=[], use_cpu=device == "cpu", disable_tqdm=not progress,
-        dataloader_num_workers=0)
+        output_dir=str(stage / ".trainer"),
+        max_steps=steps,
+        per_device_train_batch_size=int(train["batch_size"]),
+        learning_rate=float(train["lr"]),
+        warmup_steps=int(train.get("warmup_steps", 0)),
+        weight_decay=float(train.get("weight_decay", 0.0)),
+        lr_scheduler_type=train.get("scheduler", "linear"),
+        seed=seed,
+        data_seed=seed,
+        batch_sampler=BatchSamplers.GROUP_BY_LABEL,
+        save_strategy="no",
+        logging_steps=max(1, min(10, every)),
+        report_to=[],
+        use_cpu=device == "cpu",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
 
 
 def parameter_counts(peft_model: Any) -> tuple[int, int]:
@@ -120,20 +145,41 @@ def parameter_counts(peft_model: Any) -> tuple[int, int]:
     return n_train, n_all
 
 
-def _adapter_recipe(manifest: Mapping[str, Any], meta: Mapping[str, Any], n_rows: int, *, seed: int,
-                    lora: Mapping[str, Any], train: Mapping[str, Any], device: str, save_at: Sequence[int],
-                    counts: tuple[int, int], seconds: float, history: Sequence[Mapping[str, Any]]) -> dict:
+def _adapter_recipe(
+    manifest: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    n_rows: int,
+    *,
+    seed: int,
+    lora: Mapping[str, Any],
+    train: Mapping[str, Any],
+    device: str,
+    save_at: Sequence[int],
+    counts: tuple[int, int],
+    seconds: float,
+    history: Sequence[Mapping[str, Any]],
+) -> dict:
     """The adapters folder's ``recipe.json``: every parameter, the data's and base model's hashes, timings."""
     import torch
 
     steps = int(train["steps"])
     return {
-        "kind": "lora-adapters", "model": manifest["name"], "base_fingerprint": manifest["fingerprint"],
-        "seed": seed, "lora": dict(lora), "train": dict(train), "device": device,
-        "data_sha256": meta["texts_sha256"], "n_train": n_rows, "families": meta["families"],
-        "checkpoints": [f"step_{s:05d}" for s in save_at], "trainable_parameters": counts[0],
-        "total_parameters": counts[1], "train_seconds": round(seconds, 2),
-        "steps_per_second": round(steps / seconds, 4), "final_loss": history[-1]["loss"] if history else None,
+        "kind": "lora-adapters",
+        "model": manifest["name"],
+        "base_fingerprint": manifest["fingerprint"],
+        "seed": seed,
+        "lora": dict(lora),
+        "train": dict(train),
+        "device": device,
+        "data_sha256": meta["texts_sha256"],
+        "n_train": n_rows,
+        "families": meta["families"],
+        "checkpoints": [f"step_{s:05d}" for s in save_at],
+        "trainable_parameters": counts[0],
+        "total_parameters": counts[1],
+        "train_seconds": round(seconds, 2),
+        "steps_per_second": round(steps / seconds, 4),
+        "final_loss": history[-1]["loss"] if history else None,
         "torch_threads": torch.get_num_threads(),
         "versions": library_versions(("torch", "transformers", "sentence_transformers", "peft")),
         "created": now_iso(),
@@ -149,11 +195,21 @@ def _finish_stage(stage: Path, save_at: Sequence[int], history: list[dict]) -> N
     if missing:
         raise MergeError(f"training stopped before the checkpoints at steps {missing}")
     pd.DataFrame(history, columns=["step", "loss", "learning_rate", "seconds"]).to_csv(
-        stage / "train_log.tsv", sep="\t", index=False)
+        stage / "train_log.tsv", sep="\t", index=False
+    )
 
 
-def train_lora(model_dir: str | os.PathLike, data_path: str | os.PathLike, out_dir: str | os.PathLike, *, seed: int,
-               lora: Mapping[str, Any], train: Mapping[str, Any], device: str = "auto", progress: bool = True) -> dict:
+def train_lora(
+    model_dir: str | os.PathLike,
+    data_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    seed: int,
+    lora: Mapping[str, Any],
+    train: Mapping[str, Any],
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Fine-tune one LoRA adapter and save it every ``checkpoint_every`` steps (PEFT adapter folders).
 
     ``out_dir`` gets ``step_{NNNNN}/`` per checkpoint (the last one is the final adapter), ``train_log.tsv``
@@ -173,28 +229,56 @@ def train_lora(model_dir: str | os.PathLike, data_path: str | os.PathLike, out_d
     model, manifest = load_base(model_dir, dev)
     peft_model = attach_lora(model, lora)
     n_train, n_all = parameter_counts(peft_model)
-    log.info("LoRA r=%s alpha=%s on %s: %d trainable of %d parameters (%.2f%%), %d steps, checkpoints at %s, "
-             "device %s", lora["r"], lora["alpha"], list(lora["target_modules"]), n_train, n_all,
-             100 * n_train / n_all, steps, save_at, dev)
+    log.info(
+        "LoRA r=%s alpha=%s on %s: %d trainable of %d parameters (%.2f%%), %d steps, checkpoints at %s, device %s",
+        lora["r"],
+        lora["alpha"],
+        list(lora["target_modules"]),
+        n_train,
+        n_all,
+        100 * n_train / n_all,
+        steps,
+        save_at,
+        dev,
+    )
     ds = Dataset.from_dict({"text": [r["text"] for r in rows], "label": [labels[r["family"]] for r in rows]})
     history: list[dict] = []
     t_start = time.time()
     with atomic_dir(out_dir) as stage:
         args = _training_args(stage, train, steps=steps, every=every, seed=seed, device=dev, progress=progress)
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds,
-                                             loss=triplet_loss(train["loss"], model, train.get("margin")),
-                                             callbacks=[_checkpoint_callback(peft_model, stage, save_at, history,
-                                                                             t_start)])
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            train_dataset=ds,
+            loss=triplet_loss(train["loss"], model, train.get("margin")),
+            callbacks=[_checkpoint_callback(peft_model, stage, save_at, history, t_start)],
+        )
         t0 = time.time()
         with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss dicts: into the job's log
             trainer.train()
         seconds = time.time() - t0
         _finish_stage(stage, save_at, history)
-        recipe = _adapter_recipe(manifest, meta, len(rows), seed=seed, lora=lora, train=train, device=dev,
-                                 save_at=save_at, counts=(n_train, n_all), seconds=seconds, history=history)
+        recipe = _adapter_recipe(
+            manifest,
+            meta,
+            len(rows),
+            seed=seed,
+            lora=lora,
+            train=train,
+            device=dev,
+            save_at=save_at,
+            counts=(n_train, n_all),
+            seconds=seconds,
+            history=history,
+        )
         (stage / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
-    log.info("trained %d steps in %.1f s (%.3f steps/s), final loss %s", steps, seconds, steps / seconds,
-             recipe["final_loss"])
+    log.info(
+        "trained %d steps in %.1f s (%.3f steps/s), final loss %s",
+        steps,
+        seconds,
+        steps / seconds,
+        recipe["final_loss"],
+    )
     return recipe
 
 
@@ -205,10 +289,11 @@ def load_adapters(path: str | os.PathLike, base_fingerprint: str | None = None) 
     if recipe.get("kind") != "lora-adapters":
         raise ArtifactError(f"{path}: not a LoRA adapters folder")
     if base_fingerprint is not None and recipe["base_fingerprint"] != base_fingerprint:
-        raise ArtifactError(f"{path}: adapters were trained on another base model (fingerprint "
-                            f"{recipe['base_fingerprint'][:12]}…, expected {base_fingerprint[:12]}…); rerun training")
+        raise ArtifactError(
+            f"{path}: adapters were trained on another base model (fingerprint "
+            f"{recipe['base_fingerprint'][:12]}…, expected {base_fingerprint[:12]}…); rerun training"
+        )
     missing = [c for c in recipe["checkpoints"] if not (path / c / "adapter_config.json").exists()]
     if missing:
         raise ArtifactError(f"{path}: checkpoints {missing} are missing")
     return recipe
-

@@ -10,8 +10,9 @@ from .linear import interpolate_linear
 from .slerp import SLERP_THRESHOLD, interpolate_slerp
 
 
-def merge_interpolate(method: str, a: Mapping[str, Any], b: Mapping[str, Any], t: float,
-                      threshold: float = SLERP_THRESHOLD) -> tuple[dict, dict]:
+def merge_interpolate(
+    method: str, a: Mapping[str, Any], b: Mapping[str, Any], t: float, threshold: float = SLERP_THRESHOLD
+) -> tuple[dict, dict]:
     """Interpolate two state dicts tensor by tensor (``linear`` or ``slerp``).
 
     Tensors equal in both are copied. Returns the state dict and counts: tensors interpolated and, for SLERP,

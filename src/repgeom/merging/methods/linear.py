@@ -25,7 +25,8 @@ def interpolate_linear(a: Mapping[str, Any], b: Mapping[str, Any], t: float) -> 
 
 
 @METHODS.register("linear")
-def linear(base: Mapping[str, Any], final: Mapping[str, Any], t: float, threshold: float | None = None
-           ) -> tuple[dict, dict]:
+def linear(
+    base: Mapping[str, Any], final: Mapping[str, Any], t: float, threshold: float | None = None
+) -> tuple[dict, dict]:
     """The ``linear`` merge method: ``(1 − t)·base + t·final`` per tensor (``threshold`` is SLERP's, unused)."""
     return interpolate_linear(base, final, t)

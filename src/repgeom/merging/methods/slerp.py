@@ -38,8 +38,9 @@ def slerp(a: Any, b: Any, t: float, threshold: float = SLERP_THRESHOLD) -> tuple
     return out, False, cos
 
 
-def interpolate_slerp(a: Mapping[str, Any], b: Mapping[str, Any], t: float,
-                      threshold: float = SLERP_THRESHOLD) -> tuple[dict, dict]:
+def interpolate_slerp(
+    a: Mapping[str, Any], b: Mapping[str, Any], t: float, threshold: float = SLERP_THRESHOLD
+) -> tuple[dict, dict]:
     """:func:`slerp` of every tensor that differs between the state dicts ``a`` and ``b``; the others copied.
 
     Stats: ``n_tensors``, ``n_interpolated``, how many fell back to linear (``n_fallback``), the threshold and
@@ -61,7 +62,8 @@ def interpolate_slerp(a: Mapping[str, Any], b: Mapping[str, Any], t: float,
 
 
 @METHODS.register("slerp")
-def slerp_merge(base: Mapping[str, Any], final: Mapping[str, Any], t: float,
-                threshold: float = SLERP_THRESHOLD) -> tuple[dict, dict]:
+def slerp_merge(
+    base: Mapping[str, Any], final: Mapping[str, Any], t: float, threshold: float = SLERP_THRESHOLD
+) -> tuple[dict, dict]:
     """The ``slerp`` merge method: SLERP base → final per tensor at ``t``."""
     return interpolate_slerp(base, final, t, threshold)

@@ -22,8 +22,14 @@ def add_task_vector(base: Mapping[str, Any], tv: Mapping[str, Any]) -> dict:
     return {k: (v + tv[k] if k in tv else v.clone()) for k, v in base.items()}
 
 
-def merge_task_vectors(method: str, base: Mapping[str, Any], a: Mapping[str, Any], b: Mapping[str, Any], t: float,
-                       threshold: float = SLERP_THRESHOLD) -> tuple[dict, dict]:
+def merge_task_vectors(
+    method: str,
+    base: Mapping[str, Any],
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    t: float,
+    threshold: float = SLERP_THRESHOLD,
+) -> tuple[dict, dict]:
     """``base + interp(a − base, b − base, t)``: task vectors combined linearly or by SLERP, added back."""
     tva, tvb = task_vector(base, a), task_vector(base, b)
     torch = torch_module()
@@ -36,14 +42,16 @@ def merge_task_vectors(method: str, base: Mapping[str, Any], a: Mapping[str, Any
 
 
 @METHODS.register("tv_linear")
-def tv_linear(base: Mapping[str, Any], a: Mapping[str, Any], b: Mapping[str, Any], t: float,
-              threshold: float | None = None) -> tuple[dict, dict]:
+def tv_linear(
+    base: Mapping[str, Any], a: Mapping[str, Any], b: Mapping[str, Any], t: float, threshold: float | None = None
+) -> tuple[dict, dict]:
     """The ``tv_linear`` merge method: base + the linear mix of two task vectors (``threshold`` unused)."""
     return merge_task_vectors("linear", base, a, b, t)
 
 
 @METHODS.register("tv_slerp")
-def tv_slerp(base: Mapping[str, Any], a: Mapping[str, Any], b: Mapping[str, Any], t: float,
-             threshold: float = SLERP_THRESHOLD) -> tuple[dict, dict]:
+def tv_slerp(
+    base: Mapping[str, Any], a: Mapping[str, Any], b: Mapping[str, Any], t: float, threshold: float = SLERP_THRESHOLD
+) -> tuple[dict, dict]:
     """The ``tv_slerp`` merge method: base + the SLERP of two task vectors."""
     return merge_task_vectors("slerp", base, a, b, t, threshold)

@@ -29,8 +29,9 @@ def check_same(names: Sequence[str], sds: Sequence[Mapping[str, Any]]) -> None:
     for name, sd in zip(names[1:], sds[1:]):
         if set(sd) != set(ref):
             diff = sorted(set(sd) ^ set(ref))[:5]
-            raise MergeError(f"{name}: its tensors differ from {names[0]}'s (e.g. {diff}); merging needs models of "
-                             "one architecture")
+            raise MergeError(
+                f"{name}: its tensors differ from {names[0]}'s (e.g. {diff}); merging needs models of one architecture"
+            )
         bad = [k for k in ref if sd[k].shape != ref[k].shape][:5]
         if bad:
             raise MergeError(f"{name}: tensor shapes differ from {names[0]}'s for {bad}")
@@ -42,8 +43,9 @@ def changed_keys(base: Mapping[str, Any], *others: Mapping[str, Any]) -> list[st
     return [k for k in float_keys(base) if any(not torch.equal(base[k], o[k]) for o in others)]
 
 
-def interpolate_changed(a: Mapping[str, Any], b: Mapping[str, Any],
-                        mix: Callable[[Any, Any], Any]) -> tuple[dict, dict]:
+def interpolate_changed(
+    a: Mapping[str, Any], b: Mapping[str, Any], mix: Callable[[Any, Any], Any]
+) -> tuple[dict, dict]:
     """``mix(a[k], b[k])`` for every float tensor that differs between ``a`` and ``b``; a copy of ``a[k]`` for
     the rest. Returns the state dict (in ``a``'s order) and ``{"n_tensors", "n_interpolated"}``."""
     check_same(["a", "b"], [a, b])
@@ -66,5 +68,11 @@ def quantiles(values: Sequence[float]) -> dict:
     if not len(v):
         return {"n": 0}
     q = np.quantile(v, [0.0, 0.05, 0.5, 0.95, 1.0])
-    return {"n": int(len(v)), "min": float(q[0]), "q05": float(q[1]), "median": float(q[2]), "q95": float(q[3]),
-            "max": float(q[4])}
+    return {
+        "n": int(len(v)),
+        "min": float(q[0]),
+        "q05": float(q[1]),
+        "median": float(q[2]),
+        "q95": float(q[3]),
+        "max": float(q[4]),
+    }
