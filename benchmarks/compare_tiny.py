@@ -45,6 +45,10 @@ VOLATILE = {
     "hostname",
     "host",
     "prepared_at",
+    "prepared",
+    "steps_per_second",
+    "samples_per_second",
+    "train_runtime",
     "fetched_at",
     "log",
 }
@@ -88,8 +92,14 @@ def run(rev: str, out: Path) -> None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
 
 
+#: lists that a library writes from a set, in an order that follows Python's hash seed (PEFT's target_modules)
+UNORDERED = {"target_modules"}
+
+
 def _numbers(a, b, where: str, diffs: list) -> None:
     """Walk two JSON values side by side, recording every differing leaf."""
+    if where.rsplit(".", 1)[-1] in UNORDERED and isinstance(a, list) and isinstance(b, list):
+        a, b = sorted(map(str, a)), sorted(map(str, b))
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
             if k in VOLATILE:
