@@ -122,6 +122,18 @@ def _message(err) -> str:
 
 
 def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str]:
+    """What the schema cannot say: names that must exist elsewhere in the config or in a registry."""
+    return [
+        *_sequence_problems(config, families),
+        *_data_problems(config),
+        *_sts_problems(config),
+        *_merging_problems(config),
+        *_activation_problems(config),
+        *_model_problems(config),
+    ]
+
+
+def _sequence_problems(config: dict, families: Iterable[str] | None) -> list[str]:
     from .registry import Registry
 
     if families is None:
@@ -148,20 +160,29 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
                 f"config key 'embeddings.datasets' = {ds!r}: unknown dataset "
                 f"(defined under sequences: {', '.join(sorted(seqs)) or 'none'})"
             )
+    return problems
+
+
+def _data_problems(config: dict) -> list[str]:
+    from .corpora.kinds import CORPORA
+
+    problems = []
     for name, c in config.get("data", {}).items():
         kind = c.get("kind", name)
-        if kind not in ("stsb", "genericskb", "snli"):
-            problems.append(
-                f"config key 'data.{name}': unknown corpus {name!r}; set 'kind' to stsb, genericskb or snli"
-            )
+        if kind not in CORPORA:
+            problems.append(f"config key 'data.{name}': unknown corpus {name!r}; set 'kind' to {' or '.join(CORPORA)}")
         srcs = c["source"] if isinstance(c["source"], list) else [c["source"]]
         for i, src in enumerate(srcs):
             key = f"data.{name}.source" + (f"[{i}]" if isinstance(c["source"], list) else "")
             need = {"local": "path", "url": "url", "hf": "dataset"}[src["type"]]
             if need not in src:
                 problems.append(f"config key '{key}': a {src['type']} source needs '{need}'")
-    problems += _sts_problems(config)
-    problems += _merging_problems(config)
+    return problems
+
+
+def _activation_problems(config: dict) -> list[str]:
+    problems = []
+    seqs = config.get("sequences", {})
     act = config.get("activations", {})
     for name in act.get("models", []):
         m = config.get("models", {}).get(name)
@@ -183,6 +204,12 @@ def _semantic_problems(config: dict, families: Iterable[str] | None) -> list[str
                 f"config key 'sequences.{ds}': the name is also a corpus under data (activation "
                 "folders are named by dataset, so the two would collide)"
             )
+    return problems
+
+
+def _model_problems(config: dict) -> list[str]:
+    problems = []
+    seqs = config.get("sequences", {})
     lower = {}
     for name in config.get("models", {}):
         if name.lower() in lower:
