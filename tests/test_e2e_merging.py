@@ -126,6 +126,19 @@ def test_report_holds_the_merging_tables_and_figures(merging_run):
     assert "LoRA and merging" in (wd / "report.html").read_text(errors="replace")
 
 
+@pytest.mark.parametrize("module", ["merging/claims.py", "merging/methods/slerp.py"])
+def test_a_merging_library_edit_reruns_only_the_jobs_that_run_it(merging_run, tmp_path, module):
+    """Editing a verdict's code remakes the summary and its figures; editing SLERP rebuilds the variants and what
+    scores them; neither retrains a LoRA adapter."""
+    wd = merging_run
+    planned = check_code_edit_reruns_exactly_its_rules(wd, tmp_path, wd / "config.yaml", Path(module))
+    assert not planned & {"merging_train", "merging_data", "models", "corpora", "sequences"}, planned
+    if module == "merging/claims.py":
+        assert planned == {"merging_summary", "plots_merging", "all"}, planned
+    else:
+        assert {"merging_variants", "merging_scores"} <= planned, planned
+
+
 @pytest.mark.parametrize(
     "target,seed", [("results/merging/minilm/seed_1/adapters", 21), ("results/merging/minilm/seed_0/variants", 22)]
 )
@@ -147,16 +160,3 @@ def test_sigkill_at_a_random_point_then_rerun_gives_the_same_weights(merging_run
     assert json.loads(
         (path / "recipe.json").read_text() if target.endswith("adapters") else (path / "soup/recipe.json").read_text()
     )["seed"] == int(target.split("seed_")[1][0])
-
-
-@pytest.mark.parametrize("module", ["merging/claims.py", "merging/methods/slerp.py"])
-def test_a_merging_library_edit_reruns_only_the_jobs_that_run_it(merging_run, tmp_path, module):
-    """Editing a verdict's code remakes the summary and its figures; editing SLERP rebuilds the variants and what
-    scores them; neither retrains a LoRA adapter."""
-    wd = merging_run
-    planned = check_code_edit_reruns_exactly_its_rules(wd, tmp_path, wd / "config.yaml", Path(module))
-    assert not planned & {"merging_train", "merging_data", "models", "corpora", "sequences"}, planned
-    if module == "merging/claims.py":
-        assert planned == {"merging_summary", "plots_merging", "all"}, planned
-    else:
-        assert {"merging_variants", "merging_scores"} <= planned, planned

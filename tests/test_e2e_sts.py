@@ -120,6 +120,18 @@ def test_report_holds_the_sts_tables_and_figures(sts_run):
     assert "STS-B (FREEZE)" in html
 
 
+@pytest.mark.parametrize("module", ["sts/tables.py", "sts/heads.py"])
+def test_an_sts_library_edit_reruns_only_the_jobs_that_run_it(sts_run, tmp_path, module):
+    """Editing the tables' code remakes the tables alone; editing a probe head reruns the probes (and what reads
+    them), never the activation extraction or the autoencoders' pretraining."""
+    wd = sts_run
+    planned = check_code_edit_reruns_exactly_its_rules(wd, tmp_path, wd / "config.yaml", Path(module))
+    if module == "sts/tables.py":
+        assert planned == {"sts_tables", "all"}, planned
+    else:
+        assert "sts_variant" in planned and not planned & {"activations", "sts_autoencoders", "corpora"}, planned
+
+
 @pytest.mark.parametrize(
     "target,seed",
     [
@@ -153,15 +165,3 @@ def test_sigkill_at_a_random_point_then_plain_rerun_gives_the_same_result(sts_ru
         assert all(torch.equal(a["states"][s][k], b["states"][s][k]) for s in b["states"] for k in b["states"][s])
     else:
         assert path.read_bytes()[:4] == b"\x89PNG"
-
-
-@pytest.mark.parametrize("module", ["sts/tables.py", "sts/heads.py"])
-def test_an_sts_library_edit_reruns_only_the_jobs_that_run_it(sts_run, tmp_path, module):
-    """Editing the tables' code remakes the tables alone; editing a probe head reruns the probes (and what reads
-    them), never the activation extraction or the autoencoders' pretraining."""
-    wd = sts_run
-    planned = check_code_edit_reruns_exactly_its_rules(wd, tmp_path, wd / "config.yaml", Path(module))
-    if module == "sts/tables.py":
-        assert planned == {"sts_tables", "all"}, planned
-    else:
-        assert "sts_variant" in planned and not planned & {"activations", "sts_autoencoders", "corpora"}, planned
