@@ -214,24 +214,13 @@ def cluster_metrics(
 
 # ------------------------------------------------------------------ tables
 #: the machine-readable table (TSV): scores with numeric CI bounds
-TSV_COLUMNS = [
-    "model",
-    "n",
-    "d",
-    "k",
-    "silhouette_true",
-    "silhouette_true_lo",
-    "silhouette_true_hi",
-    "dbi_true",
-    "dbi_true_lo",
-    "dbi_true_hi",
-    "silhouette_kmeans",
-    "dbi_kmeans",
-    "ari",
-    "nmi",
-    "n_truncated",
-    "notes",
+#: the cluster scores every table holds, with numeric CI bounds
+SCORE_COLUMNS = [
+    *("silhouette_true", "silhouette_true_lo", "silhouette_true_hi"),
+    *("dbi_true", "dbi_true_lo", "dbi_true_hi"),
+    *("silhouette_kmeans", "dbi_kmeans", "ari", "nmi"),
 ]
+TSV_COLUMNS = ["model", "n", "d", "k", *SCORE_COLUMNS, "n_truncated", "notes"]
 #: the human table (Markdown): the paper's Table 2 columns first, then the new ones
 MD_COLUMNS = [
     ("model", "Model"),
@@ -288,23 +277,7 @@ def write_summary(rows: list[dict], tsv_path, md_path) -> None:
 
 
 # ------------------------------------------------------------------ the layer-by-layer study
-LAYER_COLUMNS = [
-    "model",
-    "layer",
-    "n_blocks",
-    "depth",
-    "silhouette_true",
-    "silhouette_true_lo",
-    "silhouette_true_hi",
-    "dbi_true",
-    "dbi_true_lo",
-    "dbi_true_hi",
-    "silhouette_kmeans",
-    "dbi_kmeans",
-    "ari",
-    "nmi",
-    "notes",
-]
+LAYER_COLUMNS = ["model", "layer", "n_blocks", "depth", *SCORE_COLUMNS, "notes"]
 
 
 def layer_metrics(
