@@ -28,9 +28,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import h5py
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +284,7 @@ def _verify_checksums(f, path) -> None:
                 )
 
 
-def h5_attrs(f) -> dict[str, Any]:
+def h5_attrs(f: h5py.File) -> dict[str, Any]:
     out = {}
     for k, v in f.attrs.items():
         v = decode_attr(v)
@@ -334,7 +337,7 @@ def read_h5(
     return data, attrs
 
 
-def check_expected(path, attrs: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
+def check_expected(path: str | os.PathLike, attrs: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
     bad = []
     for k, want in expect.items():
         got = attrs.get(k, "<absent>")
@@ -347,7 +350,9 @@ def check_expected(path, attrs: Mapping[str, Any], expect: Mapping[str, Any]) ->
         )
 
 
-def read_embeddings(path, expect: Mapping[str, Any] | None = None):
+def read_embeddings(
+    path: str | os.PathLike, expect: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Read an embeddings artifact: ``(X float32, ids, labels, attrs)``, provenance-checked.
 
     Lives here, not in :mod:`repgeom.embeddings`, so that metrics and plots read

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -29,7 +33,7 @@ def dtype_name(name: str, device: str) -> str:
     return name
 
 
-def torch_dtype(name: str, device: str):
+def torch_dtype(name: str, device: str) -> torch.dtype:
     """The ``torch.dtype`` for :func:`dtype_name`."""
     import torch
 

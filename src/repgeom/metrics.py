@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +242,7 @@ MD_COLUMNS = [
 ]
 
 
-def summary_frame(rows: list[dict]):
+def summary_frame(rows: list[dict]) -> pd.DataFrame:
     import pandas as pd
 
     out = []
@@ -258,7 +262,7 @@ def _ci(lo, hi) -> str:
     return f"[{lo:.3f}, {hi:.3f}]"
 
 
-def markdown_table(df, ci: float = 0.95) -> str:
+def markdown_table(df: pd.DataFrame, ci: float = 0.95) -> str:
     md = df.copy()
     for name in ("silhouette_true", "dbi_true"):
         md[f"{name}_ci"] = [_ci(a, b) for a, b in zip(md[f"{name}_lo"], md[f"{name}_hi"])]
@@ -267,7 +271,7 @@ def markdown_table(df, ci: float = 0.95) -> str:
     return md.to_markdown(index=False, floatfmt=".3f")
 
 
-def write_summary(rows: list[dict], tsv_path, md_path) -> None:
+def write_summary(rows: list[dict], tsv_path: str | os.PathLike, md_path: str | os.PathLike) -> None:
     from .artifacts import write_text
 
     df = summary_frame(rows)
@@ -281,8 +285,8 @@ LAYER_COLUMNS = ["model", "layer", "n_blocks", "depth", *SCORE_COLUMNS, "notes"]
 
 
 def layer_metrics(
-    shard_dir,
-    labels,
+    shard_dir: str | os.PathLike,
+    labels: Sequence[str],
     *,
     model: str,
     expect: dict | None = None,
@@ -292,8 +296,8 @@ def layer_metrics(
     ci: float = 0.95,
     metric: str = "euclidean",
     position: str = "last",
-    ids=None,
-):
+    ids: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Clustering scores of every layer's activations; ``depth`` = layer / n_blocks (0 = embeddings, 1 = last)."""
     import pandas as pd
 
@@ -326,7 +330,7 @@ def layer_metrics(
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
 
 
-def best_layer(df, score: str = "silhouette_true") -> int:
+def best_layer(df: pd.DataFrame, score: str = "silhouette_true") -> int:
     """The layer with the best score (ties: the shallower one)."""
     col = df[score].astype(float)
     if col.isna().all():
@@ -335,7 +339,7 @@ def best_layer(df, score: str = "silhouette_true") -> int:
     return int(df.loc[best, "layer"])
 
 
-def layers_markdown(df) -> str:
+def layers_markdown(df: pd.DataFrame) -> str:
     """Per model: best layer by true-label silhouette vs the last layer."""
     import pandas as pd
 

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .artifacts import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +78,9 @@ def _tsne_ax(ax, X, labels, *, title, perplexity, small_perplexity, small_below,
 
 
 def plot_tsne(
-    X,
-    labels,
-    out_path,
+    X: np.ndarray,
+    labels: Sequence[str] | np.ndarray,
+    out_path: str | os.PathLike,
     *,
     title: str,
     perplexity: float = 30,
@@ -104,8 +110,8 @@ def plot_tsne(
 
 
 def plot_tsne_panels(
-    panels,
-    out_path,
+    panels: Sequence[tuple[np.ndarray, Sequence[str] | np.ndarray, str]],
+    out_path: str | os.PathLike,
     *,
     title: str,
     perplexity: float = 30,
@@ -135,7 +141,7 @@ def plot_tsne_panels(
     _save(fig, out_path, dpi)
 
 
-def plot_layer_curves(df, out_path, *, dpi: int = 150, title: str = "") -> None:
+def plot_layer_curves(df: pd.DataFrame, out_path: str | os.PathLike, *, dpi: int = 150, title: str = "") -> None:
     """Silhouette and DBI (true labels, with CI bands) against depth normalised to 0-1, one line per model."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), constrained_layout=True)
@@ -171,7 +177,14 @@ def _save(fig, out_path, dpi):
     plt.close(fig)
 
 
-def plot_bars(summary, out_path, *, pairs, dpi: int = 150, title: str = "") -> None:
+def plot_bars(
+    summary: pd.DataFrame,
+    out_path: str | os.PathLike,
+    *,
+    pairs: Sequence[tuple[str, str, str, bool]],
+    dpi: int = 150,
+    title: str = "",
+) -> None:
     """Side-by-side bars per model: true-label vs KMeans score, one panel per score.
 
     ``pairs`` is a list of (panel title, true column, kmeans column, higher-is-better).
@@ -221,7 +234,7 @@ def plot_bars(summary, out_path, *, pairs, dpi: int = 150, title: str = "") -> N
 
 
 # ------------------------------------------------------------------ the STS study
-def plot_sts(figure: str, results: list[dict], ae_tables: list[str], path, dpi: int = 150) -> None:
+def plot_sts(figure: str, results: list[dict], ae_tables: list[str], path: str | os.PathLike, dpi: int = 150) -> None:
     """One of the STS figures: ``layer_correlation``, ``ae_loss`` or ``scatter`` (see the report captions)."""
     fn = {"layer_correlation": _sts_layer_correlation, "ae_loss": _sts_ae_loss, "scatter": _sts_scatter}
     if figure not in fn:
@@ -334,7 +347,7 @@ _MERGE_STYLE = {
 }
 
 
-def plot_merging_tradeoff(summary, out_path, *, model: str, dpi: int = 150) -> None:
+def plot_merging_tradeoff(summary: pd.DataFrame, out_path: str | os.PathLike, *, model: str, dpi: int = 150) -> None:
     """Task gain against general-ability loss, one point per variant with seed error bars; the linear
     interpolation base → final drawn as the control line. Left: the evaluation set; right: the held-out split."""
     plt = _plt()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
@@ -48,7 +49,9 @@ class Family:
         return list(itertools.islice(self.generator(), start, start + n))
 
 
-def family(name: str, description: str, oeis: str = ""):
+def family(
+    name: str, description: str, oeis: str = ""
+) -> Callable[[Callable[[], Iterator[int]]], Callable[[], Iterator[int]]]:
     def deco(fn: Callable[[], Iterator[int]]):
         FAMILIES.register(name, Family(name, description, oeis, fn))
         return fn
@@ -183,7 +186,7 @@ def build(spec: dict) -> list[Record]:
     return records
 
 
-def write_dataset(spec: dict, path, name: str) -> dict:
+def write_dataset(spec: dict, path: str | os.PathLike, name: str) -> dict:
     records = build(spec)
     texts = [r.text for r in records]
     n_cut = sum(r.truncated for r in records)
@@ -214,7 +217,7 @@ def write_dataset(spec: dict, path, name: str) -> dict:
     return meta
 
 
-def load_dataset(path) -> tuple[dict, list[dict]]:
+def load_dataset(path: str | os.PathLike) -> tuple[dict, list[dict]]:
     """Read a dataset artifact and check that its texts match its recorded hash."""
     obj = read_json(path)
     try:

@@ -13,10 +13,15 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from snakemake.script import Snakemake
 
 
 @contextlib.contextmanager
-def job(snakemake, name: str | None = None):
+def job(snakemake: Snakemake, name: str | None = None) -> Iterator[logging.Logger]:
     log_path = snakemake.log[0] if len(snakemake.log) else None
     name = name or getattr(snakemake, "rule", "job")
     handlers: list[logging.Handler] = []

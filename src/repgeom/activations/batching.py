@@ -15,25 +15,31 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .pooling import POSITIONS, pool
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 PADDING_SIDES = ("right", "left")
 TIES = ("first", "last")
 
 
 # --------------------------------------------------------------------------- tokenising
-def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
     """Token ids with the tokenizer's special tokens (BOS where it adds one), untruncated."""
     return tokenizer(
         list(texts), add_special_tokens=True, truncation=False, return_attention_mask=False, verbose=False
     )["input_ids"]
 
 
-def token_lengths(tokenizer, texts: Sequence[str], ids: Sequence[str] | None = None, chunk: int = 1024) -> np.ndarray:
+def token_lengths(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], ids: Sequence[str] | None = None, chunk: int = 1024
+) -> np.ndarray:
     """Untruncated token counts (int64); a text that tokenises to nothing is a :class:`ValueError`."""
     lens = np.zeros(len(texts), dtype=np.int64)
     for s in range(0, len(texts), chunk):
@@ -49,7 +55,7 @@ def token_lengths(tokenizer, texts: Sequence[str], ids: Sequence[str] | None = N
     return lens
 
 
-def pad_id(tokenizer) -> int:
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The id that fills padded positions: the pad token, else EOS, else 0 (masked out either way)."""
     for v in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
         if v is not None:
@@ -81,7 +87,7 @@ class Batch:
     last: Any  # (B,) int64 index of each row's last real token
 
 
-def forward_kwargs(model) -> tuple[bool, dict]:
+def forward_kwargs(model: torch.nn.Module) -> tuple[bool, dict]:
     """``(takes position_ids, extra keyword arguments)`` of the model's forward (``use_cache=False`` where taken)."""
     params = inspect.signature(model.forward).parameters
     takes_pos = "position_ids" in params
@@ -111,7 +117,7 @@ def make_batch(
     lens: np.ndarray,
     rows: np.ndarray,
     padding_side: str,
-    device,
+    device: torch.device,
     takes_pos: bool,
     extra: dict,
 ) -> Batch:
@@ -132,8 +138,8 @@ def make_batch(
 
 
 def iter_windows(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     batch_size: int,
@@ -169,15 +175,15 @@ def iter_windows(
             yield w0, w1, make_batch(ids, mask, lens[sel], sel + w0, padding_side, device, takes_pos, extra)
 
 
-def final_hidden_state(model, batch: Batch, positions: Sequence[str]) -> dict[str, Any]:
+def final_hidden_state(model: torch.nn.Module, batch: Batch, positions: Sequence[str]) -> dict[str, Any]:
     """Pool the model's final hidden state (``last_hidden_state``: after its final norm), upcast to float32."""
     hidden = model(**batch.inputs).last_hidden_state.float()
     return pool(hidden, batch.mask, batch.last, positions)
 
 
 def iter_pooled(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     positions: Sequence[str] = ("last",),

@@ -7,9 +7,12 @@ Layer indices: ``0`` is the embedding output (the input of block 1); ``L >= 1`` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 #: attribute paths (from the model ``AutoModel`` returns) searched, in order, for the list of blocks
 BLOCK_PATHS = (
@@ -33,7 +36,7 @@ class LayersNotFoundError(ValueError):
     """The model's transformer blocks are not at any attribute path :data:`BLOCK_PATHS` knows."""
 
 
-def find_blocks(model, name: str | None = None, paths: Sequence[str] = BLOCK_PATHS) -> tuple[str, Any]:
+def find_blocks(model: torch.nn.Module, name: str | None = None, paths: Sequence[str] = BLOCK_PATHS) -> tuple[str, Any]:
     """Return ``(attribute_path, blocks)`` for the model's list of transformer blocks.
 
     ``blocks`` is the first non-empty ``torch.nn.ModuleList`` found at one of ``paths``.

@@ -10,13 +10,17 @@ block raises a private exception that stops the forward pass.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .batching import Batch, iter_pooled, token_lengths
 from .blocks import find_blocks, resolve_layers
 from .pooling import pool
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 
 class _StopForward(Exception):
@@ -82,8 +86,8 @@ class _Capture:
 
 
 def iter_batches(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     layers: Sequence[int],
@@ -92,7 +96,7 @@ def iter_batches(
     max_length: int = 512,
     padding_side: str = "right",
     sort_window: int = 1024,
-    blocks=None,
+    blocks: torch.nn.ModuleList | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
     """Run the model over ``texts``; yield ``(w0, w1, rows, {position: (B, n_layers, d) float32})``.
 
@@ -118,8 +122,8 @@ def iter_batches(
 
 
 def forward_latents(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     layers: Iterable[int] | None = None,

@@ -6,8 +6,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..artifacts import ArtifactError, sha256_file
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -42,7 +46,9 @@ def model_info(model_dir: str | os.PathLike) -> dict:
     }
 
 
-def load_decoder(model_dir: str | os.PathLike, *, dtype: str = "float32", device: str = "auto"):
+def load_decoder(
+    model_dir: str | os.PathLike, *, dtype: str = "float32", device: str = "auto"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
     """Load ``(model, tokenizer, info)``: the base model (``AutoModel``, eval, no grad) and its tokenizer.
 
     ``dtype`` ``auto`` is bfloat16 on a GPU and float32 on a CPU (:func:`repgeom.devices.dtype_name`);

@@ -7,16 +7,19 @@ and the ``decoder`` embedding runtime pool through :func:`pool`, so a position m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    import torch
 
 #: pooling position → ``pool(hidden (B, T, d), attention_mask (B, T), last (B,)) -> (B, d) float32``
 POOLINGS: Registry[Callable] = Registry("pooling position")
 
 
 @POOLINGS.register("last")
-def pool_last(h, mask, last):
+def pool_last(h: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """The hidden state at the last real token (``last`` holds its index per row)."""
     import torch
 
@@ -24,7 +27,7 @@ def pool_last(h, mask, last):
 
 
 @POOLINGS.register("mean")
-def pool_mean(h, mask, last):
+def pool_mean(h: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """The mean over the real tokens, summed in float32."""
     import torch
 
@@ -36,6 +39,6 @@ def pool_mean(h, mask, last):
 POSITIONS = tuple(POOLINGS)
 
 
-def pool(h, mask, last, positions: Sequence[str]) -> dict[str, Any]:
+def pool(h: torch.Tensor, mask: torch.Tensor, last: torch.Tensor, positions: Sequence[str]) -> dict[str, Any]:
     """``{position: (B, d) float32 tensor}`` of the hidden states ``h`` (B, T, d) for each of ``positions``."""
     return {p: POOLINGS[p](h, mask, last) for p in positions}

@@ -13,12 +13,15 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..artifacts import ArtifactError, check_expected, decode_attr, h5_attrs, texts_sha256
 from .layout import CHUNK_ROWS, SHARED_ATTRS, _RowSha, _sha_array, list_layers, shard_path
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 _FAST_READS = [0]  # how many reads took the direct path (for tests)
 
@@ -150,7 +153,10 @@ def _read_activations(ds, path: Path) -> np.ndarray:
 
 
 def check_shard(
-    path: str | os.PathLike, expect: Mapping[str, Any] | None = None, verify: bool = True, _label=None
+    path: str | os.PathLike,
+    expect: Mapping[str, Any] | None = None,
+    verify: bool = True,
+    _label: str | os.PathLike | None = None,
 ) -> dict:
     """Check one shard without keeping its data: complete, kind, ``expect``, shapes and (``verify``) checksums.
 
@@ -185,7 +191,7 @@ def load_layer(
     expect: Mapping[str, Any] | None = None,
     position: str = "last",
     verify: bool = True,
-    dtype=np.float32,
+    dtype: DTypeLike | None = np.float32,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Read one shard: ``(X (N, d), ids, attrs)``, refusing incomplete, corrupt or mismatching shards.
 
@@ -228,7 +234,7 @@ def iter_layers(
     expect: Mapping[str, Any] | None = None,
     position: str = "last",
     verify: bool = True,
-    dtype=np.float32,
+    dtype: DTypeLike | None = np.float32,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, dict]]:
     """Yield ``(layer, X, ids, attrs)`` for ``layers`` (default: every finished shard), in order.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ from .store import load_corpus, sentence_id
 SNLI_TARGET = {"entailment": 1.0, "neutral": 0.5, "contradiction": 0.0}
 
 
-def stsb_pairs(corpus_path, splits: Sequence[str] = ("train", "dev", "test")) -> dict[str, dict]:
+def stsb_pairs(corpus_path: str | os.PathLike, splits: Sequence[str] = ("train", "dev", "test")) -> dict[str, dict]:
     """``{split: {"id", "s1", "s2", "id1", "id2", "y" (score / 5)}}`` from a normalised STS-B corpus."""
     meta, data = load_corpus(corpus_path)
     if meta.get("type") != "stsb":
@@ -34,7 +35,7 @@ def stsb_pairs(corpus_path, splits: Sequence[str] = ("train", "dev", "test")) ->
     return out
 
 
-def snli_pairs(corpus_path) -> dict:
+def snli_pairs(corpus_path: str | os.PathLike) -> dict:
     meta, data = load_corpus(corpus_path)
     rows = [r for split in sorted(data) for r in data[split]]
     if not rows:

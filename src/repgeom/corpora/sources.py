@@ -38,7 +38,7 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
     return dest
 
 
-def fetch_first(sources, work: Path, kind: str) -> tuple[Path, dict]:
+def fetch_first(sources: dict | list[dict], work: Path, kind: str) -> tuple[Path, dict]:
     """Try each source in turn (a local copy, then a download, …); return the first that works and which it
     was. Every failure is logged; if all fail the error lists them all."""
     sources = sources if isinstance(sources, list) else [sources]

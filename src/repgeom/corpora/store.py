@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ def limit_rows(splits: dict, limits: dict) -> dict:
     return {s: rows[: limits[s]] if limits.get(s) else rows for s, rows in splits.items()}
 
 
-def prepare(name: str, spec: dict, out_path) -> dict:
+def prepare(name: str, spec: dict, out_path: str | os.PathLike) -> dict:
     """Fetch, parse, verify and normalise one corpus into ``out_path`` (JSON, written atomically)."""
     kind = spec.get("kind", name)
     if kind not in CORPORA:
@@ -58,7 +59,7 @@ def _texts(row: dict) -> Iterator[str]:
             yield row[k]
 
 
-def load_corpus(path) -> tuple[dict, dict]:
+def load_corpus(path: str | os.PathLike) -> tuple[dict, dict]:
     obj = read_json(path)
     return obj["meta"], obj["splits"]
 
@@ -69,7 +70,7 @@ def sentence_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def corpus_sentences(path) -> tuple[list[str], list[str]]:
+def corpus_sentences(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """``(ids, texts)``: every distinct sentence of a normalised corpus, in first-appearance order over the
     splits (sorted by name), for the activation stage."""
     _, splits = load_corpus(path)

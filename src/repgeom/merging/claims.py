@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: the task measures the verdicts read: the paper's evaluation windows and held-out windows of the training range
 TASKS = (("evaluation-set", "eval_silhouette"), ("held-out", "heldout_silhouette"))
@@ -75,7 +78,7 @@ class Effects:
         return self.erodes or bool(self.gained)
 
 
-def effects(summary, long, *, min_sts: float, min_sil: float) -> Effects | None:
+def effects(summary: pd.DataFrame, long: pd.DataFrame, *, min_sts: float, min_sil: float) -> Effects | None:
     """The fine-tuned model's effects (None without a ``final`` variant)."""
     idx = summary.set_index("variant")
     if "final" not in idx.index:
@@ -232,7 +235,7 @@ def task_vector_claims(e: Effects) -> list[dict]:
     return rows
 
 
-def verdicts(summary, long, *, min_sts: float = 1.0, min_sil: float = 0.02) -> list[dict]:
+def verdicts(summary: pd.DataFrame, long: pd.DataFrame, *, min_sts: float = 1.0, min_sil: float = 0.02) -> list[dict]:
     """What this run shows for each claim of the paper, with the numbers (paired over seeds: mean ± std).
 
     A difference counts only when it exceeds ``min_sts`` Spearman points (×100) or ``min_sil`` silhouette and two

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..artifacts import ArtifactError, read_json, write_text
 from .claims import verdicts
 from .errors import MergeError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: per-variant columns of the long table (one row per variant × run)
 SCORE_COLUMNS = [
@@ -28,7 +31,7 @@ SCORE_COLUMNS = [
 ]
 
 
-def long_frame(score_blobs: Sequence[Mapping[str, Any]]):
+def long_frame(score_blobs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per (variant, run) with its scores, CIs and geometry."""
     import pandas as pd
 
@@ -71,7 +74,7 @@ def long_frame(score_blobs: Sequence[Mapping[str, Any]]):
     return pd.DataFrame(rows)
 
 
-def summary_frame(long):
+def summary_frame(long: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean ± std over seeds per variant, with gains relative to the base (task gain = silhouette change on the
     evaluation set; general-ability loss = base STS Spearman − variant's). Returns ``(summary, long)``, the long
     table with those three columns added."""
@@ -111,7 +114,7 @@ def _fmt(m, s, n, digits):
     return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if n > 1 and np.isfinite(s) else "")
 
 
-def summary_markdown(summary, meta: Mapping[str, Any]) -> str:
+def summary_markdown(summary: pd.DataFrame, meta: Mapping[str, Any]) -> str:
     """The summary table as markdown, with a header line that says what each column means."""
     lines = [
         f"Variants of {meta['model']} (mean ± std over {meta['n_seeds']} seeds; task gain = evaluation-set "
@@ -184,7 +187,7 @@ def write_summary(
     return {"summary": summary, "long": long, "verdicts": rows}
 
 
-def best_merge(summary) -> str:
+def best_merge(summary: pd.DataFrame) -> str:
     """The merge (not base, not final) with the largest evaluation-set + held-out silhouette gain − STS-B loss/100
     (all relative to the base, mean over seeds)."""
     merges = summary[~summary.variant.isin(["base", "final"])]

@@ -6,9 +6,10 @@ siamese probe.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from .data import load_latents
 from .errors import STSError
 from .nets import build_modules, layer_widths, loss_fn, set_standardisation
 from .training import deterministic, progress_bar
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,9 @@ def _train_epoch(net, opt, lf, Xt, order, batch_size: int, dev) -> np.ndarray:
     return tot / max(nb, 1)
 
 
-def heldout_mse(net, Xt, rows, dev, chunk: int = 2048) -> np.ndarray:
+def heldout_mse(
+    net: torch.nn.Module, Xt: torch.Tensor, rows: np.ndarray, dev: torch.device, chunk: int = 2048
+) -> np.ndarray:
     """Per layer, the mean over ``rows`` of the squared reconstruction error summed over dimensions."""
     import torch
 
@@ -104,13 +110,13 @@ def heldout_mse(net, Xt, rows, dev, chunk: int = 2048) -> np.ndarray:
 
 
 def train_autoencoders(
-    shard_dir,
+    shard_dir: str | os.PathLike,
     *,
     position: str,
     seeds: Sequence[int],
     train: Mapping[str, Any],
     loss: str,
-    out_path,
+    out_path: str | os.PathLike,
     layers: Sequence[int] | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -166,7 +172,7 @@ def train_autoencoders(
     return blob
 
 
-def load_autoencoders(path) -> dict:
+def load_autoencoders(path: str | os.PathLike) -> dict:
     """The artifact of :func:`train_autoencoders`; :class:`ArtifactError` when it is damaged or another kind."""
     import torch
 
@@ -201,7 +207,7 @@ def autoencoder_curve_rows(blob: Mapping[str, Any]) -> list[dict]:
     return out
 
 
-def load_into_probe(net, path, seed: int, layers: Sequence[int]) -> dict:
+def load_into_probe(net: torch.nn.Module, path: str | os.PathLike | None, seed: int, layers: Sequence[int]) -> dict:
     """Initialise ``net``'s encoders and standardisation from the autoencoders of ``seed`` in ``path``, checking
     that they were made for these ``layers`` and widths. Returns what the run records about them."""
     if path is None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,10 @@ __all__ = ["STSError", "layer_curve", "load_latents", "pair_cosines", "rows_for"
 
 
 def load_latents(
-    shard_dir, position: str = "last", layers: Iterable[int] | None = None, expect: Mapping[str, Any] | None = None
+    shard_dir: str | os.PathLike,
+    position: str = "last",
+    layers: Iterable[int] | None = None,
+    expect: Mapping[str, Any] | None = None,
 ) -> tuple[list[int], dict[str, int], np.ndarray]:
     """``(layers, row_of_id, X (n_layers, N, d) float32)`` from one extraction's shards (checksums verified)."""
     from ..activations import iter_layers, list_layers
@@ -37,7 +41,7 @@ def load_latents(
 
 
 def stsb_latents(
-    shard_dir, corpus_path, position: str, layers: Iterable[int] | None = None
+    shard_dir: str | os.PathLike, corpus_path: str | os.PathLike, position: str, layers: Iterable[int] | None = None
 ) -> tuple[dict[str, dict], dict[str, tuple[np.ndarray, np.ndarray]], list[int], np.ndarray]:
     """``(pairs, rows, layers, X)``: the STS-B pairs by split, the rows of ``X`` of their two sentences, and the
     latents. The shards must be made from exactly this corpus's sentences (not an older or differently limited

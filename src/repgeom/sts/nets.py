@@ -5,9 +5,13 @@ torch is imported inside the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 LOSSES = ("mse", "logvar")
 ACTIVATIONS = ("tanh", "gelu", "relu", "none")
@@ -19,14 +23,16 @@ def layer_widths(n_layers: int, bottleneck: int, bottleneck_late: int | None) ->
     return [bottleneck if j < n_layers / 2 else late for j in range(n_layers)]
 
 
-def activation_module(name: str):
+def activation_module(name: str) -> torch.nn.Module:
     """A new activation module by its config name (one of :data:`ACTIVATIONS`)."""
     from torch import nn
 
     return {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU, "none": nn.Identity}[name]()
 
 
-def build_modules(d: int, widths: Sequence[int], activation: str, head_hidden: int | None, with_decoders: bool = False):
+def build_modules(
+    d: int, widths: Sequence[int], activation: str, head_hidden: int | None, with_decoders: bool = False
+) -> torch.nn.Module:
     """The per-layer encoders (and decoders), and the MLP head over the per-layer cosines (none when
     ``head_hidden`` is None: the autoencoders).
 
@@ -65,7 +71,7 @@ def build_modules(d: int, widths: Sequence[int], activation: str, head_hidden: i
     return Probe()
 
 
-def cosine_head(n_layers: int, hidden: int):
+def cosine_head(n_layers: int, hidden: int) -> torch.nn.Module:
     """Head ``mlp``: the MLP head alone over the fixed per-layer cosines, in :func:`~.training.train_pairs`'
     calling convention (a "latent" tensor of shape (1, n_pairs, n_layers) indexed by pair rows)."""
     import torch
@@ -82,7 +88,7 @@ def cosine_head(n_layers: int, hidden: int):
     return Head()
 
 
-def loss_fn(name: str):
+def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The training loss ``(pred, y) -> scalar`` by name: ``mse``, or ``logvar`` (log Var(pred − y))."""
     import torch
 
@@ -93,7 +99,7 @@ def loss_fn(name: str):
     raise ValueError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")
 
 
-def set_standardisation(net, X: np.ndarray, rows: np.ndarray | None = None) -> None:
+def set_standardisation(net: torch.nn.Module, X: np.ndarray, rows: np.ndarray | None = None) -> None:
     """Set the network's per-layer mean/std from ``X[:, rows]`` (the data it is trained on)."""
     import torch
 

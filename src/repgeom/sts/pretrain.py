@@ -8,7 +8,7 @@ about it (extra keys of the run's result).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..corpora import snli_pairs
 from ..registry import Registry
@@ -18,24 +18,27 @@ from .errors import STSError
 from .job import Job
 from .training import train_pairs
 
+if TYPE_CHECKING:
+    import torch
+
 Pretrain = Callable[[Any, Job, int, Any], dict]
 PRETRAIN: Registry[Pretrain] = Registry("STS pretraining")
 
 
 @PRETRAIN.register("none")
-def no_pretraining(net, job: Job, seed: int, dev) -> dict:
+def no_pretraining(net: torch.nn.Module, job: Job, seed: int, dev: torch.device) -> dict:
     """``none``: the networks start from their random initialisation."""
     return {}
 
 
 @PRETRAIN.register("autoencoder")
-def from_autoencoders(net, job: Job, seed: int, dev) -> dict:
+def from_autoencoders(net: torch.nn.Module, job: Job, seed: int, dev: torch.device) -> dict:
     """``autoencoder``: each layer's network is the encoder of that layer's autoencoder (same seed)."""
     return {"autoencoder": load_into_probe(net, job.autoencoder, seed, job.layers)}
 
 
 @PRETRAIN.register("snli")
-def from_snli(net, job: Job, seed: int, dev) -> dict:
+def from_snli(net: torch.nn.Module, job: Job, seed: int, dev: torch.device) -> dict:
     """``snli``: the whole probe is first trained on SNLI pairs (entailment 1, neutral 0.5, contradiction 0)."""
     import torch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from ..artifacts import ArtifactError, atomic_path, read_json, write_text
 from ..corpora import stsb_pairs
 from ..metrics import best_result
 from .errors import STSError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: the paper's gpt2-medium results on the STS-B test split (Pearson, Spearman, ×100), by the variant
 #: names of the default config
@@ -24,7 +27,7 @@ PAPER_GPT2_MEDIUM = {
 }
 
 
-def progression_frame(results: Sequence[Mapping[str, Any]], order: Sequence[str] | None = None):
+def progression_frame(results: Sequence[Mapping[str, Any]], order: Sequence[str] | None = None) -> pd.DataFrame:
     """The progression table: one row per (model, position, variant)."""
     import pandas as pd
 
@@ -63,7 +66,7 @@ def _pm(m: float, s: float, seeds: int) -> str:
     return f"{m:.2f} ± {s:.2f}" if seeds > 1 else f"{m:.2f}"
 
 
-def progression_markdown(df) -> str:
+def progression_markdown(df: pd.DataFrame) -> str:
     """The progression table in Markdown: mean ± std over seeds, the chosen layer of ``best_layer`` variants."""
     lines = [
         "| model | pooling | variant | test Pearson | test Spearman | dev Pearson | seeds | paper gpt2-medium "
@@ -88,7 +91,7 @@ def progression_markdown(df) -> str:
     return "\n".join(lines) + "\n"
 
 
-def worst_errors(result: Mapping[str, Any], corpus_path, k: int = 20):
+def worst_errors(result: Mapping[str, Any], corpus_path: str | os.PathLike, k: int = 20) -> pd.DataFrame:
     """The test pairs with the largest |prediction − truth| of ``result`` (mean prediction over seeds)."""
     import pandas as pd
 
@@ -112,7 +115,7 @@ def worst_errors(result: Mapping[str, Any], corpus_path, k: int = 20):
     )
 
 
-def worst_errors_markdown(df, result: Mapping[str, Any]) -> str:
+def worst_errors_markdown(df: pd.DataFrame, result: Mapping[str, Any]) -> str:
     """:func:`worst_errors` in Markdown, scores on the 0–5 scale."""
     lines = [
         f"Worst test errors of **{result['model']} / {result['position']} / {result['variant']}** (chosen on "
@@ -129,12 +132,12 @@ def worst_errors_markdown(df, result: Mapping[str, Any]) -> str:
 
 def write_tables(
     result_paths: Sequence[str | os.PathLike],
-    corpus_path,
+    corpus_path: str | os.PathLike,
     *,
-    tsv,
-    md,
-    worst_tsv,
-    worst_md,
+    tsv: str | os.PathLike,
+    md: str | os.PathLike,
+    worst_tsv: str | os.PathLike,
+    worst_md: str | os.PathLike,
     order: Sequence[str] | None = None,
     k: int = 20,
 ) -> None:

@@ -11,11 +11,16 @@ import contextlib
 import copy
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .nets import loss_fn
+
+if TYPE_CHECKING:
+    import torch
+    from tqdm.auto import tqdm
 
 
 @contextlib.contextmanager
@@ -32,14 +37,16 @@ def deterministic(seed: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(old)
 
 
-def progress_bar(total: int, desc: str, progress: bool):
+def progress_bar(total: int, desc: str, progress: bool) -> tqdm:
     """A tqdm bar on stderr, updated at most every 2 s; a silent one when ``progress`` is false."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not progress, file=sys.stderr, mininterval=2)
 
 
-def predict(net, Xt, r1, r2, dev, chunk: int = 1024) -> np.ndarray:
+def predict(
+    net: torch.nn.Module, Xt: torch.Tensor, r1: np.ndarray, r2: np.ndarray, dev: torch.device, chunk: int = 1024
+) -> np.ndarray:
     """``net``'s predictions for the pairs ``(r1[i], r2[i])`` of ``Xt``, in eval mode and chunks of ``chunk``."""
     import torch
 
@@ -52,20 +59,20 @@ def predict(net, Xt, r1, r2, dev, chunk: int = 1024) -> np.ndarray:
 
 
 def train_pairs(
-    net,
-    Xt,
-    r1,
-    r2,
-    y,
+    net: torch.nn.Module,
+    Xt: torch.Tensor,
+    r1: np.ndarray,
+    r2: np.ndarray,
+    y: np.ndarray,
     *,
-    params,
+    params: Iterable[torch.nn.Parameter],
     loss: str,
     epochs: int,
     lr: float,
     weight_decay: float,
     batch_size: int,
     seed: int,
-    dev,
+    dev: torch.device,
     evaluate: Callable[[], float] | None = None,
     patience: int | None = None,
     progress: bool = True,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import MergeError
 
+if TYPE_CHECKING:
+    from types import ModuleType
 
-def torch_module():
+
+def torch_module() -> ModuleType:
     """``torch``, imported on first use (importing :mod:`repgeom.merging` does not load it)."""
     import torch
 
