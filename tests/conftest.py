@@ -208,11 +208,11 @@ def job_seconds(log: Path) -> float:
 
 # ------------------------------------------------------------------ code changes and what they rerun
 def scratch_tree(dest: Path) -> Path:
-    """A copy of the workflow and its library (Snakefile, workflow/, src/, profiles/, config/) to edit freely."""
+    """A copy of the workflow and its library (Snakefile, workflow/, src/, profiles/, config/, envs/) to edit freely."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    for d in ("workflow", "src", "profiles", "config"):
+    for d in ("workflow", "src", "profiles", "config", "envs"):  # envs: the rules' conda files, recorded as metadata
         shutil.copytree(ROOT / d, dest / d, ignore=ignore)
     return dest
 
