@@ -8,7 +8,7 @@ import pandas as pd  # noqa: E402
 
 from repgeom.activations import load_layer  # noqa: E402
 from repgeom.metrics import best_layer  # noqa: E402
-from repgeom.plots import plot_tsne_panels  # noqa: E402
+from repgeom.plots import plot_tsne_panels, tsne_options  # noqa: E402
 from repgeom.sequences import load_dataset  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
@@ -30,10 +30,5 @@ with job(snakemake):
         panels,
         snakemake.output[0],
         title=f"{model} on {snakemake.wildcards.dataset}",
-        perplexity=p["tsne_perplexity"],
-        small_perplexity=p["tsne_small_perplexity"],
-        small_below=p["tsne_small_below"],
-        max_iter=p["tsne_max_iter"],
-        seed=p["seed"],
-        dpi=p["dpi"],
+        **tsne_options(p),
     )

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 import pandas as pd  # noqa: E402
 
 from repgeom.merging import best_merge, load_eval_embeddings  # noqa: E402
-from repgeom.plots import plot_merging_tradeoff, plot_tsne_panels  # noqa: E402
+from repgeom.plots import plot_merging_tradeoff, plot_tsne_panels, tsne_options  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake) as log:
@@ -30,10 +30,5 @@ with job(snakemake) as log:
             panels,
             snakemake.output[0],
             title=f"{model} on the evaluation set",
-            perplexity=p["tsne_perplexity"],
-            small_perplexity=p["tsne_small_perplexity"],
-            small_below=p["tsne_small_below"],
-            max_iter=p["tsne_max_iter"],
-            seed=p["seed"],
-            dpi=p["dpi"],
+            **tsne_options(p),
         )

@@ -5,7 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.artifacts import read_embeddings  # noqa: E402
-from repgeom.plots import plot_tsne  # noqa: E402
+from repgeom.plots import plot_tsne, tsne_options  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
@@ -19,10 +19,5 @@ with job(snakemake):
         snakemake.output[0],
         title=f"{snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
         subtitle=f"{attrs['n']} sequences, d = {attrs['d']}",
-        perplexity=p["tsne_perplexity"],
-        small_perplexity=p["tsne_small_perplexity"],
-        small_below=p["tsne_small_below"],
-        max_iter=p["tsne_max_iter"],
-        seed=p["seed"],
-        dpi=p["dpi"],
+        **tsne_options(p),
     )
