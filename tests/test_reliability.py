@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import job_seconds, kill_at_random_point, snakemake, unlock_and_rerun
+from conftest import job_seconds, kill_at_random_point, prepare_params, snakemake, unlock_and_rerun
 
 from repgeom.artifacts import ArtifactError, atomic_path, read_embeddings, read_json, write_h5
 from repgeom.models import load_manifest, prepare
@@ -93,9 +93,7 @@ def test_prepare_removes_stale_stages_of_the_same_model_only(tmp_path):
         (d / "sub" / "f").write_text("x")
     lone = parent / ".m.tmp-abcd5678"  # a stray file of that name is not ours to delete
     lone.write_text("x")
-    man = prepare(
-        {"name": "m", "runtime": "sentence-transformers", "source": {"type": "local", "path": str(src)}}, parent / "m"
-    )
+    man = prepare(prepare_params("m", "sentence-transformers", {"type": "local", "path": str(src)}), parent / "m")
     assert man["files"] == load_manifest(parent / "m")["files"] and "weights.bin" in man["files"]
     assert not any(d.exists() for d in stale)
     assert all((d / "sub" / "f").exists() for d in keep) and lone.exists()

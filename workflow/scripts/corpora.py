@@ -5,7 +5,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.corpora import prepare  # noqa: E402
+from repgeom.params import CorpusSpec  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
-    prepare(snakemake.wildcards.corpus, dict(snakemake.params.spec), snakemake.output[0])
+    prepare(snakemake.wildcards.corpus, CorpusSpec.of(snakemake.params.spec), snakemake.output[0])

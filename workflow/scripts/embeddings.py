@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.embeddings import embed_dataset  # noqa: E402
+from repgeom.params import EmbedParams  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
@@ -17,5 +18,5 @@ with job(snakemake):
         snakemake.output[0],
         model=snakemake.wildcards.model,
         dataset=snakemake.wildcards.dataset,
-        params=dict(snakemake.params.embed),
+        params=EmbedParams.from_params(snakemake.params.embed),
     )

@@ -6,11 +6,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.artifacts import write_text  # noqa: E402
 from repgeom.metrics import layer_metrics  # noqa: E402
+from repgeom.params import MetricParams  # noqa: E402
 from repgeom.sequences import load_dataset  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
-    p = dict(snakemake.params.metrics)
+    p = MetricParams.from_params(snakemake.params.metrics)
     meta, records = load_dataset(snakemake.input.dataset)
     df = layer_metrics(
         snakemake.input.shards,
@@ -18,10 +19,6 @@ with job(snakemake):
         model=snakemake.wildcards.model,
         expect={"texts_sha256": meta["texts_sha256"], "model": snakemake.wildcards.model},
         ids=[r["id"] for r in records],
-        n_init=p["kmeans_n_init"],
-        seed=p["seed"],
-        bootstrap=p["bootstrap"],
-        ci=p["ci"],
-        metric=p["silhouette_metric"],
+        **p.cluster_kwargs(),
     )
     write_text(snakemake.output[0], df.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NaN"))

@@ -6,11 +6,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.artifacts import read_embeddings, write_json  # noqa: E402
 from repgeom.metrics import cluster_metrics  # noqa: E402
+from repgeom.params import MetricParams  # noqa: E402
 from repgeom.sequences import load_dataset  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake) as log:
-    p = dict(snakemake.params.metrics)
+    p = MetricParams.from_params(snakemake.params.metrics)
     meta, _ = load_dataset(snakemake.input.dataset)
     X, ids, labels, attrs = read_embeddings(
         snakemake.input.embeddings,
@@ -23,11 +24,7 @@ with job(snakemake) as log:
     res = cluster_metrics(
         X,
         labels,
-        n_init=p["kmeans_n_init"],
-        seed=p["seed"],
-        bootstrap=p["bootstrap"],
-        ci=p["ci"],
-        metric=p["silhouette_metric"],
+        **p.cluster_kwargs(),
     )
     res.update(
         model=snakemake.wildcards.model,
@@ -35,7 +32,7 @@ with job(snakemake) as log:
         model_fingerprint=attrs["model_fingerprint"],
         texts_sha256=attrs["texts_sha256"],
         n_truncated=attrs.get("n_truncated", 0),
-        params=p,
+        params=p.params(),
     )
     log.info(
         "silhouette true %.4f kmeans %.4f; DBI true %.4f kmeans %.4f; ARI %.3f NMI %.3f",

@@ -6,16 +6,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 import pandas as pd  # noqa: E402
 
+from repgeom.params import PlotParams  # noqa: E402
 from repgeom.plots import plot_bars  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
-    p = dict(snakemake.params.plots)
+    p = PlotParams.from_params(snakemake.params.plots)
     df = pd.read_csv(snakemake.input[0], sep="\t")
     plot_bars(
         df,
         snakemake.output[0],
-        dpi=p["dpi"],
+        dpi=p.dpi,
         title=f"Numeric sequences: {snakemake.wildcards.dataset}",
         pairs=[
             ("Silhouette", "silhouette_true", "silhouette_kmeans", True),

@@ -8,12 +8,13 @@ import pandas as pd  # noqa: E402
 
 from repgeom.activations import load_layer  # noqa: E402
 from repgeom.metrics import best_layer  # noqa: E402
-from repgeom.plots import plot_tsne_panels, tsne_options  # noqa: E402
+from repgeom.params import PlotParams  # noqa: E402
+from repgeom.plots import plot_tsne_panels  # noqa: E402
 from repgeom.sequences import load_dataset  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
-    p = dict(snakemake.params.plots)
+    p = PlotParams.from_params(snakemake.params.plots)
     table = pd.read_csv(snakemake.input.table, sep="\t")
     model = snakemake.wildcards.model
     meta, records = load_dataset(snakemake.input.dataset)
@@ -30,5 +31,5 @@ with job(snakemake):
         panels,
         snakemake.output[0],
         title=f"{model} on {snakemake.wildcards.dataset}",
-        **tsne_options(p),
+        **p.tsne_options(),
     )

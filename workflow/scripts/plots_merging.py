@@ -8,14 +8,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 import pandas as pd  # noqa: E402
 
 from repgeom.merging import best_merge, load_eval_embeddings  # noqa: E402
-from repgeom.plots import plot_merging_tradeoff, plot_tsne_panels, tsne_options  # noqa: E402
+from repgeom.params import PlotParams  # noqa: E402
+from repgeom.plots import plot_merging_tradeoff, plot_tsne_panels  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake) as log:
-    p, model = dict(snakemake.params.plots), snakemake.wildcards.model
+    p, model = PlotParams.from_params(snakemake.params.plots), snakemake.wildcards.model
     summary = pd.read_csv(snakemake.input.summary, sep="\t")
     if snakemake.wildcards.figure == "tradeoff":
-        plot_merging_tradeoff(summary, snakemake.output[0], model=model, dpi=p["dpi"])
+        plot_merging_tradeoff(summary, snakemake.output[0], model=model, dpi=p.dpi)
     else:
         base, labels = load_eval_embeddings(snakemake.input.base)
         seed, _ = load_eval_embeddings(snakemake.input.seed)
@@ -30,5 +31,5 @@ with job(snakemake) as log:
             panels,
             snakemake.output[0],
             title=f"{model} on the evaluation set",
-            **tsne_options(p),
+            **p.tsne_options(),
         )

@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.artifacts import read_json  # noqa: E402
+from repgeom.params import PlotParams  # noqa: E402
 from repgeom.plots import plot_sts  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
@@ -15,5 +16,5 @@ with job(snakemake):
         results,
         list(snakemake.input.ae),
         snakemake.output[0],
-        dpi=snakemake.params.plots["dpi"],
+        dpi=PlotParams.from_params(snakemake.params.plots).dpi,
     )

@@ -5,11 +5,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.artifacts import read_embeddings  # noqa: E402
-from repgeom.plots import plot_tsne, tsne_options  # noqa: E402
+from repgeom.params import PlotParams  # noqa: E402
+from repgeom.plots import plot_tsne  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
 with job(snakemake):
-    p = dict(snakemake.params.plots)
+    p = PlotParams.from_params(snakemake.params.plots)
     X, ids, labels, attrs = read_embeddings(
         snakemake.input.embeddings, expect={"model": snakemake.wildcards.model, "dataset": snakemake.wildcards.dataset}
     )
@@ -19,5 +20,5 @@ with job(snakemake):
         snakemake.output[0],
         title=f"{snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
         subtitle=f"{attrs['n']} sequences, d = {attrs['d']}",
-        **tsne_options(p),
+        **p.tsne_options(),
     )

@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 import pandas as pd  # noqa: E402
 
 from repgeom.artifacts import atomic_path  # noqa: E402
+from repgeom.params import StsAutoencoderParams  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 from repgeom.sts import autoencoder_curve_rows, train_autoencoders  # noqa: E402
 
@@ -14,17 +15,13 @@ with job(snakemake):
     import torch
 
     torch.set_num_threads(max(1, snakemake.threads))
-    p = dict(snakemake.params.sts)
     w = snakemake.wildcards
     blob = train_autoencoders(
         snakemake.input.shards,
         position=w.position,
-        seeds=p["seeds"],
-        train=p["train"],
+        params=StsAutoencoderParams.from_params(snakemake.params.sts),
         loss=w.ae_loss,
         out_path=snakemake.output.model,
-        layers=p["train"]["layers"] or None,
-        device=p["device"],
         model=w.model,
         provenance={"shards": snakemake.input.shards},
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from repgeom.artifacts import write_json  # noqa: E402
+from repgeom.params import StsVariantParams  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 from repgeom.sts import run_variant  # noqa: E402
 
@@ -12,20 +13,16 @@ with job(snakemake):
     import torch
 
     torch.set_num_threads(max(1, snakemake.threads))
-    p = dict(snakemake.params.sts)
     inp = snakemake.input
     result = run_variant(
         snakemake.wildcards.variant,
-        p["variant"],
+        StsVariantParams.from_params(snakemake.params.sts),
         shard_dir=inp.shards,
         corpus_path=inp.corpus,
         position=snakemake.wildcards.position,
-        seeds=p["seeds"],
-        train=p["train"],
         autoencoder=inp.get("autoencoder"),
         snli_shards=inp.get("nli_shards"),
         snli_corpus=inp.get("nli_corpus"),
-        device=p["device"],
         model=snakemake.wildcards.model,
     )
     write_json(snakemake.output[0], result)

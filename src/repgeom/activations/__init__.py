@@ -21,7 +21,8 @@ Submodules, one concept each:
                 (:func:`shard_path`, :func:`list_layers`)
 ``writer``      :class:`ShardWriter`: every shard of a run under a temporary name, filled window by window,
                 verified, then renamed into place
-``extraction``  :func:`extract`, one run in steps: check, load, capture into the writer, verify, summarise
+``extraction``  :func:`extract`, one run in steps: check, load, capture into the writer, verify, summarise;
+                :func:`extract_dataset`, the stage: a text set artifact and the stage's typed parameters
 ``reader``      :func:`load_layer`, :func:`iter_layers`, :func:`check_shard` (need neither torch nor transformers)
 
 The names below are exported lazily (:data:`_EXPORTS`, read by :mod:`repgeom.codeversion`): importing the package
@@ -62,6 +63,7 @@ _EXPORTS = {
     "list_layers": "layout",
     "ShardWriter": "writer",
     "extract": "extraction",
+    "extract_dataset": "extraction",
     "check_shard": "reader",
     "load_layer": "reader",
     "iter_layers": "reader",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import fsync_dir, library_versions, now_iso, texts_sha256
+from ..params import ActivationParams
 from .batching import PADDING_SIDES, token_lengths
 from .blocks import find_blocks, resolve_layers
 from .capture import iter_batches
@@ -275,3 +276,45 @@ def extract(
     for d_ in {shard_path(outdir, 0, p).parent for p in positions}:
         fsync_dir(d_)
     return _summary(lm, s, n, outdir, writer.keys, t0, t_load, t_enc)
+
+
+def extract_dataset(
+    dataset_path: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    outdir: str | os.PathLike,
+    *,
+    model: str,
+    dataset: str,
+    params: ActivationParams,
+    progress: bool = True,
+) -> dict:
+    """The activation stage: :func:`extract` over a text set artifact (a numeric-sequence dataset, or a corpus
+    whose distinct sentences the STS study reads), with the stage's parameters whole."""
+    from ..artifacts import read_json
+    from ..corpora import corpus_sentences
+    from ..sequences import load_dataset
+
+    if read_json(dataset_path)["meta"].get("kind") == "corpus":
+        ids, texts = corpus_sentences(dataset_path)
+    else:
+        _, records = load_dataset(dataset_path)
+        ids, texts = [r["id"] for r in records], [r["text"] for r in records]
+    return extract(
+        texts,
+        ids,
+        model_dir,
+        outdir,
+        model=model,
+        layers=params.layers or None,
+        positions=params.positions,
+        include_embeddings=params.include_embeddings,
+        batch_size=params.batch_size,
+        max_length=params.max_length,
+        dtype=params.dtype,
+        store_dtype=params.store_dtype,
+        padding_side=params.padding_side,
+        device=params.device,
+        compression=None if params.compression == "none" else params.compression,
+        progress=progress,
+        extra_attrs={"dataset": dataset},
+    )

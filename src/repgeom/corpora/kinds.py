@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from ..params import CorpusSpec
 from ..registry import Registry
 from .errors import DataError
 from .parsers import STSB_ROWS, parse_genericskb_file, parse_snli_file, parse_stsb_file
@@ -19,20 +20,20 @@ def _find(root: Path, pattern: str) -> list[Path]:
     return hits
 
 
-CORPORA: Registry[Callable[[Path, dict], tuple[dict, dict]]] = Registry("corpus kind")
+CORPORA: Registry[Callable[[Path, CorpusSpec], tuple[dict, dict]]] = Registry("corpus kind")
 corpus = CORPORA.register
 
 
 @corpus("stsb")
-def load_stsb(root: Path, spec: dict) -> tuple[dict, dict]:
+def load_stsb(root: Path, spec: CorpusSpec) -> tuple[dict, dict]:
     splits, meta = {}, {"files": {}, "skipped": []}
     for split in ("train", "dev", "test"):
         files = _find(root, f"sts-{split}.csv")
         if not files:
             raise DataError(f"{root}: no sts-{split}.csv (expected the STS Benchmark's sts-*.csv files)")
-        parsed = parse_stsb_file(files[0], spec.get("on_bad_row", "error"))
+        parsed = parse_stsb_file(files[0], spec.on_bad_row)
         n_seen = len(parsed.rows) + len(parsed.skipped)
-        if spec.get("verify_rows", True) and n_seen != STSB_ROWS[split]:
+        if spec.verify_rows and n_seen != STSB_ROWS[split]:
             raise DataError(
                 f"{files[0]}: {n_seen} rows, the canonical STS-B {split} split has {STSB_ROWS[split]} "
                 "(set verify_rows: false for a different release)"
@@ -44,13 +45,13 @@ def load_stsb(root: Path, spec: dict) -> tuple[dict, dict]:
 
 
 @corpus("genericskb")
-def load_genericskb(root: Path, spec: dict) -> tuple[dict, dict]:
-    files = _find(root, spec.get("files", "*.t[sx][vt]"))
+def load_genericskb(root: Path, spec: CorpusSpec) -> tuple[dict, dict]:
+    files = _find(root, spec.files or "*.t[sx][vt]")
     if not files:
         raise DataError(f"{root}: no GenericsKB files (*.tsv / *.txt)")
     seen, rows, meta = set(), [], {"files": {}, "skipped": []}
     for p in files:
-        parsed = parse_genericskb_file(p, spec.get("on_bad_row", "error"))
+        parsed = parse_genericskb_file(p, spec.on_bad_row)
         meta["files"][p.name] = {
             "path": str(p),
             "md5": hashlib.md5(p.read_bytes()).hexdigest(),
@@ -62,23 +63,23 @@ def load_genericskb(root: Path, spec: dict) -> tuple[dict, dict]:
                 seen.add(r["sentence"])
                 rows.append(r)
     meta["distinct_sentences"] = len(rows)
-    limit = spec.get("max_rows")
+    limit = spec.max_rows
     if limit and len(rows) < limit:
         raise DataError(f"{root}: {len(rows)} distinct sentences, fewer than max_rows={limit}")
     return {"train": rows[:limit] if limit else rows}, meta
 
 
 @corpus("snli")
-def load_snli(root: Path, spec: dict) -> tuple[dict, dict]:
+def load_snli(root: Path, spec: CorpusSpec) -> tuple[dict, dict]:
     splits, meta = {}, {"files": {}, "skipped": [], "no_gold_label": {}}
-    files = _find(root, spec.get("files", "snli*.csv"))
+    files = _find(root, spec.files or "snli*.csv")
     if not files:
         files = _find(root, "snli_1.0_*.txt")  # the canonical archive
     if not files:
         raise DataError(f"{root}: no snli*.csv or snli_1.0_*.txt file")
     for p in files:
         split = next((s for s in ("train", "dev", "test") if s in p.stem), p.stem)
-        parsed, no_gold = parse_snli_file(p, spec.get("on_bad_row", "error"))
+        parsed, no_gold = parse_snli_file(p, spec.on_bad_row)
         splits[split] = parsed.rows
         meta["files"][split] = {"path": str(p), "md5": hashlib.md5(p.read_bytes()).hexdigest()}
         meta["skipped"] += parsed.skipped

@@ -6,10 +6,12 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..artifacts import now_iso, read_json, texts_sha256, write_json
+from ..params import CorpusSpec
 from .errors import DataError
 from .kinds import CORPORA
 from .sources import fetch_first
@@ -22,25 +24,27 @@ def limit_rows(splits: dict, limits: dict) -> dict:
     return {s: rows[: limits[s]] if limits.get(s) else rows for s, rows in splits.items()}
 
 
-def prepare(name: str, spec: dict, out_path: str | os.PathLike) -> dict:
-    """Fetch, parse, verify and normalise one corpus into ``out_path`` (JSON, written atomically)."""
-    kind = spec.get("kind", name)
+def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.PathLike) -> dict:
+    """Fetch, parse, verify and normalise one corpus into ``out_path`` (JSON, written atomically). ``spec`` is
+    the ``data`` entry; a partial mapping gets the schema's defaults. Its kind is its name unless it says."""
+    spec = CorpusSpec.of(spec)
+    kind = spec.kind or name
     if kind not in CORPORA:
         raise DataError(CORPORA.unknown(kind, f"data.{name}.kind"))
     with tempfile.TemporaryDirectory(prefix=f".{name}.work-", dir=Path(out_path).parent) as work:
         try:
-            root, used = fetch_first(spec["source"], Path(work), kind)
+            root, used = fetch_first(spec.source, Path(work), kind)
             splits, meta = CORPORA[kind](root, spec)
         except DataError as e:
             raise DataError(f"corpus {name!r}: {e}") from None
-    splits = limit_rows(splits, spec.get("limit", {}))
+    splits = limit_rows(splits, spec.limit)
     texts = [t for rows in splits.values() for r in rows for t in _texts(r)]
     meta.update(
         kind="corpus",
         corpus=name,
         type=kind,
         source=used,
-        params=spec,
+        params=spec.params(),
         rows={s: len(r) for s, r in splits.items()},
         n_skipped=len(meta["skipped"]),
         texts_sha256=texts_sha256(texts),

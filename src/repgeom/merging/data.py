@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import ArtifactError, now_iso, read_json, texts_sha256, write_json
+from ..params import MergingDataSpec
 from .errors import MergeError
 
 log = logging.getLogger(__name__)
@@ -29,41 +30,43 @@ def eval_ranges(eval_meta: Mapping[str, Any], eval_records: Sequence[Mapping[str
     return out
 
 
-def _split_sizes(spec: Mapping[str, Any]) -> tuple[int, int]:
+def _split_sizes(spec: MergingDataSpec) -> tuple[int, int]:
     """``(windows per family, held-out windows per family)``, refusing lengths or splits that cannot work."""
-    lo_len, hi_len = spec["min_length"], spec["max_length"]
+    lo_len, hi_len = spec.min_length, spec.max_length
     if not 1 <= lo_len <= hi_len:
         raise MergeError(f"merging.data: min_length {lo_len} and max_length {hi_len} must satisfy 1 <= min <= max")
-    n = spec["n_sequences"]
-    n_held = int(round(n * spec["heldout_fraction"]))
+    n = spec.n_sequences
+    n_held = int(round(n * spec.heldout_fraction))
     if n_held < 2 or n - n_held < 2:
         raise MergeError(
-            f"merging.data: {n} windows per family with heldout_fraction {spec['heldout_fraction']} "
+            f"merging.data: {n} windows per family with heldout_fraction {spec.heldout_fraction} "
             f"leave {n - n_held} train and {n_held} held-out windows; each split needs at least 2"
         )
     return n, n_held
 
 
 def training_windows(
-    families: Sequence[str], spec: Mapping[str, Any], avoid: Mapping[str, Sequence[int]]
+    families: Sequence[str], spec: MergingDataSpec | Mapping[str, Any], avoid: Mapping[str, Sequence[int]]
 ) -> list[dict]:
     """Windows of random length from a term-index range disjoint from ``avoid`` (the evaluation windows).
 
     Per family, windows are consecutive and non-overlapping from ``start_offset`` (default: the end of that
     family's evaluation range), lengths drawn uniformly from ``[min_length, max_length]`` with ``data_seed``; a
-    ``heldout_fraction`` of each family's windows, drawn at random, forms the held-out split.
+    ``heldout_fraction`` of each family's windows, drawn at random, forms the held-out split. ``spec`` may be
+    partial (the schema fills the rest).
     """
     from ..sequences import FAMILIES, render
 
-    rng = np.random.default_rng(spec.get("seed", 0))
+    spec = MergingDataSpec.of(spec)
+    rng = np.random.default_rng(spec.seed)
     n, n_held = _split_sizes(spec)
     records = []
     for fam in families:
-        start = spec.get("start_offset")
+        start = spec.start_offset
         ev = avoid.get(fam)
         if start is None:
             start = ev[1] if ev else 0
-        lengths = rng.integers(spec["min_length"], spec["max_length"] + 1, size=n)
+        lengths = rng.integers(spec.min_length, spec.max_length + 1, size=n)
         end = start + int(lengths.sum())
         if ev and start < ev[1] and ev[0] < end:
             raise MergeError(
@@ -75,7 +78,7 @@ def training_windows(
         terms = FAMILIES[fam].terms(end - start, start)
         pos = 0
         for j, L in enumerate(lengths.tolist()):
-            text, n_terms, cut = render(terms[pos : pos + L], spec["max_chars"])
+            text, n_terms, cut = render(terms[pos : pos + L], spec.max_chars)
             records.append(
                 {
                     "id": f"{fam}_train_{j:03d}",
@@ -92,10 +95,13 @@ def training_windows(
     return records
 
 
-def write_training_data(eval_path: str | os.PathLike, spec: Mapping[str, Any], out_path: str | os.PathLike) -> dict:
+def write_training_data(
+    eval_path: str | os.PathLike, spec: MergingDataSpec | Mapping[str, Any], out_path: str | os.PathLike
+) -> dict:
     """The fine-tuning data beside its evaluation set: ``{"meta", "records"}`` with a ``split`` per record."""
     from ..sequences import load_dataset
 
+    spec = MergingDataSpec.of(spec)
     eval_meta, eval_records = load_dataset(eval_path)
     families = list(eval_meta["families"])
     ranges = eval_ranges(eval_meta, eval_records)
@@ -111,7 +117,7 @@ def write_training_data(eval_path: str | os.PathLike, spec: Mapping[str, Any], o
     meta = {
         "kind": "merging-data",
         "families": families,
-        "params": dict(spec),
+        "params": spec.params(),
         "n": len(records),
         "counts": counts,
         "eval_dataset": eval_meta["dataset"],
@@ -119,7 +125,7 @@ def write_training_data(eval_path: str | os.PathLike, spec: Mapping[str, Any], o
         "eval_term_ranges": ranges,
         "train_term_ranges": train_ranges,
         "split": (
-            f"per family, {spec['n_sequences']} consecutive windows of {spec['min_length']}-{spec['max_length']} "
+            f"per family, {spec.n_sequences} consecutive windows of {spec.min_length}-{spec.max_length} "
             f"terms from the term-index range after the evaluation windows ({eval_meta['dataset']}: "
             f"{eval_meta['params']['length']} terms each); {counts['heldout']} windows drawn at random are "
             f"held out, {counts['train']} train the adapters; the evaluation set is the spine's dataset"

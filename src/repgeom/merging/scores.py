@@ -18,6 +18,7 @@ import numpy as np
 from ..artifacts import ArtifactError, library_versions, read_h5, read_json, write_h5, write_json
 from ..corpora import stsb_pairs
 from ..metrics import cluster_metrics, correlations
+from ..params import MergingScoresParams
 from ..sequences import load_dataset
 from .data import load_training_data
 
@@ -58,21 +59,18 @@ def score_one(
     eval_set: tuple[list[str], list[str]],
     held_set: tuple[list[str], list[str]],
     sts: Mapping[str, Any],
-    sts_split: str,
-    batch_size: int,
-    device: str,
-    mkw: Mapping[str, Any],
+    params: MergingScoresParams,
     run: str,
     progress: bool,
 ) -> tuple[dict, np.ndarray]:
     """Embed the evaluation set, the held-out split and the STS sentences with one model folder; returns its
-    scores and the evaluation set's embeddings. ``eval_set``/``held_set`` = (texts, labels); ``mkw`` are
-    :func:`~repgeom.metrics.cluster_metrics`' keywords."""
+    scores and the evaluation set's embeddings. ``eval_set``/``held_set`` = (texts, labels)."""
     from ..embeddings import load_runtime
 
     t0 = time.time()
-    rt = load_runtime(folder, {"runtime": "sentence-transformers", "device": device})
+    rt = load_runtime(folder, params.embed)
     t_load = time.time() - t0
+    batch_size, mkw = params.embed.batch_size, params.metrics.cluster_kwargs()
     X = rt.encode(eval_set[0], batch_size, progress=False)
     H = rt.encode(held_set[0], batch_size, progress=False)
     S = rt.encode(sts["sentences"], batch_size, progress=progress)
@@ -85,7 +83,7 @@ def score_one(
         "fingerprint": rt.manifest["fingerprint"],
         "eval": cluster_metrics(X, eval_set[1], **mkw),
         "heldout": cluster_metrics(H, held_set[1], **mkw),
-        "sts": {"split": sts_split, "n_pairs": sts["n_pairs"], "pearson": pearson, "spearman": spearman},
+        "sts": {"split": params.sts_split, "n_pairs": sts["n_pairs"], "pearson": pearson, "spearman": spearman},
         "seconds": {"load": round(t_load, 2), "total": round(time.time() - t0, 2)},
     }
     log.info(
@@ -94,7 +92,7 @@ def score_one(
         recipe["name"],
         res["eval"]["silhouette_true"],
         res["heldout"]["silhouette_true"],
-        sts_split,
+        params.sts_split,
         spearman,
         res["seconds"]["total"],
     )
@@ -109,34 +107,22 @@ def score_variants(
     corpus_path: str | os.PathLike,
     out_h5: str | os.PathLike,
     run: str,
-    sts_split: str = "dev",
-    sts_max_pairs: int | None = None,
-    batch_size: int = 64,
-    device: str = "auto",
-    metrics: Mapping[str, Any],
-    seed: int = 0,
+    params: MergingScoresParams,
     progress: bool = True,
 ) -> dict:
     """Embed the evaluation set, the held-out split and the STS pairs with every variant and score them.
 
     ``folders`` = [(recipe, model folder)]. Returns every score; writes ``out_h5`` (the evaluation set's
-    embeddings per variant, for the t-SNE maps). ``seed`` seeds KMeans and the bootstrap.
+    embeddings per variant, for the t-SNE maps).
     """
     eval_meta, eval_records = load_dataset(eval_path)
     dmeta, drecords = load_training_data(data_path)
     if dmeta["eval_texts_sha256"] != eval_meta["texts_sha256"]:
         raise ArtifactError(f"{data_path}: made beside another evaluation set than {eval_path}; rerun merging_data")
     held = [r for r in drecords if r["split"] == "heldout"]
-    sts = sts_inputs(corpus_path, sts_split, sts_max_pairs)
+    sts = sts_inputs(corpus_path, params.sts_split, params.sts_max_pairs)
     eval_set = ([r["text"] for r in eval_records], [r["family"] for r in eval_records])
     held_set = ([r["text"] for r in held], [r["family"] for r in held])
-    mkw = {
-        "n_init": metrics["kmeans_n_init"],
-        "seed": seed,
-        "bootstrap": metrics["bootstrap"],
-        "ci": metrics["ci"],
-        "metric": metrics["silhouette_metric"],
-    }
     out, eval_emb = [], []
     t_all = time.time()
     for recipe, folder in folders:
@@ -146,10 +132,7 @@ def score_variants(
             eval_set=eval_set,
             held_set=held_set,
             sts=sts,
-            sts_split=sts_split,
-            batch_size=batch_size,
-            device=device,
-            mkw=mkw,
+            params=params,
             run=run,
             progress=progress,
         )
@@ -190,9 +173,16 @@ def load_eval_embeddings(path: str | os.PathLike, expect: Mapping[str, Any] | No
     return {n: data["embeddings"][i] for i, n in enumerate(names)}, [str(x) for x in data["labels"]]
 
 
-def scores_for_run(run: str, models: str | os.PathLike, **kw: Any) -> dict:
+def scores_for_run(
+    run: str,
+    models: str | os.PathLike,
+    *,
+    out_json: str | os.PathLike,
+    **kw: Any,
+) -> dict:
     """Score the base model (``run`` = "base", ``models`` = its prepared folder) or every variant folder of one
-    seed (``run`` = "seed_N", ``models`` = the variants folder), in the order the variants were built."""
+    seed (``run`` = "seed_N", ``models`` = the variants folder), in the order the variants were built; ``kw`` are
+    :func:`score_variants`' keywords. Writes ``out_json``."""
     models = Path(models)
     if run == "base":
         folders = [(base_recipe(), models)]
@@ -201,7 +191,6 @@ def scores_for_run(run: str, models: str | os.PathLike, **kw: Any) -> dict:
         order = [line.split("\t")[0] for line in (models / "variants.tsv").read_text().splitlines()[1:]]
         folders = [(read_json(models / v / "recipe.json"), models / v) for v in order]
         seed = int(run.split("_", 1)[1])
-    out_json = kw.pop("out_json")
     blob = score_variants(folders, run=run, **kw)
     blob["seed"] = seed
     write_json(out_json, blob)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..artifacts import ArtifactError, atomic_dir, library_versions, now_iso, read_json
 from ..devices import pick_device
+from ..params import LoraParams, LoraTrain, MergingTrainParams
 from .data import load_training_data
 from .errors import MergeError
 from .model import load_base, set_transformer_module, transformer_module
@@ -54,29 +55,29 @@ def _import_training_stack() -> None:
     from sentence_transformers.sentence_transformer import trainer, training_args  # noqa: F401
 
 
-def checkpoint_steps(train: Mapping[str, Any]) -> tuple[int, int, list[int]]:
+def checkpoint_steps(train: LoraTrain) -> tuple[int, int, list[int]]:
     """``(steps, checkpoint_every, the steps a checkpoint is saved at)``; the final step always is one."""
-    steps, every = int(train["steps"]), int(train["checkpoint_every"])
+    steps, every = int(train.steps), int(train.checkpoint_every)
     if every <= 0 or steps <= 0:
         raise MergeError("merging.train: steps and checkpoint_every must be positive")
     return steps, every, sorted({s for s in range(every, steps + 1, every)} | {steps})
 
 
-def attach_lora(model: Any, lora: Mapping[str, Any]) -> Any:
+def attach_lora(model: Any, lora: LoraParams) -> Any:
     """Wrap the model's transformer in a fresh LoRA adapter (PEFT), in place; returns the PEFT model."""
     from peft import LoraConfig, get_peft_model
 
     cfg = LoraConfig(
-        r=int(lora["r"]),
-        lora_alpha=float(lora["alpha"]),
-        lora_dropout=float(lora["dropout"]),
-        target_modules=list(lora["target_modules"]),
+        r=int(lora.r),
+        lora_alpha=float(lora.alpha),
+        lora_dropout=float(lora.dropout),
+        target_modules=list(lora.target_modules),
         bias="none",
     )
     try:
         peft_model = get_peft_model(transformer_module(model), cfg)
     except ValueError as e:
-        raise MergeError(f"merging.lora.target_modules = {list(lora['target_modules'])}: {e}") from None
+        raise MergeError(f"merging.lora.target_modules = {list(lora.target_modules)}: {e}") from None
     set_transformer_module(model, peft_model)
     return peft_model
 
@@ -109,7 +110,7 @@ def _checkpoint_callback(
 
 
 def _training_args(
-    stage: Path, train: Mapping[str, Any], *, steps: int, every: int, seed: int, device: str, progress: bool
+    stage: Path, train: LoraTrain, *, steps: int, every: int, seed: int, device: str, progress: bool
 ) -> Any:
     """The trainer's arguments: batches grouped by label (the triplet losses need several per family), no
     checkpoints of its own (the callback saves the adapters), no reports."""
@@ -121,11 +122,11 @@ def _training_args(
     return SentenceTransformerTrainingArguments(
         output_dir=str(stage / ".trainer"),
         max_steps=steps,
-        per_device_train_batch_size=int(train["batch_size"]),
-        learning_rate=float(train["lr"]),
-        warmup_steps=int(train.get("warmup_steps", 0)),
-        weight_decay=float(train.get("weight_decay", 0.0)),
-        lr_scheduler_type=train.get("scheduler", "linear"),
+        per_device_train_batch_size=int(train.batch_size),
+        learning_rate=float(train.lr),
+        warmup_steps=int(train.warmup_steps),
+        weight_decay=float(train.weight_decay),
+        lr_scheduler_type=train.scheduler,
         seed=seed,
         data_seed=seed,
         batch_sampler=BatchSamplers.GROUP_BY_LABEL,
@@ -151,8 +152,7 @@ def _adapter_recipe(
     n_rows: int,
     *,
     seed: int,
-    lora: Mapping[str, Any],
-    train: Mapping[str, Any],
+    params: MergingTrainParams,
     device: str,
     save_at: Sequence[int],
     counts: tuple[int, int],
@@ -162,14 +162,14 @@ def _adapter_recipe(
     """The adapters folder's ``recipe.json``: every parameter, the data's and base model's hashes, timings."""
     import torch
 
-    steps = int(train["steps"])
+    steps = int(params.train.steps)
     return {
         "kind": "lora-adapters",
         "model": manifest["name"],
         "base_fingerprint": manifest["fingerprint"],
         "seed": seed,
-        "lora": dict(lora),
-        "train": dict(train),
+        "lora": params.lora.params(),
+        "train": params.train.params(),
         "device": device,
         "data_sha256": meta["texts_sha256"],
         "n_train": n_rows,
@@ -205,9 +205,7 @@ def train_lora(
     out_dir: str | os.PathLike,
     *,
     seed: int,
-    lora: Mapping[str, Any],
-    train: Mapping[str, Any],
-    device: str = "auto",
+    params: MergingTrainParams,
     progress: bool = True,
 ) -> dict:
     """Fine-tune one LoRA adapter and save it every ``checkpoint_every`` steps (PEFT adapter folders).
@@ -223,7 +221,8 @@ def train_lora(
     meta, records = load_training_data(data_path)
     rows = [r for r in records if r["split"] == "train"]
     labels = {f: i for i, f in enumerate(meta["families"])}
-    dev = pick_device(device)
+    lora, train = params.lora, params.train
+    dev = pick_device(params.device)
     steps, every, save_at = checkpoint_steps(train)
     transformers.set_seed(seed)
     model, manifest = load_base(model_dir, dev)
@@ -231,9 +230,9 @@ def train_lora(
     n_train, n_all = parameter_counts(peft_model)
     log.info(
         "LoRA r=%s alpha=%s on %s: %d trainable of %d parameters (%.2f%%), %d steps, checkpoints at %s, device %s",
-        lora["r"],
-        lora["alpha"],
-        list(lora["target_modules"]),
+        lora.r,
+        lora.alpha,
+        list(lora.target_modules),
         n_train,
         n_all,
         100 * n_train / n_all,
@@ -250,7 +249,7 @@ def train_lora(
             model=model,
             args=args,
             train_dataset=ds,
-            loss=triplet_loss(train["loss"], model, train.get("margin")),
+            loss=triplet_loss(train.loss, model, train.margin),
             callbacks=[_checkpoint_callback(peft_model, stage, save_at, history, t_start)],
         )
         t0 = time.time()
@@ -263,8 +262,7 @@ def train_lora(
             meta,
             len(rows),
             seed=seed,
-            lora=lora,
-            train=train,
+            params=params,
             device=dev,
             save_at=save_at,
             counts=(n_train, n_all),

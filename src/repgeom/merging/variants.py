@@ -20,9 +20,9 @@ from typing import Any
 
 from ..artifacts import atomic_dir, now_iso
 from ..models import MANIFEST, files_sha256, fingerprint
+from ..params import MergingVariantsParams, VariantGrid
 from .methods import METHODS
 from .methods.lora_merge import merged_state
-from .methods.slerp import SLERP_THRESHOLD
 from .methods.soup import average
 from .model import load_base, transformer_module
 from .placement import geometry
@@ -31,7 +31,7 @@ from .training import load_adapters
 log = logging.getLogger(__name__)
 
 
-def variant_plan(variants: Mapping[str, Any], checkpoints: Sequence[str], partner: str | None) -> list[dict]:
+def variant_plan(variants: VariantGrid, checkpoints: Sequence[str], partner: str | None) -> list[dict]:
     """The recipes of one seed's variants, in table order; ``partner`` is the seed whose task vector the
     between-seeds merges combine with this one's (None with a single seed: those variants are left out)."""
     final, mid = checkpoints[-1], checkpoints[max(0, len(checkpoints) // 2 - 1)]
@@ -49,7 +49,7 @@ def variant_plan(variants: Mapping[str, Any], checkpoints: Sequence[str], partne
             "what": f"uniform average of the merged weights of {len(checkpoints)} checkpoints",
         },
     ]
-    for t in variants["linear_t"]:
+    for t in variants.linear_t:
         plan.append(
             {
                 "name": f"linear_{t:g}",
@@ -58,7 +58,7 @@ def variant_plan(variants: Mapping[str, Any], checkpoints: Sequence[str], partne
                 "what": f"(1 − t)·base + t·final, t = {t:g} (the control line)",
             }
         )
-    for t in variants["slerp_t"]:
+    for t in variants.slerp_t:
         plan.append(
             {
                 "name": f"slerp_{t:g}",
@@ -67,7 +67,7 @@ def variant_plan(variants: Mapping[str, Any], checkpoints: Sequence[str], partne
                 "what": f"SLERP base → final per tensor, t = {t:g}",
             }
         )
-    t = float(variants["task_vector_t"])
+    t = float(variants.task_vector_t)
     if len(checkpoints) >= 2 and mid != final:
         for how in ("slerp", "linear"):
             plan.append(
@@ -157,12 +157,12 @@ def build_variants(
     adapters_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    variants: Mapping[str, Any],
+    params: MergingVariantsParams,
     seed: int,
     partner_dir: str | os.PathLike | None = None,
-    partner_seed: int | None = None,
 ) -> list[dict]:
-    """Build every variant of one seed as a loadable model folder under ``out_dir/{variant}/``.
+    """Build every variant of one seed as a loadable model folder under ``out_dir/{variant}/``; ``partner_dir``
+    holds the adapters of seed ``params.partner`` (the between-seeds merges).
 
     Also writes ``out_dir/variants.tsv``: one row per variant with its recipe and geometry.
     """
@@ -174,12 +174,12 @@ def build_variants(
     own = load_adapters(adapters_dir, manifest["fingerprint"])
     ckpts = own["checkpoints"]
     states = _merged_checkpoints(base_module, adapters_dir, ckpts, partner_dir, manifest["fingerprint"])
-    partner = None if partner_dir is None else f"seed {partner_seed}"
+    partner = None if partner_dir is None else f"seed {params.partner}"
     final = states[("self", ckpts[-1])]
-    threshold = float(variants.get("slerp_threshold", SLERP_THRESHOLD))
+    threshold = float(params.variants.slerp_threshold)
     rows = []
     with atomic_dir(out_dir) as stage:
-        for recipe in variant_plan(variants, ckpts, partner):
+        for recipe in variant_plan(params.variants, ckpts, partner):
             t0 = time.time()
             state, stats = variant_state(recipe, base, states, final, threshold)
             recipe = {

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..artifacts import ArtifactError, atomic_path, now_iso
 from ..devices import pick_device
+from ..params import StsAutoencoderParams
 from .data import load_latents
 from .errors import STSError
 from .nets import build_modules, layer_widths, loss_fn, set_standardisation
@@ -113,12 +114,9 @@ def train_autoencoders(
     shard_dir: str | os.PathLike,
     *,
     position: str,
-    seeds: Sequence[int],
-    train: Mapping[str, Any],
+    params: StsAutoencoderParams,
     loss: str,
     out_path: str | os.PathLike,
-    layers: Sequence[int] | None = None,
-    device: str = "auto",
     progress: bool = True,
     model: str = "",
     provenance: Mapping[str, Any] | None = None,
@@ -126,21 +124,22 @@ def train_autoencoders(
     """Pretrain the layerwise autoencoders for every seed and save them (torch file, written atomically)."""
     import torch
 
-    got, _, X = load_latents(shard_dir, position, layers)
-    widths = layer_widths(len(got), train["bottleneck"], train.get("bottleneck_late"))
+    train = params.train
+    got, _, X = load_latents(shard_dir, position, train.layers or None)
+    widths = layer_widths(len(got), train.bottleneck, train.bottleneck_late)
     states, curves = {}, {}
     t0 = time.time()
-    for seed in seeds:
+    for seed in params.seeds:
         st, cv = pretrain_autoencoders(
             X,
             widths=widths,
-            activation=train["activation"],
+            activation=train.activation,
             loss=loss,
-            epochs=train["ae_epochs"],
-            lr=train["ae_lr"],
-            batch_size=train["ae_batch_size"],
+            epochs=train.ae_epochs,
+            lr=train.ae_lr,
+            batch_size=train.ae_batch_size,
             seed=int(seed),
-            device=device,
+            device=params.device,
             progress=progress,
         )
         states[str(seed)], curves[str(seed)] = st, cv

@@ -36,7 +36,7 @@ def cosine_latents(job: Job) -> np.ndarray:
     """The latents whose cosines the ``best_layer`` and ``mlp`` heads use: with ``standardize: true``, standardised
     per layer and dimension with train-split statistics, which removes the few huge outlier dimensions of the
     residual stream that make raw cosines all close to 1."""
-    return standardised(job.X, job.train_rows()) if job.variant.get("standardize") else job.X
+    return standardised(job.X, job.train_rows()) if job.variant.standardize else job.X
 
 
 @HEADS.register("best_layer")
@@ -71,10 +71,8 @@ def mlp(job: Job) -> dict:
     hp = job.hp
 
     def train_one(seed: int) -> tuple[dict, dict]:
-        net = cosine_head(tabs["train"].shape[2], hp["head_hidden"]).to(dev)
-        run = _fit(
-            net, tabs, idx, idx, job, seed, dev, epochs=hp["mlp_epochs"], lr=hp["mlp_lr"], patience="mlp_patience"
-        )
+        net = cosine_head(tabs["train"].shape[2], hp.head_hidden).to(dev)
+        run = _fit(net, tabs, idx, idx, job, seed, dev, epochs=hp.mlp_epochs, lr=hp.mlp_lr, patience="mlp_patience")
         return run, {}
 
     return {"runs": seed_runs(job, train_one)}
@@ -89,18 +87,18 @@ def siamese(job: Job) -> dict:
     dev = torch.device(pick_device(job.device))
     Xt = torch.from_numpy(job.X)
     hp, (L, _, d) = job.hp, job.X.shape
-    pretrain = PRETRAIN[job.variant.get("pretrain", "none")]
+    pretrain = PRETRAIN.get_or_raise(job.variant.pretrain, f"sts.variants.{job.name}.pretrain")
     tabs = dict.fromkeys(SPLITS, Xt)
     r1 = {s: job.rows[s][0] for s in SPLITS}
     r2 = {s: job.rows[s][1] for s in SPLITS}
 
     def train_one(seed: int) -> tuple[dict, dict]:
-        widths = layer_widths(L, hp["bottleneck"], hp.get("bottleneck_late"))
-        net = build_modules(d, widths, hp["activation"], hp["head_hidden"])
+        widths = layer_widths(L, hp.bottleneck, hp.bottleneck_late)
+        net = build_modules(d, widths, hp.activation, hp.head_hidden)
         set_standardisation(net, job.X, job.train_rows())
         extra = pretrain(net, job, seed, dev)
         net.to(dev)
-        run = _fit(net, tabs, r1, r2, job, seed, dev, epochs=hp["epochs"], lr=hp["lr"], patience="patience")
+        run = _fit(net, tabs, r1, r2, job, seed, dev, epochs=hp.epochs, lr=hp.lr, patience="patience")
         return run, extra
 
     return {"runs": seed_runs(job, train_one)}
@@ -121,15 +119,15 @@ def _fit(net, tabs: Mapping, r1: Mapping, r2: Mapping, job: Job, seed: int, dev,
         r2["train"],
         pairs["train"]["y"],
         params=net.parameters(),
-        loss=hp["loss"],
+        loss=hp.loss,
         epochs=epochs,
         lr=lr,
-        weight_decay=hp["weight_decay"],
-        batch_size=hp["batch_size"],
+        weight_decay=hp.weight_decay,
+        batch_size=hp.batch_size,
         seed=seed,
         dev=dev,
         evaluate=evaluate,
-        patience=hp.get(patience),
+        patience=getattr(hp, patience),
         progress=job.progress,
         desc=job.desc(seed),
     )
@@ -145,7 +143,7 @@ def seed_runs(job: Job, train_one: Callable[[int], tuple[dict, dict]]) -> list[d
         ts = time.time()
         with deterministic(int(seed)):
             run, extra = train_one(int(seed))
-            if job.hp["loss"] == "logvar":
+            if job.hp.loss == "logvar":
                 extra["calibration"] = calibrate(run["preds"], job.pairs["train"]["y"])
         runs.append(_scored(job, int(seed), run, extra, ts))
     return runs

@@ -6,14 +6,13 @@ Every head and pretraining kind (:mod:`.heads`, :mod:`.pretrain`) takes a :class
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-#: variant keys that describe the variant rather than override a hyper-parameter
-SPEC_KEYS = ("head", "pretrain", "ae_loss", "description", "standardize")
+from ..params import StsTrain, StsVariant
 
 
 @dataclass
@@ -21,8 +20,8 @@ class Job:
     """What one variant's runs share. ``X`` is (n_layers, N, d); ``rows[split]`` the two row arrays of its pairs."""
 
     name: str
-    variant: Mapping[str, Any]
-    hp: dict
+    variant: StsVariant
+    hp: StsTrain  # the variant's own overrides applied
     pairs: dict
     rows: dict
     layers: list[int]
@@ -43,8 +42,3 @@ class Job:
     def train_rows(self) -> np.ndarray:
         """Every row the train pairs use (both sides; the statistics of standardisation come from these)."""
         return np.concatenate(self.rows["train"])
-
-
-def hyper_parameters(train: Mapping[str, Any], variant: Mapping[str, Any]) -> dict:
-    """The shared ``train`` hyper-parameters with the variant's own keys overriding them."""
-    return {**train, **{k: v for k, v in variant.items() if k not in SPEC_KEYS}}
