@@ -32,7 +32,8 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
-    from repgeom.config import load_yaml, merging_models, validate_config
+    from repgeom.config import load_yaml, validate_config
+    from repgeom.stages import merging_models
 
     cfg = validate_config(load_yaml(a.configfile))
     models = merging_models(cfg)

@@ -101,7 +101,7 @@ def test_summary_tables_have_paper_columns_first():
 
 
 def test_dbi_parts_reproduce_sklearn():
-    from repgeom.metrics import _dbi_from_parts
+    from repgeom.metrics.clusters import _dbi_from_parts
 
     X, y = blobs(spread=1.0)
     cents = {g: X[y == g].mean(axis=0) for g in np.unique(y)}

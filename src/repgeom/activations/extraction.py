@@ -242,6 +242,8 @@ def extract(
 
     Returns a summary: model, n, n_layers_total, layers (written), positions, d, n_truncated, device,
     dtype, store_dtype, seconds (all), load_seconds, encode_seconds, texts_per_second, files.
+
+    (Long only in its keyword list and this docstring; each step is a helper above.)
     """
     t0 = time.time()
     texts, ids, ids_bytes, positions = _check_arguments(texts, ids, positions, store_dtype, compression, padding_side)

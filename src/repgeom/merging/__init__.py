@@ -62,6 +62,7 @@ _EXPORTS = {
     "eval_ranges": "data",
     "training_windows": "data",
     "write_training_data": "data",
+    "data_problems": "data",
     "load_training_data": "data",
     "load_base": "model",
     "transformer_module": "model",

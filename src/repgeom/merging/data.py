@@ -30,19 +30,31 @@ def eval_ranges(eval_meta: Mapping[str, Any], eval_records: Sequence[Mapping[str
     return out
 
 
-def _split_sizes(spec: MergingDataSpec) -> tuple[int, int]:
-    """``(windows per family, held-out windows per family)``, refusing lengths or splits that cannot work."""
-    lo_len, hi_len = spec.min_length, spec.max_length
-    if not 1 <= lo_len <= hi_len:
-        raise MergeError(f"merging.data: min_length {lo_len} and max_length {hi_len} must satisfy 1 <= min <= max")
+def data_problems(spec: MergingDataSpec) -> list[str]:
+    """What makes ``merging.data`` unusable (window lengths, a split too small), each naming its config key; the
+    config validator reports them before any job, the stage refuses them when called directly."""
+    problems = []
+    if not 1 <= spec.min_length <= spec.max_length:
+        problems.append(
+            f"config key 'merging.data.min_length' = {spec.min_length}: must satisfy 1 <= min_length <= "
+            f"merging.data.max_length = {spec.max_length}"
+        )
     n = spec.n_sequences
     n_held = int(round(n * spec.heldout_fraction))
     if n_held < 2 or n - n_held < 2:
-        raise MergeError(
-            f"merging.data: {n} windows per family with heldout_fraction {spec.heldout_fraction} "
-            f"leave {n - n_held} train and {n_held} held-out windows; each split needs at least 2"
+        problems.append(
+            f"config key 'merging.data.heldout_fraction' = {spec.heldout_fraction}: with n_sequences {n} it "
+            f"leaves {n - n_held} train and {n_held} held-out windows per family; each split needs at least 2"
         )
-    return n, n_held
+    return problems
+
+
+def _split_sizes(spec: MergingDataSpec) -> tuple[int, int]:
+    """``(windows per family, held-out windows per family)``, refusing lengths or splits that cannot work."""
+    problems = data_problems(spec)
+    if problems:
+        raise MergeError("; ".join(problems))
+    return spec.n_sequences, int(round(spec.n_sequences * spec.heldout_fraction))
 
 
 def training_windows(

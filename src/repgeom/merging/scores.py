@@ -152,18 +152,31 @@ def score_variants(
         "seconds": round(time.time() - t_all, 2),
         "versions": library_versions(),
     }
+    write_eval_embeddings(out_h5, run, [r["variant"] for r in out], eval_emb, eval_meta, eval_records)
+    return blob
+
+
+def write_eval_embeddings(
+    path: str | os.PathLike,
+    run: str,
+    variants: Sequence[str],
+    embeddings: Sequence[np.ndarray],
+    eval_meta: Mapping[str, Any],
+    eval_records: Sequence[Mapping[str, Any]],
+) -> None:
+    """The evaluation set's embeddings of every variant of a run (for the t-SNE maps), read back by
+    :func:`load_eval_embeddings`."""
     write_h5(
-        out_h5,
+        path,
         {
-            "embeddings": np.stack(eval_emb).astype(np.float32),
-            "variants": np.array([r["variant"] for r in out], dtype=object),
+            "embeddings": np.stack(embeddings).astype(np.float32),
+            "variants": np.array(list(variants), dtype=object),
             "ids": np.array([r["id"] for r in eval_records], dtype=object),
-            "labels": np.array(eval_set[1], dtype=object),
+            "labels": np.array([r["family"] for r in eval_records], dtype=object),
         },
         {"kind": "merging-embeddings", "run": run, "texts_sha256": eval_meta["texts_sha256"]},
         checksum=("embeddings",),
     )
-    return blob
 
 
 def load_eval_embeddings(path: str | os.PathLike, expect: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:

@@ -199,6 +199,17 @@ def _finish_stage(stage: Path, save_at: Sequence[int], history: list[dict]) -> N
     )
 
 
+def _run_trainer(model: Any, args: Any, dataset: Any, loss: Any, callback: Any) -> float:
+    """Train with sentence-transformers' trainer; returns the seconds it took."""
+    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[callback])
+    t0 = time.time()
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss dicts: into the job's log
+        trainer.train()
+    return time.time() - t0
+
+
 def train_lora(
     model_dir: str | os.PathLike,
     data_path: str | os.PathLike,
@@ -216,7 +227,6 @@ def train_lora(
     _import_training_stack()
     import transformers
     from datasets import Dataset
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 
     meta, records = load_training_data(data_path)
     rows = [r for r in records if r["split"] == "train"]
@@ -230,32 +240,16 @@ def train_lora(
     n_train, n_all = parameter_counts(peft_model)
     log.info(
         "LoRA r=%s alpha=%s on %s: %d trainable of %d parameters (%.2f%%), %d steps, checkpoints at %s, device %s",
-        lora.r,
-        lora.alpha,
-        list(lora.target_modules),
-        n_train,
-        n_all,
-        100 * n_train / n_all,
-        steps,
-        save_at,
-        dev,
+        *(lora.r, lora.alpha, list(lora.target_modules), n_train, n_all, 100 * n_train / n_all),
+        *(steps, save_at, dev),
     )
     ds = Dataset.from_dict({"text": [r["text"] for r in rows], "label": [labels[r["family"]] for r in rows]})
     history: list[dict] = []
     t_start = time.time()
     with atomic_dir(out_dir) as stage:
         args = _training_args(stage, train, steps=steps, every=every, seed=seed, device=dev, progress=progress)
-        trainer = SentenceTransformerTrainer(
-            model=model,
-            args=args,
-            train_dataset=ds,
-            loss=triplet_loss(train.loss, model, train.margin),
-            callbacks=[_checkpoint_callback(peft_model, stage, save_at, history, t_start)],
-        )
-        t0 = time.time()
-        with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss dicts: into the job's log
-            trainer.train()
-        seconds = time.time() - t0
+        callback = _checkpoint_callback(peft_model, stage, save_at, history, t_start)
+        seconds = _run_trainer(model, args, ds, triplet_loss(train.loss, model, train.margin), callback)
         _finish_stage(stage, save_at, history)
         recipe = _adapter_recipe(
             manifest,

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def variant_plan(variants: VariantGrid, checkpoints: Sequence[str], partner: str | None) -> list[dict]:
     """The recipes of one seed's variants, in table order; ``partner`` is the seed whose task vector the
     between-seeds merges combine with this one's (None with a single seed: those variants are left out)."""
-    final, mid = checkpoints[-1], checkpoints[max(0, len(checkpoints) // 2 - 1)]
+    final = checkpoints[-1]
     plan = [
         {
             "name": "final",
@@ -49,6 +49,14 @@ def variant_plan(variants: VariantGrid, checkpoints: Sequence[str], partner: str
             "what": f"uniform average of the merged weights of {len(checkpoints)} checkpoints",
         },
     ]
+    plan += _interpolations(variants)
+    plan += _task_vector_merges(variants, checkpoints, partner)
+    return plan
+
+
+def _interpolations(variants: VariantGrid) -> list[dict]:
+    """The linear and SLERP interpolations from the base to the final merged adapter, one per ``t``."""
+    plan: list[dict] = []
     for t in variants.linear_t:
         plan.append(
             {
@@ -67,6 +75,13 @@ def variant_plan(variants: VariantGrid, checkpoints: Sequence[str], partner: str
                 "what": f"SLERP base → final per tensor, t = {t:g}",
             }
         )
+    return plan
+
+
+def _task_vector_merges(variants: VariantGrid, checkpoints: Sequence[str], partner: str | None) -> list[dict]:
+    """Merges of two task vectors: a seed's middle and final checkpoints, and (with a partner) two seeds'."""
+    final, mid = checkpoints[-1], checkpoints[max(0, len(checkpoints) // 2 - 1)]
+    plan: list[dict] = []
     t = float(variants.task_vector_t)
     if len(checkpoints) >= 2 and mid != final:
         for how in ("slerp", "linear"):

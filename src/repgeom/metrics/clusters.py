@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 log = logging.getLogger(__name__)
 
+
 SCORES = ("silhouette_true", "dbi_true", "silhouette_kmeans", "dbi_kmeans", "ari", "nmi")
+
+
 #: direction of "better" for each score, used in tables and plots
 HIGHER_IS_BETTER = {
     "silhouette_true": True,
@@ -214,172 +216,3 @@ def cluster_metrics(
         _flag_biased_intervals(res, notes)
     res["notes"] = notes
     return res
-
-
-# ------------------------------------------------------------------ tables
-#: the machine-readable table (TSV): scores with numeric CI bounds
-#: the cluster scores every table holds, with numeric CI bounds
-SCORE_COLUMNS = [
-    *("silhouette_true", "silhouette_true_lo", "silhouette_true_hi"),
-    *("dbi_true", "dbi_true_lo", "dbi_true_hi"),
-    *("silhouette_kmeans", "dbi_kmeans", "ari", "nmi"),
-]
-TSV_COLUMNS = ["model", "n", "d", "k", *SCORE_COLUMNS, "n_truncated", "notes"]
-#: the human table (Markdown): the paper's Table 2 columns first, then the new ones
-MD_COLUMNS = [
-    ("model", "Model"),
-    ("silhouette_true", "Silhouette (true) ↑"),
-    ("dbi_true", "DBI (true) ↓"),
-    ("silhouette_kmeans", "Silhouette (KMeans) ↑"),
-    ("dbi_kmeans", "DBI (KMeans) ↓"),
-    ("silhouette_true_ci", "Silhouette (true) 95% CI"),
-    ("dbi_true_ci", "DBI (true) 95% CI"),
-    ("ari", "ARI ↑"),
-    ("nmi", "NMI ↑"),
-    ("d", "Dim"),
-    ("n_truncated", "Texts truncated"),
-    ("notes", "Notes"),
-]
-
-
-def summary_frame(rows: list[dict]) -> pd.DataFrame:
-    import pandas as pd
-
-    out = []
-    for r in rows:
-        row = {k: r.get(k, math.nan) for k in TSV_COLUMNS}
-        row["notes"] = "; ".join(f"{k}: {v}" for k, v in (r.get("notes") or {}).items())
-        out.append(row)
-    return pd.DataFrame(out, columns=TSV_COLUMNS)
-
-
-def _ci(lo, hi) -> str:
-    try:
-        if math.isnan(lo) or math.isnan(hi):
-            return ""
-    except TypeError:
-        return ""
-    return f"[{lo:.3f}, {hi:.3f}]"
-
-
-def markdown_table(df: pd.DataFrame, ci: float = 0.95) -> str:
-    md = df.copy()
-    for name in ("silhouette_true", "dbi_true"):
-        md[f"{name}_ci"] = [_ci(a, b) for a, b in zip(md[f"{name}_lo"], md[f"{name}_hi"])]
-    cols = [(k, v.replace("95%", f"{ci * 100:g}%")) for k, v in MD_COLUMNS]
-    md = md[[k for k, _ in cols]].rename(columns=dict(cols))
-    return md.to_markdown(index=False, floatfmt=".3f")
-
-
-def write_summary(rows: list[dict], tsv_path: str | os.PathLike, md_path: str | os.PathLike) -> None:
-    from .artifacts import write_text
-
-    df = summary_frame(rows)
-    ci = next((r.get("ci") for r in rows if r.get("ci")), 0.95)
-    write_text(tsv_path, df.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NaN"))
-    write_text(md_path, markdown_table(df, ci) + "\n")
-
-
-# ------------------------------------------------------------------ the layer-by-layer study
-LAYER_COLUMNS = ["model", "layer", "n_blocks", "depth", *SCORE_COLUMNS, "notes"]
-
-
-def layer_metrics(
-    shard_dir: str | os.PathLike,
-    labels: Sequence[str],
-    *,
-    model: str,
-    expect: dict | None = None,
-    n_init: int = 10,
-    seed: int = 0,
-    bootstrap: int = 200,
-    ci: float = 0.95,
-    metric: str = "euclidean",
-    position: str = "last",
-    ids: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Clustering scores of every layer's activations; ``depth`` = layer / n_blocks (0 = embeddings, 1 = last)."""
-    import pandas as pd
-
-    from .activations import iter_layers
-
-    rows = []
-    for layer, X, got_ids, attrs in iter_layers(shard_dir, expect=expect, position=position):
-        if ids is not None and list(got_ids) != list(ids):
-            from .artifacts import ArtifactError
-
-            raise ArtifactError(f"{shard_dir}: layer {layer} rows are not in the dataset's order")
-        n_blocks = int(attrs.get("n_blocks") or attrs.get("n_layers_total") or 0)
-        r = cluster_metrics(X, labels, n_init=n_init, seed=seed, bootstrap=bootstrap, ci=ci, metric=metric)
-        row = {k: r.get(k, math.nan) for k in LAYER_COLUMNS if k in r}
-        row.update(
-            model=model,
-            layer=layer,
-            n_blocks=n_blocks,
-            depth=layer / n_blocks if n_blocks else math.nan,
-            notes="; ".join(f"{k}: {v}" for k, v in r["notes"].items()),
-        )
-        rows.append(row)
-        log.info(
-            "layer %d: silhouette %.3f DBI %.3f ARI %.3f",
-            layer,
-            r["silhouette_true"],
-            r["dbi_true"],
-            r.get("ari", math.nan),
-        )
-    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
-
-
-def best_layer(df: pd.DataFrame, score: str = "silhouette_true") -> int:
-    """The layer with the best score (ties: the shallower one)."""
-    col = df[score].astype(float)
-    if col.isna().all():
-        raise MetricError(f"no layer has a finite {score}")
-    best = col.idxmax() if HIGHER_IS_BETTER[score] else col.idxmin()
-    return int(df.loc[best, "layer"])
-
-
-def layers_markdown(df: pd.DataFrame) -> str:
-    """Per model: best layer by true-label silhouette vs the last layer."""
-    import pandas as pd
-
-    out = []
-    for model, g in df.groupby("model", sort=False):
-        g = g.reset_index(drop=True)
-        b = g[g["layer"] == best_layer(g)].iloc[0]
-        last = g.loc[g["layer"].idxmax()]
-        out.append(
-            {
-                "Model": model,
-                "Blocks": int(last["n_blocks"]),
-                "Best layer": int(b["layer"]),
-                "Depth": b["depth"],
-                "Silhouette (best)": b["silhouette_true"],
-                "CI (best)": _ci(b["silhouette_true_lo"], b["silhouette_true_hi"]),
-                "Silhouette (last)": last["silhouette_true"],
-                "CI (last)": _ci(last["silhouette_true_lo"], last["silhouette_true_hi"]),
-                "DBI (best)": b["dbi_true"],
-                "DBI (last)": last["dbi_true"],
-                "ARI (best)": b["ari"],
-                "ARI (last)": last["ari"],
-            }
-        )
-    return pd.DataFrame(out).to_markdown(index=False, floatfmt=".3f")
-
-
-# ------------------------------------------------------------------ similarity scores
-def correlations(pred: np.ndarray, gold: np.ndarray) -> tuple[float, float]:
-    """Pearson and Spearman ×100 (NaN when the prediction is constant)."""
-    from scipy.stats import pearsonr, spearmanr
-
-    pred, gold = np.asarray(pred, dtype=np.float64), np.asarray(gold, dtype=np.float64)
-    if not np.isfinite(pred).all():
-        raise ValueError("predictions hold NaN/inf")
-    if np.ptp(pred) == 0:
-        return float("nan"), float("nan")
-    return float(pearsonr(pred, gold)[0] * 100), float(spearmanr(pred, gold)[0] * 100)
-
-
-def best_result(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The result with the best mean dev Pearson (never chosen on test)."""
-    return max(results, key=lambda r: np.nan_to_num(r["summary"]["dev_pearson"], nan=-np.inf))
