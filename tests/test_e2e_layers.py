@@ -73,13 +73,14 @@ def test_analysis_code_runs_without_torch(layers_run, tmp_path):
         from repgeom.metrics import cluster_metrics, layer_metrics, best_layer
         from repgeom.activations import load_layer
         from repgeom.plots import plot_tsne, plot_layer_curves
+        from repgeom.params import PlotParams
         meta, recs = load_dataset({str(wd / "results/sequences/tiny.json")!r})
         labels = [r["family"] for r in recs]
         X, ids, lab, attrs = read_embeddings({str(wd / "results/embeddings/tiny/smollm2.h5")!r})
         cluster_metrics(X, lab, bootstrap=5)
         df = layer_metrics({str(wd / "results/activations/smollm2/tiny")!r}, labels, model="smollm2", bootstrap=5)
         X, ids, attrs = load_layer({str(wd / "results/activations/smollm2/tiny")!r}, best_layer(df))
-        plot_tsne(X, labels, {str(tmp_path / "t.png")!r}, title="t", max_iter=250)
+        plot_tsne(X, labels, {str(tmp_path / "t.png")!r}, title="t", params=PlotParams.from_params(dict(tsne_perplexity=30, tsne_small_perplexity=10, tsne_small_below=50, tsne_max_iter=250, dpi=100, seed=0)))
         plot_layer_curves(df, {str(tmp_path / "c.png")!r})
         assert "torch" not in sys.modules
         print("ok")

@@ -159,23 +159,14 @@ class MetricParams(StageParams):
 
 @dataclass(frozen=True)
 class PlotParams(StageParams):
+    """Figures: the t-SNE settings (the paper's perplexity rule) and the resolution."""
+
     tsne_perplexity: float
     tsne_small_perplexity: float
     tsne_small_below: int
     tsne_max_iter: int
     dpi: int
     seed: int
-
-    def tsne_options(self) -> dict:
-        """The t-SNE keyword arguments of :mod:`repgeom.plots` (one place maps the config to them)."""
-        return {
-            "perplexity": self.tsne_perplexity,
-            "small_perplexity": self.tsne_small_perplexity,
-            "small_below": self.tsne_small_below,
-            "max_iter": self.tsne_max_iter,
-            "seed": self.seed,
-            "dpi": self.dpi,
-        }
 
 
 # ------------------------------------------------------------------ the STS study

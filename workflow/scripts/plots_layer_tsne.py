@@ -31,5 +31,5 @@ with job(snakemake):
         panels,
         snakemake.output[0],
         title=f"{model} on {snakemake.wildcards.dataset}",
-        **p.tsne_options(),
+        params=p,
     )

@@ -31,5 +31,5 @@ with job(snakemake) as log:
             panels,
             snakemake.output[0],
             title=f"{model} on the evaluation set",
-            **p.tsne_options(),
+            params=p,
         )

@@ -20,5 +20,5 @@ with job(snakemake):
         snakemake.output[0],
         title=f"{snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
         subtitle=f"{attrs['n']} sequences, d = {attrs['d']}",
-        **p.tsne_options(),
+        params=p,
     )

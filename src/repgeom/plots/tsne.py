@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from ..params import PlotParams
 from .figure import family_colors, pyplot, save_figure
 
 
@@ -24,11 +26,13 @@ def tsne(X: np.ndarray, perplexity: float, max_iter: int, seed: int) -> np.ndarr
     ).fit_transform(np.asarray(X, dtype=np.float64))
 
 
-def _tsne_ax(ax, X, labels, *, title, perplexity, small_perplexity, small_below, max_iter, seed):
+def tsne_map(ax: Any, X: np.ndarray, labels: Sequence[str] | np.ndarray, title: str, params: PlotParams) -> float:
+    """One t-SNE map on ``ax``, coloured by family, its settings written in a corner; returns the perplexity
+    used (the paper's rule, :func:`tsne_perplexity`)."""
     labels = np.asarray(labels).astype(str)
     fams = list(dict.fromkeys(labels))  # dataset order
-    perp = tsne_perplexity(len(labels), perplexity, small_perplexity, small_below)
-    Y = tsne(X, perp, max_iter, seed)
+    perp = tsne_perplexity(len(labels), params.tsne_perplexity, params.tsne_small_perplexity, params.tsne_small_below)
+    Y = tsne(X, perp, params.tsne_max_iter, params.seed)
     colors = family_colors(fams)
     for f in fams:
         m = labels == f
@@ -36,16 +40,8 @@ def _tsne_ax(ax, X, labels, *, title, perplexity, small_perplexity, small_below,
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.text(
-        0.99,
-        0.01,
-        f"t-SNE, perplexity {perp:g}, {max_iter} iterations, seed {seed}",
-        transform=ax.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=6,
-        color="0.4",
-    )
+    note = f"t-SNE, perplexity {perp:g}, {params.tsne_max_iter} iterations, seed {params.seed}"
+    ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="0.4")
     return perp
 
 
@@ -55,30 +51,16 @@ def plot_tsne(
     out_path: str | os.PathLike,
     *,
     title: str,
-    perplexity: float = 30,
-    small_perplexity: float = 10,
-    small_below: int = 50,
-    max_iter: int = 1000,
-    seed: int = 0,
-    dpi: int = 150,
+    params: PlotParams,
     subtitle: str = "",
 ) -> dict:
+    """One t-SNE map of an embedding matrix; returns the t-SNE settings used."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
-    perp = _tsne_ax(
-        ax,
-        X,
-        labels,
-        title=title + (f"\n{subtitle}" if subtitle else ""),
-        perplexity=perplexity,
-        small_perplexity=small_perplexity,
-        small_below=small_below,
-        max_iter=max_iter,
-        seed=seed,
-    )
+    perp = tsne_map(ax, X, labels, title + (f"\n{subtitle}" if subtitle else ""), params)
     ax.legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
-    save_figure(fig, out_path, dpi)
-    return {"perplexity": perp, "max_iter": max_iter, "seed": seed}
+    save_figure(fig, out_path, params.dpi)
+    return {"perplexity": perp, "max_iter": params.tsne_max_iter, "seed": params.seed}
 
 
 def plot_tsne_panels(
@@ -86,28 +68,13 @@ def plot_tsne_panels(
     out_path: str | os.PathLike,
     *,
     title: str,
-    perplexity: float = 30,
-    small_perplexity: float = 10,
-    small_below: int = 50,
-    max_iter: int = 1000,
-    seed: int = 0,
-    dpi: int = 150,
+    params: PlotParams,
 ) -> None:
     """Several t-SNE maps side by side; ``panels`` = [(X, labels, panel title), ...]."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5), constrained_layout=True, squeeze=False)
     for ax, (X, labels, sub) in zip(axes[0], panels):
-        _tsne_ax(
-            ax,
-            X,
-            labels,
-            title=sub,
-            perplexity=perplexity,
-            small_perplexity=small_perplexity,
-            small_below=small_below,
-            max_iter=max_iter,
-            seed=seed,
-        )
+        tsne_map(ax, X, labels, sub, params)
     axes[0][-1].legend(title="family", fontsize=8, title_fontsize=8, loc="best", frameon=False)
     fig.suptitle(title, fontsize=11)
-    save_figure(fig, out_path, dpi)
+    save_figure(fig, out_path, params.dpi)
