@@ -30,6 +30,7 @@ _EXPORTS = {
     "summary_frame": "tables",
     "markdown_table": "tables",
     "write_summary": "tables",
+    "format_ci": "tables",
     "LAYER_COLUMNS": "layers",
     "layer_metrics": "layers",
     "best_layer": "layers",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .clusters import HIGHER_IS_BETTER, MetricError, cluster_metrics
-from .tables import SCORE_COLUMNS, _ci
+from .tables import SCORE_COLUMNS, format_ci
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,9 +91,9 @@ def layers_markdown(df: pd.DataFrame) -> str:
                 "Best layer": int(b["layer"]),
                 "Depth": b["depth"],
                 "Silhouette (best)": b["silhouette_true"],
-                "CI (best)": _ci(b["silhouette_true_lo"], b["silhouette_true_hi"]),
+                "CI (best)": format_ci(b["silhouette_true_lo"], b["silhouette_true_hi"]),
                 "Silhouette (last)": last["silhouette_true"],
-                "CI (last)": _ci(last["silhouette_true_lo"], last["silhouette_true_hi"]),
+                "CI (last)": format_ci(last["silhouette_true_lo"], last["silhouette_true_hi"]),
                 "DBI (best)": b["dbi_true"],
                 "DBI (last)": last["dbi_true"],
                 "ARI (best)": b["ari"],

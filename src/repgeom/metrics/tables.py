@@ -53,7 +53,7 @@ def summary_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=TSV_COLUMNS)
 
 
-def _ci(lo, hi) -> str:
+def format_ci(lo, hi) -> str:
     try:
         if math.isnan(lo) or math.isnan(hi):
             return ""
@@ -65,7 +65,7 @@ def _ci(lo, hi) -> str:
 def markdown_table(df: pd.DataFrame, ci: float = 0.95) -> str:
     md = df.copy()
     for name in ("silhouette_true", "dbi_true"):
-        md[f"{name}_ci"] = [_ci(a, b) for a, b in zip(md[f"{name}_lo"], md[f"{name}_hi"])]
+        md[f"{name}_ci"] = [format_ci(a, b) for a, b in zip(md[f"{name}_lo"], md[f"{name}_hi"])]
     cols = [(k, v.replace("95%", f"{ci * 100:g}%")) for k, v in MD_COLUMNS]
     md = md[[k for k, _ in cols]].rename(columns=dict(cols))
     return md.to_markdown(index=False, floatfmt=".3f")
