@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .config_checks import PINNED_RE, semantic_problems
+from .config_checks import semantic_problems, unpinned_remote_code
 from .schema import ConfigError, load_schema, schema_problems
 
 
@@ -62,10 +62,11 @@ def validate_config(config: dict, families: Iterable[str] | None = None) -> dict
 
 
 def remote_code_warnings(config: dict) -> list[str]:
-    """One line per model that runs remote code from an unpinned revision (the Snakefile logs them)."""
+    """One line per model that runs remote code that is not pinned (the Snakefile logs them)."""
     out = []
     for name, m in config.get("models", {}).items():
         src = m["source"]
-        if m.get("trust_remote_code") and src["type"] == "hub" and not PINNED_RE.match(src.get("revision", "")):
-            out.append(f"model {name!r} runs remote code from unpinned revision {src.get('revision')!r}")
+        if m.get("trust_remote_code") and unpinned_remote_code(m):
+            where = f"revision {src.get('revision')!r}" if src["type"] == "hub" else f"folder {src['path']!r}"
+            out.append(f"model {name!r} runs remote code from unpinned {where}")
     return out

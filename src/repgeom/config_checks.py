@@ -13,6 +13,35 @@ from .stages import activation_models, sts_corpora
 PINNED_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
+def unpinned_remote_code(m: dict) -> bool:
+    """Whether a model entry's remote code could change under it: a hub source not at a 40-hex commit, a local
+    source without ``code_sha256`` (a package source's wheels are pinned by version)."""
+    src = m["source"]
+    if src["type"] == "hub":
+        return not PINNED_RE.match(src.get("revision", ""))
+    return src["type"] == "local" and not src.get("code_sha256")
+
+
+def _unpinned_problem(name: str, src: dict) -> str:
+    if src["type"] == "hub":
+        return (
+            f"config key 'models.{name}.trust_remote_code' = True with source revision {src.get('revision')!r}: "
+            "remote code runs only from a pinned 40-hex commit; pin 'source.revision' or set "
+            "allow_unpinned_remote_code: true"
+        )
+    from pathlib import Path
+
+    from .models import code_sha256
+
+    folder = Path(src["path"]).expanduser()
+    now = f" (its code files hash to {code_sha256(folder)[0]} today)" if folder.is_dir() else ""
+    return (
+        f"config key 'models.{name}.trust_remote_code' = True with local source {src['path']!r} and no "
+        f"'source.code_sha256': remote code runs only pinned by the sha256 of its code files{now}; review the "
+        "code and pin it, or set allow_unpinned_remote_code: true"
+    )
+
+
 def semantic_problems(config: dict, families: Iterable[str] | None) -> list[str]:
     """What the schema cannot say: names that must exist elsewhere in the config or in a registry."""
     return [
@@ -112,17 +141,8 @@ def _model_problems(config: dict) -> list[str]:
         lower[name.lower()] = name
     for name, m in config.get("models", {}).items():
         src = m["source"]
-        if m.get("trust_remote_code"):
-            if (
-                src["type"] == "hub"
-                and not PINNED_RE.match(src.get("revision", ""))
-                and not config.get("allow_unpinned_remote_code")
-            ):
-                problems.append(
-                    f"config key 'models.{name}.trust_remote_code' = True with source revision "
-                    f"{src.get('revision')!r}: remote code runs only from a pinned 40-hex commit; pin "
-                    "'source.revision' or set allow_unpinned_remote_code: true"
-                )
+        if m.get("trust_remote_code") and unpinned_remote_code(m) and not config.get("allow_unpinned_remote_code"):
+            problems.append(_unpinned_problem(name, src))
         if m["runtime"] != "decoder" and m.get("pooling") in ("last", "mean"):
             problems.append(
                 f"config key 'models.{name}.pooling' = {m['pooling']!r}: only decoder "

