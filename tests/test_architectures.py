@@ -102,7 +102,7 @@ def test_decoder_paper_models_through_the_embedding_runtime(name, tmp_path):
     card = PAPER_MODELS[name]
     folder = build_tiny(card.arch, tmp_path / name)
     prepared, cfg = _prepared(tmp_path, name, folder, "decoder")
-    cfg["models"][name]["pooling"] = card.pooling
+    cfg["models"][name].update(pooling=card.pooling, normalize=card.normalize)
     params = stages.embed_params(cfg, name).replace(batch_size=4, device="cpu")
     rt = load_runtime(prepared, params)
     E = rt.encode(TEXTS, 4, progress=False)
@@ -110,7 +110,8 @@ def test_decoder_paper_models_through_the_embedding_runtime(name, tmp_path):
     _close(E, one)
     for i, text in enumerate(TEXTS[:3]):  # the final, normed hidden state, pooled as the card says
         _, last = _reference_blocks(folder, text)
-        _close(E[i], last[-1] if card.pooling == "last" else last.mean(axis=0))
+        v = last[-1] if card.pooling == "last" else last.mean(axis=0)
+        _close(E[i], v / np.linalg.norm(v) if card.normalize else v)
 
 
 @pytest.mark.parametrize("name", ST_MODELS)
@@ -154,3 +155,7 @@ def test_every_paper_model_has_an_architecture_row():
         assert card.arch == "remote" or card.arch in ARCHITECTURES
         assert paper[name]["runtime"] == card.runtime, name
         assert (card.arch == "remote") <= bool(paper[name].get("trust_remote_code")), name
+        assert paper[name]["description"].startswith(f"card {card.card}:"), name  # the entry says which card
+        if card.runtime == "decoder":  # a decoder entry states the card's pooling and normalisation itself
+            assert paper[name].get("pooling", "native") in (card.pooling, "native"), name
+            assert bool(paper[name].get("normalize")) == card.normalize, name

@@ -114,7 +114,7 @@ PAPER_MODELS: dict[str, PaperModel] = {
         "qwen2", "sentence-transformers", "lasttoken", True, "Alibaba-NLP/gte-Qwen2-7B-instruct"
     ),
     "gritlm-7b": PaperModel(
-        "mistral", "decoder", "mean", False, "GritLM/GritLM-7B",
+        "mistral", "decoder", "mean", True, "GritLM/GritLM-7B",
         note="card: bidirectional attention, mean over the text after the instruction only; here causal, mean over all",
     ),
     "e5-mistral-7b-instruct": PaperModel(
@@ -122,7 +122,7 @@ PAPER_MODELS: dict[str, PaperModel] = {
         note="instruction prompt for queries",
     ),
     "llama-embed-nemotron-8b": PaperModel(
-        "llama", "decoder", "mean", False, "nvidia/llama-embed-nemotron-8b",
+        "llama", "decoder", "mean", True, "nvidia/llama-embed-nemotron-8b",
         note="card: bidirectional through its own code (remote); the tiny model runs the shipped causal Llama",
     ),
     "bge-multilingual-gemma2": PaperModel(
