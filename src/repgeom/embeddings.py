@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .activations.backoff import Backoff, is_oom
 from .activations.batching import iter_pooled, token_lengths
 from .activations.model import load_decoder
 from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
@@ -61,6 +62,7 @@ class Runtime:
     def __init__(self, model_dir: Path, manifest: dict, params: EmbedParams):
         self.model_dir, self.manifest, self.params = model_dir, manifest, params
         self.n_truncated = 0
+        self.oom_halvings = 0  # out-of-memory back-off: how many times a batch was halved
         self.max_length: int | None = None
         self.device = "cpu"
 
@@ -68,7 +70,12 @@ class Runtime:
         raise NotImplementedError
 
     def describe(self) -> dict:
-        return {"max_length": self.max_length, "n_truncated": self.n_truncated, "device": self.device}
+        return {
+            "max_length": self.max_length,
+            "n_truncated": self.n_truncated,
+            "device": self.device,
+            "oom_halvings": self.oom_halvings,
+        }
 
 
 @runtime("sentence-transformers")
@@ -98,15 +105,23 @@ class SentenceTransformersRuntime(Runtime):
             full = [(prompt or "") + t for t in texts]
             lens = [len(ids) for ids in tok(full, add_special_tokens=True, truncation=False)["input_ids"]]
             self.n_truncated = int(sum(n > self.max_length for n in lens))
-        emb = self.model.encode(
-            list(texts),
-            batch_size=batch_size,
-            prompt=prompt,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-            normalize_embeddings=bool(self.params.normalize),
-        )
-        return np.asarray(emb, dtype=np.float32)
+        while True:  # out of memory: halve the batch and start over, down to one text
+            try:
+                emb = self.model.encode(
+                    list(texts),
+                    batch_size=batch_size,
+                    prompt=prompt,
+                    convert_to_numpy=True,
+                    show_progress_bar=progress,
+                    normalize_embeddings=bool(self.params.normalize),
+                )
+                return np.asarray(emb, dtype=np.float32)
+            except Exception as e:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+                if not is_oom(e) or batch_size == 1:
+                    raise
+                self.oom_halvings += 1
+                log.warning("out of memory at batch size %d; halving it and starting over", batch_size)
+                batch_size //= 2
 
 
 @runtime("decoder")
@@ -138,6 +153,7 @@ class DecoderRuntime(Runtime):
         self.n_truncated = int((token_lengths(self.tokenizer, texts) > self.max_length).sum())
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         bar = tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress, file=sys.stderr)
+        backoff = Backoff(model_name=self.manifest["name"])
         # ties "last": the order this runtime has always batched in, so its embeddings stay bit-identical
         for _, _, rows, res in iter_pooled(
             self.model,
@@ -147,6 +163,7 @@ class DecoderRuntime(Runtime):
             batch_size=batch_size,
             max_length=self.max_length,
             ties="last",
+            backoff=backoff,
         ):
             vec = res[self.pooling]
             if self.params.normalize:
@@ -154,6 +171,7 @@ class DecoderRuntime(Runtime):
             out[rows] = vec.cpu().numpy()
             bar.update(len(rows))
         bar.close()
+        self.oom_halvings += len(backoff.events)
         return out
 
     def describe(self):

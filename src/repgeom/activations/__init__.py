@@ -11,6 +11,8 @@ Submodules, one concept each:
 ``batching``    the one decoder forward path, shared with the ``decoder`` embedding runtime: tokenise, sort by
                 length in windows, pad, run the model, pool, restore order (:func:`iter_pooled`); token counts
                 (:func:`token_lengths`)
+``backoff``     out-of-memory back-off: a batch that does not fit is halved, down to one text
+                (:class:`Backoff`, :class:`OutOfMemoryError`)
 ``blocks``      where a model keeps its transformer blocks (:data:`BLOCK_PATHS`, :func:`find_blocks`,
                 :class:`LayersNotFoundError`) and what a layer index means (:func:`resolve_layers`)
 ``capture``     forward hooks on the blocks that pool their outputs, stopping after the deepest one
@@ -40,6 +42,9 @@ _EXPORTS = {
     "POSITIONS": "pooling",
     "pool": "pooling",
     "Batch": "batching",
+    "Backoff": "backoff",
+    "OutOfMemoryError": "backoff",
+    "is_oom": "backoff",
     "iter_pooled": "batching",
     "final_hidden_state": "batching",
     "token_lengths": "batching",
@@ -69,6 +74,17 @@ _EXPORTS = {
     "iter_layers": "reader",
     "_FAST_READS": "reader",
 }
-_SUBMODULES = ("pooling", "batching", "blocks", "capture", "model", "layout", "writer", "extraction", "reader")
+_SUBMODULES = (
+    "pooling",
+    "backoff",
+    "batching",
+    "blocks",
+    "capture",
+    "model",
+    "layout",
+    "writer",
+    "extraction",
+    "reader",
+)
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

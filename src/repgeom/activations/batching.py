@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backoff import Backoff
 from .pooling import POSITIONS, pool
 
 if TYPE_CHECKING:
@@ -193,15 +194,18 @@ def iter_pooled(
     padding_side: str = "right",
     sort_window: int | None = None,
     ties: str = "first",
+    backoff: Backoff | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray, dict[str, Any]]]:
     """Run the model over ``texts``; yield ``(w0, w1, rows, {position: tensor})`` per batch, on the model's device.
 
     ``read(model, batch, positions)`` runs the forward pass and pools: :func:`final_hidden_state` by default
     (``(B, d)`` per position); the activation capture reads block outputs through hooks instead. Batching as in
-    :func:`iter_windows`; runs under ``torch.inference_mode``.
+    :func:`iter_windows`; runs under ``torch.inference_mode``. A batch that runs out of memory is halved
+    (:class:`.backoff.Backoff`; pass one to read its record).
     """
     import torch
 
+    run = backoff if backoff is not None else Backoff()
     bad = [p for p in positions if p not in POSITIONS]
     if bad or not positions:
         raise ValueError(f"positions: {list(positions)!r}; each must be one of {POSITIONS}")
@@ -216,4 +220,5 @@ def iter_pooled(
             sort_window=sort_window,
             ties=ties,
         ):
-            yield w0, w1, batch.rows, read(model, batch, positions)
+            res = run(read, model, batch, positions)
+            yield w0, w1, batch.rows, res

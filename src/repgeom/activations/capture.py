@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backoff import Backoff
 from .batching import Batch, iter_pooled, token_lengths
 from .blocks import find_blocks, resolve_layers
 from .pooling import pool
@@ -97,6 +98,7 @@ def iter_batches(
     padding_side: str = "right",
     sort_window: int = 1024,
     blocks: torch.nn.ModuleList | None = None,
+    backoff: Backoff | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
     """Run the model over ``texts``; yield ``(w0, w1, rows, {position: (B, n_layers, d) float32})``.
 
@@ -117,6 +119,7 @@ def iter_batches(
             max_length=max_length,
             padding_side=padding_side,
             sort_window=sort_window,
+            backoff=backoff,
         ):
             yield w0, w1, rows, {p: v.cpu().numpy() for p, v in res.items()}
 

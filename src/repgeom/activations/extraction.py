@@ -19,6 +19,7 @@ import numpy as np
 
 from ..artifacts import fsync_dir, library_versions, now_iso, texts_sha256
 from ..params import ActivationParams
+from .backoff import Backoff
 from .batching import PADDING_SIDES, token_lengths
 from .blocks import find_blocks, resolve_layers
 from .capture import iter_batches
@@ -146,10 +147,12 @@ def _base_attrs(
     }  # fmt: skip
 
 
-def _encode(lm: _Loaded, s: _Settings, texts: list[str], writer: ShardWriter) -> float:
-    """Run every text through the model into ``writer``; returns the seconds it took."""
+def _encode(lm: _Loaded, s: _Settings, texts: list[str], writer: ShardWriter) -> tuple[float, Backoff]:
+    """Run every text through the model into ``writer``; returns the seconds it took and the out-of-memory
+    back-off's record."""
     from tqdm.auto import tqdm
 
+    backoff = Backoff(model_name=s.model)
     bar = tqdm(total=len(texts), desc=f"activations {s.model}", unit="text", disable=not s.progress, file=sys.stderr)
     t1 = time.time()
     for w0, w1, rows, res in iter_batches(
@@ -163,12 +166,13 @@ def _encode(lm: _Loaded, s: _Settings, texts: list[str], writer: ShardWriter) ->
         padding_side=s.padding_side,
         sort_window=s.sort_window,
         blocks=lm.blocks,
+        backoff=backoff,
     ):
         writer.add(w0, w1, rows, res)
         bar.update(len(rows))
     writer.flush()
     bar.close()
-    return time.time() - t1
+    return time.time() - t1, backoff
 
 
 def _summary(
@@ -267,17 +271,19 @@ def extract(
             lm.n_tokens,
             min(window, n),
         )
-        t_enc = _encode(lm, s, texts, writer)
+        t_enc, backoff = _encode(lm, s, texts, writer)
         timing = {
             "encode_seconds": round(t_enc, 3),
             "texts_per_second": round(n / max(t_enc, 1e-9), 2),
             "load_seconds": round(t_load, 2),
+            "oom_halvings": len(backoff.events),  # out-of-memory back-off: batches halved, the size that fitted
+            "batch_size_used": backoff.limit or s.batch_size,
         }
         writer.finish(base, timing)
         writer.verify(base)
     for d_ in {shard_path(outdir, 0, p).parent for p in positions}:
         fsync_dir(d_)
-    return _summary(lm, s, n, outdir, writer.keys, t0, t_load, t_enc)
+    return {**_summary(lm, s, n, outdir, writer.keys, t0, t_load, t_enc), "oom_backoff": backoff.events}
 
 
 def extract_dataset(
