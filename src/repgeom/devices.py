@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -26,15 +22,49 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def dtype_name(name: str, device: str) -> str:
-    """The compute dtype's name: ``auto`` is bfloat16 on a GPU and float32 on a CPU (many CPUs lack bf16 units)."""
-    if name == "auto":
-        return "bfloat16" if device == "cuda" else "float32"
-    return name
+#: CPU flags (``/proc/cpuinfo``) of native bfloat16 matrix units: Intel AMX, AVX-512 BF16
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+#: the mean cosine a calibration batch must reach in bfloat16 against float32 for ``auto`` to take bfloat16
+CALIBRATION_MIN_COSINE = 0.999
+#: texts of the calibration batch (numbers as the workflow renders them, and prose)
+CALIBRATION_TEXTS = (
+    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
+    "2, 3, 5, 7, 11, 13, 17, 19, 23, 29",
+    "A man is playing a guitar on the street.",
+    "The committee postponed its decision until next spring.",
+)
 
 
-def torch_dtype(name: str, device: str) -> torch.dtype:
-    """The ``torch.dtype`` for :func:`dtype_name`."""
+def cpu_bf16_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """The native-bf16 flags this CPU reports (none where ``/proc/cpuinfo`` is missing: look, don't assume)."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as fh:
+            line = next((ln for ln in fh if ln.startswith("flags")), "")
+    except OSError:
+        return []
+    flags = set(line.split(":", 1)[-1].split())
+    return [f for f in BF16_CPU_FLAGS if f in flags]
+
+
+def auto_dtype(device: str) -> tuple[str, str, bool]:
+    """``(dtype, reason, needs_calibration)`` for ``dtype: auto``: bfloat16 on a GPU that supports it, float16 on
+    an older one; on a CPU bfloat16 only where it has native bf16 matmul, and then only if a calibration batch
+    agrees with float32 (``needs_calibration``), else float32."""
     import torch
 
-    return getattr(torch, dtype_name(name, device))
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+        if torch.cuda.is_bf16_supported():
+            return "bfloat16", f"GPU {name} supports bfloat16", False
+        return "float16", f"GPU {name} has no bfloat16", False
+    flags = cpu_bf16_flags()
+    if not flags:
+        return "float32", "CPU without native bf16 matmul (no amx_bf16 or avx512_bf16 in /proc/cpuinfo)", False
+    return "bfloat16", f"CPU with native bf16 matmul ({', '.join(flags)})", True
+
+
+def calibrated(reason: str, cosine: float) -> tuple[str, str]:
+    """The dtype a CPU calibration gives: bfloat16 when its mean cosine against float32 is high enough."""
+    verdict = "≥" if cosine >= CALIBRATION_MIN_COSINE else "<"
+    text = f"{reason}; calibration batch bf16 vs fp32 mean cosine {cosine:.5f} {verdict} {CALIBRATION_MIN_COSINE}"
+    return ("bfloat16" if cosine >= CALIBRATION_MIN_COSINE else "float32"), text

