@@ -503,7 +503,11 @@ def test_bad_arguments_fail_before_any_work(gpt2_dir, tmp_path):
     assert not (tmp_path / "acts").exists()
 
 
-def test_auto_dtype_is_float32_on_cpu(gpt2_dir, tmp_path):
+def test_auto_dtype_and_its_reason_are_recorded(gpt2_dir, tmp_path, monkeypatch):
+    from repgeom import devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_flags", lambda *a: [])  # a CPU without bf16 units: float32
     out, summary = _run(tmp_path, gpt2_dir, dtype="auto", device="cpu")
-    assert summary["dtype"] == "float32"
-    assert A.load_layer(out, summary["layers"][0])[2]["compute_dtype"] == "float32"
+    attrs = A.load_layer(out, summary["layers"][0])[2]
+    assert summary["dtype"] == attrs["compute_dtype"] == "float32"
+    assert "no amx_bf16 or avx512_bf16" in attrs["dtype_reason"]
