@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repgeom import config as rgconfig  # noqa: E402
-from repgeom import stages  # noqa: E402
+from repgeom import planning, stages  # noqa: E402
 from repgeom.params import canonical  # noqa: E402
 from repgeom.codeversion import code_version  # noqa: E402
 
@@ -20,6 +20,8 @@ except rgconfig.ConfigError as e:
 
 for _w in rgconfig.remote_code_warnings(config):
     logger.warning(f"SECURITY WARNING: {_w}")
+for _line in planning.plan_lines(config):
+    logger.info(_line)
 
 MODELS = stages.embedding_models(config)
 SEQ_DATASETS = stages.embedding_datasets(config)
@@ -182,13 +184,21 @@ def get_dataset_metrics(wildcards):
 
 
 def get_model_resource(name, default_key):
-    """A model's own ``resources`` entry, else the config default; memory and time grow per attempt."""
+    """A model's own ``resources`` entry, else planned from its size (repgeom.planning: memory for the weights,
+    a GPU from 1B parameters on), else the config default; memory and time grow per attempt."""
 
     def _get(wildcards, attempt):
         own = config["models"][wildcards.model].get("resources", {})
+        stage = "embeddings" if default_key == "embed_mem_mb" or default_key == "embed_runtime" else "activations"
+        est = planning.job_estimate(config, wildcards.model, stage, wildcards.get("dataset"))
         if name == "gpu":
-            return own.get("gpu", 0) if config["resources"]["gpu_jobs_use_gpu"] else 0
-        return own.get(name, config["resources"][default_key]) * attempt
+            if not config["resources"]["gpu_jobs_use_gpu"]:
+                return 0
+            return own.get("gpu", est.gpus if est else 0)
+        base = config["resources"][default_key]
+        if name == "mem_mb" and est is not None:
+            base = max(base, est.mem_mb)
+        return own.get(name, base) * attempt
 
     return _get
 
