@@ -40,6 +40,17 @@ def snakemake(
     return proc
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: tiny inputs gain nothing from two, and lose a lot when the cores are shared."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> Path:
     return ROOT / "tests" / "configs" / "tiny.yaml"

@@ -25,12 +25,7 @@ ST_MODELS = [n for n, m in PAPER_MODELS.items() if m.runtime == "sentence-transf
 DECODER_MODELS = [n for n, m in PAPER_MODELS.items() if m.runtime == "decoder"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _close(a, b, atol=2e-5):
