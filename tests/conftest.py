@@ -14,22 +14,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def snakemake(
-    workdir: Path, *args: str, configfile: Path | None = None, check: bool = True, timeout: int = 900, tree: Path = ROOT
-) -> subprocess.CompletedProcess:
-    """Run the real workflow (of ``tree``: this checkout, or a scratch copy of it) on ``workdir``."""
-    cmd = [
+def snakemake_cmd(workdir: Path, tree: Path = ROOT, cores: int = 2) -> list[str]:
+    """The command line that runs the workflow of ``tree`` on ``workdir`` (arguments are appended)."""
+    snakefile = str(tree / "Snakefile")
+    return [
         sys.executable,
         "-m",
         "snakemake",
         "--snakefile",
-        str(tree / "Snakefile"),
+        snakefile,
         "--directory",
         str(workdir),
         "--cores",
-        "2",
+        str(cores),
     ]
-    cmd += list(args)
+
+
+def snakemake(
+    workdir: Path, *args: str, configfile: Path | None = None, check: bool = True, timeout: int = 900, tree: Path = ROOT
+) -> subprocess.CompletedProcess:
+    """Run the real workflow (of ``tree``: this checkout, or a scratch copy of it) on ``workdir``."""
+    cmd = snakemake_cmd(workdir, tree) + list(args)
     if configfile:  # last: --configfile takes several values and would swallow a target after it
         cmd += ["--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
@@ -160,20 +165,7 @@ def kill_at_random_point(
         shutil.rmtree(out)
     else:
         out.unlink(missing_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *((target,) if targets is None else targets),
-        "--configfile",
-        str(configfile),
-    ]
+    cmd = [*snakemake_cmd(workdir), *((target,) if targets is None else targets), "--configfile", str(configfile)]
     delay = rng.uniform(min_delay, max_delay)
     proc = subprocess.Popen(
         cmd,

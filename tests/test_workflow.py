@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, snakemake
+from conftest import ROOT, snakemake, snakemake_cmd
 
 
 def test_lint_is_clean(tmp_path):
@@ -39,19 +39,7 @@ def test_two_runs_in_one_directory_are_refused_by_the_lock(tmp_path):
     import time
 
     cfg = ROOT / "tests/configs/tiny.yaml"
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--cores",
-        "1",
-        "--configfile",
-        str(cfg),
-    ]
+    cmd = snakemake_cmd(tmp_path, cores=1) + ["--configfile", str(cfg)]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         locks = tmp_path / ".snakemake" / "locks"
