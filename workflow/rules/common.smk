@@ -184,8 +184,9 @@ def get_dataset_metrics(wildcards):
 
 
 def get_model_resource(name, default_key):
-    """A model's own ``resources`` entry, else planned from its size (repgeom.planning: memory for the weights,
-    a GPU from 1B parameters on), else the config default; memory and time grow per attempt."""
+    """A model's own ``resources`` entry, else for models from 1B parameters on planned from their size
+    (repgeom.planning: a GPU, memory for the weights), else the config default; memory and time grow per
+    attempt."""
 
     def _get(wildcards, attempt):
         own = config["models"][wildcards.model].get("resources", {})
@@ -196,7 +197,7 @@ def get_model_resource(name, default_key):
                 return 0
             return own.get("gpu", est.gpus if est else 0)
         base = config["resources"][default_key]
-        if name == "mem_mb" and est is not None:
+        if name == "mem_mb" and est is not None and est.gpus:  # big models: the default would not hold them
             base = max(base, est.mem_mb)
         return own.get(name, base) * attempt
 

@@ -79,7 +79,7 @@ def _sts_ae_loss(plt, _results, ae_tables):
 
 
 def _sts_scatter(plt, results, _ae):
-    from .metrics import best_result
+    from ..metrics import best_result
 
     r = best_result(results)
     pred = np.mean([run["test_pred"] for run in r["runs"]], axis=0) * 5
