@@ -81,6 +81,7 @@ def build_model(shape: str, dtype, device: str):
     import torch
     import transformers
 
+    from repgeom.activations.attention import ATTN_IMPLEMENTATION
     from repgeom.architectures import tiny_tokenizer
 
     cls, kw, _ = SHAPES[shape]
@@ -89,7 +90,7 @@ def build_model(shape: str, dtype, device: str):
     cfg = getattr(transformers, cls)(**kw, **special)
     torch.manual_seed(0)
     with torch.device(device):
-        model = transformers.AutoModel.from_config(cfg, dtype=dtype)
+        model = transformers.AutoModel.from_config(cfg, dtype=dtype, attn_implementation=ATTN_IMPLEMENTATION)
     return model.eval().requires_grad_(False), tok
 
 

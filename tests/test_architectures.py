@@ -154,3 +154,6 @@ def test_every_paper_model_has_an_architecture_row():
         if card.runtime == "decoder":  # a decoder entry states the card's pooling and normalisation itself
             assert paper[name].get("pooling", "native") in (card.pooling, "native"), name
             assert bool(paper[name].get("normalize")) == card.normalize, name
+            assert paper[name].get("attention", "causal") == card.attention, name
+            assert paper[name].get("include_prompt", True) == card.include_prompt, name
+            assert paper[name].get("prompt", "") == card.prompt, name

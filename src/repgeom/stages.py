@@ -140,6 +140,9 @@ def embed_params(config: dict, model: str) -> EmbedParams:
         dtype=m.get("dtype", emb["dtype"]),  # optional per model: inherits
         store_dtype=emb["store_dtype"],
         prompt=m["prompt"],
+        prompt_name=m["prompt_name"],
+        include_prompt=m.get("include_prompt"),  # optional: the runtime's own
+        attention=m["attention"],
         e5_mode=m["e5_mode"],
         trust_remote_code=m["trust_remote_code"],
         device=config["device"],

@@ -37,7 +37,14 @@ def split_batch(batch: Batch, k: int) -> tuple[Batch, Batch]:
             n: v[sl] if hasattr(v, "shape") and v.shape[:1] == batch.mask.shape[:1] else v
             for n, v in batch.inputs.items()
         }
-        return replace(batch, rows=batch.rows[sl], inputs=inputs, mask=batch.mask[sl], last=batch.last[sl])
+        return replace(
+            batch,
+            rows=batch.rows[sl],
+            inputs=inputs,
+            mask=batch.mask[sl],
+            last=batch.last[sl],
+            pool_mask=batch.pool_mask[sl],
+        )
 
     return cut(slice(0, k)), cut(slice(k, None))
 

@@ -8,6 +8,8 @@ The texts are taken in *windows* of ``sort_window`` consecutive rows (``None``: 
 window they are sorted by token length (longest first, so an out-of-memory error shows up at once) into batches,
 so padding is small, and every batch carries the original row indices. Padding on the ``right`` or the ``left``;
 explicit ``position_ids`` (cumsum of the mask − 1) keep absolute-position models exact under left padding.
+``skip_tokens`` leaves a prompt's leading tokens out of the ``mean`` (GritLM's "mean over the text after the
+instruction"; :func:`prompt_tokens` counts them as sentence-transformers does); ``last`` is unaffected.
 """
 
 from __future__ import annotations
@@ -56,6 +58,18 @@ def token_lengths(
     return lens
 
 
+def prompt_tokens(tokenizer: PreTrainedTokenizerBase, prompt: str) -> int:
+    """How many leading tokens of ``prompt + text`` are the prompt's: the prompt tokenised with the special tokens
+    (a BOS counts), less a trailing special token the tokenizer appends (an EOS is the text's, not the prompt's);
+    the count sentence-transformers' ``include_prompt=False`` leaves out. 0 for no prompt."""
+    if not prompt:
+        return 0
+    ids = tokenize(tokenizer, [prompt])[0]
+    if ids and ids[-1] in set(tokenizer.all_special_ids) and len(ids) > 1:
+        ids = ids[:-1]
+    return len(ids)
+
+
 def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The id that fills padded positions: the pad token, else EOS, else 0 (masked out either way)."""
     for v in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
@@ -86,6 +100,7 @@ class Batch:
     inputs: dict[str, Any]  # input_ids, attention_mask, position_ids (where the model takes them), use_cache
     mask: Any  # (B, T) int64 attention mask
     last: Any  # (B,) int64 index of each row's last real token
+    pool_mask: Any  # (B, T) int64: the tokens a mean averages (the mask without the prompt's leading tokens)
 
 
 def forward_kwargs(model: torch.nn.Module) -> tuple[bool, dict]:
@@ -121,21 +136,25 @@ def make_batch(
     device: torch.device,
     takes_pos: bool,
     extra: dict,
+    skip_tokens: int = 0,
 ) -> Batch:
-    """Move one padded batch to ``device`` with its position ids and the index of each row's last real token."""
+    """Move one padded batch to ``device`` with its position ids, the index of each row's last real token and the
+    mask a mean averages over (real tokens after the first ``skip_tokens``)."""
     import torch
 
     ids_t = torch.from_numpy(ids).to(device)
     mask_t = torch.from_numpy(mask).to(device)
     inputs = {"input_ids": ids_t, "attention_mask": mask_t}
+    count = mask_t.cumsum(1)
     if takes_pos:
-        inputs["position_ids"] = (mask_t.cumsum(1) - 1).clamp(min=0)
+        inputs["position_ids"] = (count - 1).clamp(min=0)
+    pool_mask = mask_t * (count > skip_tokens) if skip_tokens else mask_t
     inputs.update(extra)
     if padding_side == "right":
         last = torch.from_numpy(lens - 1).to(device)
     else:
         last = torch.full((len(rows),), ids.shape[1] - 1, dtype=torch.long, device=device)
-    return Batch(rows=rows, inputs=inputs, mask=mask_t, last=last)
+    return Batch(rows=rows, inputs=inputs, mask=mask_t, last=last, pool_mask=pool_mask)
 
 
 def iter_windows(
@@ -148,10 +167,12 @@ def iter_windows(
     padding_side: str = "right",
     sort_window: int | None = None,
     ties: str = "first",
+    skip_tokens: int = 0,
 ) -> Iterator[tuple[int, int, Batch]]:
     """Yield ``(w0, w1, batch)``: every batch of the window ``[w0, w1)`` before the next window starts.
 
-    ``batch.rows`` are original indices. Texts are cut to ``max_length`` tokens (the head is kept).
+    ``batch.rows`` are original indices. Texts are cut to ``max_length`` tokens (the head is kept). With
+    ``skip_tokens`` (a prompt's), a text that keeps no token after them is a :class:`ValueError`.
     """
     if padding_side not in PADDING_SIDES:
         raise ValueError(f"padding_side: {padding_side!r} is not 'right' or 'left'")
@@ -169,17 +190,28 @@ def iter_windows(
         lens = np.array([min(len(e), max_length) for e in enc], dtype=np.int64)
         if (lens == 0).any():
             token_lengths(tokenizer, texts[w0:w1])  # raises the explanatory error
+        if skip_tokens and (lens <= skip_tokens).any():
+            bad = np.flatnonzero(lens <= skip_tokens)
+            raise ValueError(
+                f"{len(bad)} text(s) keep no token after the prompt's {skip_tokens} (first at row {w0 + bad[0]}, "
+                f"{lens[bad[0]]} tokens with max_length {max_length}), so a mean over the text alone is empty: "
+                "raise max_length, or fill the text."
+            )
         order = length_order(lens, ties)
         for s in range(0, len(order), batch_size):
             sel = order[s : s + batch_size]
             ids, mask = pad_batch(enc, lens, sel, pad, padding_side)
-            yield w0, w1, make_batch(ids, mask, lens[sel], sel + w0, padding_side, device, takes_pos, extra)
+            yield (
+                w0,
+                w1,
+                make_batch(ids, mask, lens[sel], sel + w0, padding_side, device, takes_pos, extra, skip_tokens),
+            )
 
 
 def final_hidden_state(model: torch.nn.Module, batch: Batch, positions: Sequence[str]) -> dict[str, Any]:
     """Pool the model's final hidden state (``last_hidden_state``: after its final norm), upcast to float32."""
     hidden = model(**batch.inputs).last_hidden_state.float()
-    return pool(hidden, batch.mask, batch.last, positions)
+    return pool(hidden, batch.pool_mask, batch.last, positions)
 
 
 def iter_pooled(
@@ -195,6 +227,7 @@ def iter_pooled(
     sort_window: int | None = None,
     ties: str = "first",
     backoff: Backoff | None = None,
+    skip_tokens: int = 0,
 ) -> Iterator[tuple[int, int, np.ndarray, dict[str, Any]]]:
     """Run the model over ``texts``; yield ``(w0, w1, rows, {position: tensor})`` per batch, on the model's device.
 
@@ -219,6 +252,7 @@ def iter_pooled(
             padding_side=padding_side,
             sort_window=sort_window,
             ties=ties,
+            skip_tokens=skip_tokens,
         ):
             res = run(read, model, batch, positions)
             yield w0, w1, batch.rows, res

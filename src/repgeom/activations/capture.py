@@ -72,7 +72,7 @@ class _Capture:
         """One forward pass (a ``read`` of :func:`.batching.iter_pooled`): ``{position: (B, n_layers, d) float32}``."""
         import torch
 
-        self.got, self.mask, self.last = {}, batch.mask, batch.last
+        self.got, self.mask, self.last = {}, batch.pool_mask, batch.last
         try:
             model(**batch.inputs)
         except _StopForward:

@@ -50,18 +50,23 @@ def model_info(model_dir: str | os.PathLike) -> dict:
 
 
 def load_decoder(
-    model_dir: str | os.PathLike, *, dtype: str = "float32", device: str = "auto"
+    model_dir: str | os.PathLike, *, dtype: str = "float32", device: str = "auto", attention: str = "causal"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
     """Load ``(model, tokenizer, info)``: the base model (``AutoModel``, eval, no grad) and its tokenizer.
 
     ``dtype: auto`` is chosen by :func:`repgeom.devices.auto_dtype` (bfloat16 on a GPU with it, float16 on an older
     one; on a CPU with native bf16 matmul, bfloat16 if a calibration batch agrees with float32, else float32).
-    ``info`` is :func:`model_info` plus the ``device``, the resolved ``dtype`` and ``dtype_reason``.
+    The ``sdpa`` attention kernel where the class has it; ``attention`` causal or bidirectional
+    (:func:`.attention.set_attention`, which checks the mode took). A model that does not fit one of several
+    GPUs is spread over them (:func:`repgeom.devices.device_map`).
+    ``info`` is :func:`model_info` plus the ``device``, the resolved ``dtype`` and ``dtype_reason``, the
+    ``attention`` observed, ``attn_implementation`` and ``device_map`` (``None``: one device).
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from ..devices import auto_dtype, pick_device
+    from ..devices import auto_dtype, device_map, pick_device
+    from .attention import set_attention
 
     if dtype not in COMPUTE_DTYPES + ("auto",):
         raise ValueError(f"dtype: {dtype!r} is not one of {', '.join(COMPUTE_DTYPES)} or 'auto'")
@@ -72,18 +77,35 @@ def load_decoder(
         dtype, reason, calibrate = auto_dtype(dev)
     trc = info["trust_remote_code"]
     tok = AutoTokenizer.from_pretrained(info["path"], trust_remote_code=trc, local_files_only=True)
-    model = AutoModel.from_pretrained(
-        info["path"],
-        trust_remote_code=trc,
-        local_files_only=True,
-        dtype=getattr(torch, "float32" if calibrate else dtype),
-        low_cpu_mem_usage=True,
+    load_dtype = "float32" if calibrate else dtype
+    dmap = device_map(info["path"], dev, load_dtype)
+    kwargs = dict(
+        trust_remote_code=trc, local_files_only=True, dtype=getattr(torch, load_dtype), low_cpu_mem_usage=True
     )
-    model.to(dev).eval().requires_grad_(False)
+    if dmap:
+        kwargs["device_map"] = dmap
+    model = _from_pretrained(AutoModel, info["path"], kwargs)
+    if not dmap:
+        model.to(dev)
+    model.eval().requires_grad_(False)
+    info.update(set_attention(model, attention, name=Path(str(info["path"])).name, own_code=trc), device_map=dmap)
     if calibrate:
         dtype, reason = _calibrate_bf16(model, tok, reason)
     info.update(device=dev, dtype=dtype, dtype_reason=reason)
     return model, tok, info
+
+
+def _from_pretrained(cls: Any, path: str | os.PathLike, kwargs: dict) -> PreTrainedModel:
+    """``cls.from_pretrained`` with the ``sdpa`` kernel, or the class's default where it has no ``sdpa``."""
+    from .attention import ATTN_IMPLEMENTATION
+
+    try:
+        return cls.from_pretrained(path, attn_implementation=ATTN_IMPLEMENTATION, **kwargs)
+    except ValueError as e:
+        if not any(w in str(e) for w in ("attention implementation", ATTN_IMPLEMENTATION, "scaled_dot_product")):
+            raise
+        log.info("%s: no %s attention for this class; loading its default kernel (%s)", path, ATTN_IMPLEMENTATION, e)
+        return cls.from_pretrained(path, **kwargs)
 
 
 def _calibrate_bf16(model: PreTrainedModel, tok: PreTrainedTokenizerBase, reason: str) -> tuple[str, str]:
