@@ -24,6 +24,7 @@ wildcard_constraints:
     model=alternation(list(config["models"])),
     corpus=alternation(list(config["data"])),
     position="last|mean",
+    part=r"rows_\d+-\d+",
     variant=alternation(STS_VARIANTS),
     ae_loss="mse|logvar",
     seed=r"\d+",

@@ -226,7 +226,7 @@ def rule_scripts(tree: Path = ROOT) -> dict[str, str]:
 
     text = "".join(p.read_text() for p in sorted((tree / "workflow/rules").glob("*.smk")))
     out = {}
-    for body in re.split(r"(?m)^rule ", text)[1:]:
+    for body in re.split(r"(?m)^(?:rule|checkpoint) ", text)[1:]:
         m = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', body)
         if m:
             out[body.split(":", 1)[0]] = m.group(1)

@@ -119,6 +119,17 @@ def _activation_problems(config: dict) -> list[str]:
     for ds in act.get("datasets", []):
         if ds not in seqs:
             problems.append(f"config key 'activations.datasets' = {ds!r}: unknown dataset")
+    if "rows_per_part" in act:
+        from .activations.parts import window_rows
+
+        w = window_rows(act["sort_window"])
+        if act["rows_per_part"] % w:
+            problems.append(
+                f"config key 'activations.rows_per_part' = {act['rows_per_part']}: not a whole number of "
+                f"length-sorting windows ({w} rows, from activations.sort_window = {act['sort_window']}), so parts "
+                f"would batch texts differently from one whole run; use a multiple of {w}, e.g. "
+                f"{max(w, act['rows_per_part'] // w * w)}"
+            )
     for ds in seqs:
         if ds in config.get("data", {}):
             problems.append(

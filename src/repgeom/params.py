@@ -135,6 +135,7 @@ class ActivationParams(StageParams):
     store_dtype: str
     padding_side: str
     compression: str
+    sort_window: int  # rows sorted by length together (rounded up to whole 256-row chunks)
     device: str
 
 

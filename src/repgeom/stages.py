@@ -155,11 +155,17 @@ def activation_params(config: dict, model: str, dataset: str | None = None) -> A
     Corpus sentences for the STS study take every block (no embedding output) at the STS study's positions;
     the other extraction settings (batch size, dtypes, padding, compression) are shared.
     """
-    a = {k: v for k, v in config["activations"].items() if k not in ("models", "datasets")}
+    a = {k: v for k, v in config["activations"].items() if k not in ("models", "datasets", "rows_per_part")}
     a["device"] = config["device"]
     if dataset is not None and dataset in config["data"]:
         a.update(layers=[], include_embeddings=False, positions=list(config["sts"]["positions"]))
     return ActivationParams.from_params(a)
+
+
+def activation_plan_params(config: dict) -> dict:
+    """What decides a text set's row-parts (:func:`repgeom.activations.parts.write_plan`)."""
+    a = config["activations"]
+    return {"rows_per_part": a["rows_per_part"], "sort_window": a["sort_window"]}
 
 
 def metric_params(config: dict) -> MetricParams:

@@ -99,6 +99,42 @@ def get_activation_input(wildcards):
     return f"resources/data/{wildcards.dataset}.json"
 
 
+def get_activation_plan(wildcards):
+    """The text set's row-parts (the activation_plan checkpoint's output, read once it exists)."""
+    import json
+
+    path = checkpoints.activation_plan.get(dataset=wildcards.dataset).output[0]
+    with open(path) as fh:
+        return path, json.load(fh)
+
+
+def get_activation_job_input(wildcards):
+    """One part: the text set and the model (the job extracts); several: the plan and the parts (it gathers)."""
+    path, plan = get_activation_plan(wildcards)
+    if len(plan["parts"]) == 1:
+        return {"dataset": get_activation_input(wildcards), "model": f"resources/models/{wildcards.model}"}
+    pdir = f"results/activations/{wildcards.model}/{wildcards.dataset}.parts"
+    return {"plan": path, "parts": [f"{pdir}/{p['name']}" for p in plan["parts"]]}
+
+
+def get_activation_part(wildcards):
+    """The plan's entry of one part (its rows and their texts' sha256: a part reruns when they change, not when
+    the plan is remade). Read from the plan file, not through the checkpoint: a part job exists only once the
+    activations job has read the plan (a checkpoint input would rerun every part whenever the plan is remade)."""
+    import json
+
+    path = Path(f"results/activation_plans/{wildcards.dataset}.json")
+    if not path.exists():
+        raise WorkflowError(
+            f"{wildcards.part} of {wildcards.dataset}: the text set has no row plan yet ({path}); ask for the "
+            f"activations (results/activations/{wildcards.model}/{wildcards.dataset}), which plan the parts first"
+        )
+    for p in json.loads(path.read_text())["parts"]:
+        if p["name"] == wildcards.part:
+            return p
+    raise WorkflowError(f"{wildcards.part}: not a part of the current plan for {wildcards.dataset} ({path})")
+
+
 def get_sts_variant_input(wildcards):
     v = config["sts"]["variants"][wildcards.variant]
     roles = stages.sts_corpora(config)
@@ -200,6 +236,22 @@ def get_model_resource(name, default_key):
         if name == "mem_mb" and est is not None and est.gpus:  # big models: the default would not hold them
             base = max(base, est.mem_mb)
         return own.get(name, base) * attempt
+
+    return _get
+
+
+def get_activation_resource(name, default_key):
+    """The activations job's resources: a model job's when it extracts, none of a GPU's when it gathers parts."""
+    extracting = get_model_resource(name, default_key)
+
+    def _get(wildcards, attempt):
+        try:
+            gathers = len(get_activation_plan(wildcards)[1]["parts"]) > 1
+        except Exception:  # the plan is not made yet: size the job as an extraction
+            gathers = False
+        if not gathers:
+            return extracting(wildcards, attempt)
+        return 0 if name == "gpu" else config["resources"][default_key] * attempt
 
     return _get
 

@@ -286,6 +286,19 @@ def extract(
     return {**_summary(lm, s, n, outdir, writer.keys, t0, t_load, t_enc), "oom_backoff": backoff.events}
 
 
+def load_texts(dataset_path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """``(ids, texts)`` of a text set artifact: a numeric-sequence dataset, or a corpus's distinct sentences."""
+    from ..artifacts import read_json
+    from ..corpora import corpus_sentences
+    from ..sequences import load_dataset
+
+    if read_json(dataset_path)["meta"].get("kind") == "corpus":
+        ids, texts = corpus_sentences(dataset_path)
+        return list(ids), list(texts)
+    _, records = load_dataset(dataset_path)
+    return [r["id"] for r in records], [r["text"] for r in records]
+
+
 def extract_dataset(
     dataset_path: str | os.PathLike,
     model_dir: str | os.PathLike,
@@ -295,18 +308,22 @@ def extract_dataset(
     dataset: str,
     params: ActivationParams,
     progress: bool = True,
+    part: Mapping[str, Any] | None = None,
 ) -> dict:
     """The activation stage: :func:`extract` over a text set artifact (a numeric-sequence dataset, or a corpus
-    whose distinct sentences the STS study reads), with the stage's parameters whole."""
-    from ..artifacts import read_json
-    from ..corpora import corpus_sentences
-    from ..sequences import load_dataset
-
-    if read_json(dataset_path)["meta"].get("kind") == "corpus":
-        ids, texts = corpus_sentences(dataset_path)
-    else:
-        _, records = load_dataset(dataset_path)
-        ids, texts = [r["id"] for r in records], [r["text"] for r in records]
+    whose distinct sentences the STS study reads), with the stage's parameters whole. With ``part`` (an entry of
+    :func:`.parts.write_plan`'s plan), only its rows, which must still be the plan's texts."""
+    ids, texts = load_texts(dataset_path)
+    extra: dict[str, Any] = {"dataset": dataset}
+    if part is not None:
+        r0, r1 = int(part["row_start"]), int(part["row_stop"])
+        if r1 > len(texts) or texts_sha256(texts[r0:r1]) != part["texts_sha256"]:
+            raise ValueError(
+                f"{dataset_path}: rows {r0}–{r1} are not the texts the plan recorded for part {part['name']} "
+                "(the text set changed after planning); rerun the workflow to plan again"
+            )
+        ids, texts = ids[r0:r1], texts[r0:r1]
+        extra.update(row_start=r0, row_stop=r1)
     return extract(
         texts,
         ids,
@@ -323,6 +340,7 @@ def extract_dataset(
         padding_side=params.padding_side,
         device=params.device,
         compression=None if params.compression == "none" else params.compression,
+        sort_window=params.sort_window,
         progress=progress,
-        extra_attrs={"dataset": dataset},
+        extra_attrs=extra,
     )

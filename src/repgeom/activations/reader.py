@@ -1,7 +1,10 @@
 """Reading activation shards: :func:`load_layer`, :func:`iter_layers`, :func:`check_shard`.
 
 Needs neither torch nor transformers. Refuses incomplete shards, shards whose attributes do not match
-``expect`` and shards whose checksum fails, with :class:`repgeom.artifacts.ArtifactError`. The attributes come
+``expect`` and shards whose checksum fails, with :class:`repgeom.artifacts.ArtifactError`. A gathered shard
+(row-parts, :mod:`.parts`) is read from its part files, each checked to be the file the gather recorded and
+verified; a missing, moved, truncated or foreign part is refused by name. Checksums: xxh3 where a shard has it,
+and a file this process verified already (same inode, size and mtime) is not hashed again. The attributes come
 from the one JSON attribute ``provenance`` (one read instead of ~35); unfiltered row chunks are read straight
 from the file by their offsets (:func:`_read_activations`, counted in :data:`_FAST_READS`).
 """
@@ -18,12 +21,35 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..artifacts import ArtifactError, check_expected, decode_attr, h5_attrs, texts_sha256
-from .layout import CHUNK_ROWS, SHARED_ATTRS, _RowSha, _sha_array, list_layers, shard_path
+from .layout import CHUNK_ROWS, SHARED_ATTRS, _RowSha, _sha_array, checksum_key, list_layers, shard_path
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
 _FAST_READS = [0]  # how many reads took the direct path (for tests)
+#: files this process has verified: (path, inode, size, mtime) → the digest checked; a file changed since (new
+#: inode, size or mtime) is verified again
+_VERIFIED: dict[tuple, str] = {}
+
+
+def _file_key(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _verify_rows(X: np.ndarray, attrs: Mapping[str, Any], path: Path, label) -> None:
+    """Check the activations ``X`` read from ``path`` against their stored checksum (xxh3 where the shard has it),
+    unless this process verified the unchanged file already."""
+    alg, key = checksum_key(attrs)
+    fkey = (*_file_key(path), key)
+    if _VERIFIED.get(fkey) == attrs[key]:
+        return
+    if _sha_array(X, alg) != attrs[key]:
+        raise ArtifactError(
+            f"{label}: activations do not match their stored checksum (the file is corrupt); "
+            "delete it and rerun the workflow"
+        )
+    _VERIFIED[fkey] = attrs[key]
 
 
 def _open(path: Path):
@@ -73,9 +99,50 @@ def _check_open(f, path, expect: Mapping[str, Any] | None) -> tuple[dict, Any, A
     n, d = attrs.get("n"), attrs.get("d")
     if acts.shape != (n, d) or ids.shape != (n,):
         raise ArtifactError(f"{path}: shapes {acts.shape} / {ids.shape} do not match n={n}, d={d} (corrupt?)")
-    if "sha256_activations" not in attrs or "ids_sha256" not in attrs:
+    if ("sha256_activations" not in attrs and "parts" not in attrs) or "ids_sha256" not in attrs:
         raise ArtifactError(f"{path}: no checksum attributes")
     return attrs, acts, ids
+
+
+# --------------------------------------------------------------------------- gathered row-parts
+def _part_files(path: Path, attrs: Mapping[str, Any]) -> list[tuple[Path, dict]]:
+    """The part files of a gathered shard (paths relative to its folder) with what the gather recorded."""
+    return [(path.parent / e["file"], e) for e in attrs["parts"]]
+
+
+def _open_part(part: Path, entry: Mapping[str, Any], label) -> tuple[Any, dict, Any]:
+    """Open one part of a gathered shard and check it is the very file the gather saw."""
+    if not part.exists():
+        raise ArtifactError(
+            f"{label}: its part {part} (rows {entry['row_start']}–{entry['row_stop']}) is missing (moved or "
+            "deleted?); rerun the workflow to remake it"
+        )
+    f = _open(part)
+    try:
+        attrs, ds, _ = _check_open(f, part, None)
+        alg, key = checksum_key(entry)
+        if attrs.get(key) != entry[key] or attrs.get("run_id") != entry["run_id"]:
+            raise ArtifactError(
+                f"{label}: its part {part} is not the file the gather recorded (another run's part: run "
+                f"{attrs.get('run_id')!r}, gathered from {entry['run_id']!r}); rerun the workflow"
+            )
+        if ds.shape[0] != entry["row_stop"] - entry["row_start"]:
+            raise ArtifactError(f"{label}: its part {part} holds {ds.shape[0]} rows, not the gathered range")
+    except BaseException:
+        f.close()
+        raise
+    return f, attrs, ds
+
+
+def _read_gathered(path: Path, attrs: Mapping[str, Any], out: np.ndarray, verify: bool, label) -> None:
+    """Fill ``out`` (N, d) from the part files, each checked (and with ``verify`` its checksum)."""
+    for part, entry in _part_files(path, attrs):
+        f, pattrs, ds = _open_part(part, entry, label)
+        with f:
+            X = _read_activations(ds, part)
+        if verify:
+            _verify_rows(X, pattrs, part, part)
+        out[entry["row_start"] : entry["row_stop"]] = X
 
 
 def _read_ids(ds, path, attrs, verify: bool = True) -> np.ndarray:
@@ -168,12 +235,19 @@ def check_shard(
         try:
             attrs, ds, ids_ds = _check_open(f, label, expect)
             _read_ids(ids_ds, label, attrs, verify)
-            if verify:
-                sha = _RowSha(ds.dtype, ds.shape)
+            if "parts" in attrs:
+                for part, entry in _part_files(path, attrs):
+                    pf, pattrs, _ = _open_part(part, entry, label)
+                    pf.close()
+                    if verify:
+                        check_shard(part, verify=True)
+            elif verify:
+                alg, key = checksum_key(attrs)
+                sha = _RowSha(ds.dtype, ds.shape, alg)
                 step = max(CHUNK_ROWS, (1 << 24) // max(1, ds.shape[1] * ds.dtype.itemsize))
                 for s in range(0, ds.shape[0], step):
                     sha.update(ds[s : s + step])
-                if sha.hexdigest() != attrs["sha256_activations"]:
+                if sha.hexdigest() != attrs[key]:
                     raise ArtifactError(
                         f"{label}: activations do not match their stored checksum (the file is "
                         "corrupt); delete it and rerun the workflow"
@@ -213,16 +287,17 @@ def load_layer(
             if attrs.get("position") != position:
                 raise ArtifactError(f"{p}: holds position {attrs.get('position')!r}, not {position!r}")
             ids = _read_ids(ids_ds, p, attrs, verify)
-            X = _read_activations(ds, p)
+            if "parts" in attrs:
+                X = np.empty(ds.shape, dtype=ds.dtype)
+                _read_gathered(p, attrs, X, verify, p)
+            else:
+                X = _read_activations(ds, p)
         except ArtifactError:
             raise
         except (OSError, KeyError, ValueError) as e:
             raise ArtifactError(f"{p}: unreadable HDF5 content (corrupt?): {e}") from None
-    if verify and _sha_array(X) != attrs["sha256_activations"]:
-        raise ArtifactError(
-            f"{p}: activations do not match their stored checksum (the file is corrupt); "
-            "delete it and rerun the workflow"
-        )
+    if verify and "parts" not in attrs:
+        _verify_rows(X, attrs, p, p)
     if dtype is not None and X.dtype != np.dtype(dtype):
         X = X.astype(dtype)
     return X, ids, attrs

@@ -4,7 +4,7 @@ Each shard holds ``activations`` (N, d) float16/float32, chunked (256, d), optio
 fixed-length UTF-8 strings; ``n_tokens`` (N,) int32 (tokens used, after truncation) and the provenance as
 attributes (see :func:`.extraction.extract`), including ``sha256_activations``
 (:func:`repgeom.artifacts.array_sha256` of the dataset, computed while writing and checked by re-reading before
-the rename) and ``ids_sha256`` (:func:`repgeom.artifacts.texts_sha256` of the ids). Every attribute is also
+the rename; ``xxh3_activations`` beside it, the fast one readers verify with) and ``ids_sha256`` (:func:`repgeom.artifacts.texts_sha256` of the ids). Every attribute is also
 stored once more, all together, as the JSON attribute ``provenance``, which the readers use; ``complete`` is
 written last, on its own.
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..artifacts import atomic_path, attr_value, json_default, now_iso
 from .blocks import layer_meaning
-from .layout import CHUNK_ROWS, _RowSha, shard_path
+from .layout import CHUNK_ROWS, FAST_CHECKSUM, _RowSha, have_fast_checksum, shard_path
 from .reader import check_shard
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class ShardWriter:
             else {}
         )
         self.tmps, self.files, self.dsets, self.shas = {}, {}, {}, {}
+        algs = ("sha256", FAST_CHECKSUM) if have_fast_checksum() else ("sha256",)
         for key in self.keys:
             final = shard_path(outdir, key[1], key[0])
             self.tmps[key] = (final, stack.enter_context(atomic_path(final)))
@@ -83,7 +84,7 @@ class ShardWriter:
             )
             f.create_dataset("ids", data=ids_bytes)
             f.create_dataset("n_tokens", data=n_tokens)
-            self.shas[key] = _RowSha(self.store, (n, d))
+            self.shas[key] = {alg: _RowSha(self.store, (n, d), alg) for alg in algs}
         self.bufs = {p: np.zeros((len(self.layers), window_rows, d), dtype=self.store) for p in positions}
         self.nonfinite = {key: 0 for key in self.keys}
         self.window: tuple[int, int] | None = None
@@ -105,7 +106,8 @@ class ShardWriter:
         for (p, L), ds in self.dsets.items():
             rows = self.bufs[p][self.layers.index(L), : w1 - w0]
             ds[w0:w1] = rows
-            self.shas[(p, L)].update(rows)
+            for h in self.shas[(p, L)].values():
+                h.update(rows)
             self.nonfinite[(p, L)] += int((~np.isfinite(rows)).any(axis=1).sum())
 
     def finish(self, base_attrs: Mapping[str, Any], timing: Mapping[str, float]) -> None:
@@ -128,7 +130,7 @@ class ShardWriter:
                 "layer_meaning": layer_meaning(L),
                 "position": p,
                 "n_nonfinite_rows": nf,
-                "sha256_activations": self.shas[key].hexdigest(),
+                **{f"{alg}_activations": h.hexdigest() for alg, h in self.shas[key].items()},
                 **timing,
                 "created": now_iso(),
             }

@@ -1,0 +1,180 @@
+"""Row-parts: a text set extracted in parts and gathered into virtual files reads exactly as one whole run, and
+every way a part can go wrong after the gather (missing, corrupt, truncated, foreign, another plan) is refused by
+name; the faster checksum and the once-per-process verification."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from repgeom import activations as A
+from repgeom.activations import parts as P
+from repgeom.activations import reader
+from repgeom.architectures import build_tiny
+from repgeom.artifacts import ArtifactError
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+N, WINDOW = 600, 256
+TEXTS = [", ".join(str(i * k) for k in range(1, 2 + i % 9)) for i in range(N)]
+IDS = [f"t{i:04d}" for i in range(N)]
+KW = dict(model="tiny", positions=("last", "mean"), batch_size=16, store_dtype="float32", progress=False)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    return build_tiny("gpt2", tmp_path_factory.mktemp("tiny") / "gpt2")
+
+
+@pytest.fixture(scope="module")
+def runs(gpt2, tmp_path_factory):
+    """The whole set in one run, and the same in parts of 256 rows gathered."""
+    root = tmp_path_factory.mktemp("runs")
+    A.extract(TEXTS, IDS, gpt2, root / "whole", sort_window=WINDOW, **KW)
+    out = root / "set"
+    plan = _plan(root, 256)
+    for e in plan["parts"]:
+        r0, r1 = e["row_start"], e["row_stop"]
+        A.extract(
+            TEXTS[r0:r1],
+            IDS[r0:r1],
+            gpt2,
+            P.parts_dir(out) / e["name"],
+            sort_window=WINDOW,
+            extra_attrs={"row_start": r0, "row_stop": r1},
+            **KW,
+        )
+    P.gather(plan, out)
+    return root / "whole", out, plan
+
+
+def _plan(root, rows_per_part, n=N):
+    """A plan as write_plan makes it, for the texts above."""
+    from repgeom.artifacts import texts_sha256
+
+    return {
+        "n": n,
+        "texts_sha256": texts_sha256(TEXTS[:n]),
+        "ids_sha256": texts_sha256(IDS[:n]),
+        "parts": [
+            {
+                "name": P.part_name(r0, r1),
+                "row_start": r0,
+                "row_stop": r1,
+                "texts_sha256": texts_sha256(TEXTS[r0:r1]),
+                "ids_sha256": texts_sha256(IDS[r0:r1]),
+            }
+            for r0, r1 in P.plan_parts(n, rows_per_part, WINDOW)
+        ],
+    }
+
+
+def test_gathered_layers_equal_one_whole_run_bit_for_bit(runs):
+    whole, gathered, plan = runs
+    assert len(plan["parts"]) == 3 and plan["parts"][-1]["row_stop"] == N
+    for pos in ("last", "mean"):
+        assert A.list_layers(gathered, pos) == A.list_layers(whole, pos)
+        for L in A.list_layers(whole, pos):
+            Xw, idw, aw = A.load_layer(whole, L, position=pos)
+            Xg, idg, ag = A.load_layer(gathered, L, position=pos)
+            np.testing.assert_array_equal(Xg, Xw)  # the same batches: part boundaries on window boundaries
+            assert list(idg) == list(idw) and ag["n"] == N and ag["texts_sha256"] == aw["texts_sha256"]
+            assert len(ag["parts"]) == 3 and not any(e["file"].startswith("/") for e in ag["parts"])
+    # iter_layers and the STS reader's expectations work unchanged on gathered shards
+    assert [L for L, *_ in A.iter_layers(gathered)] == A.list_layers(whole)
+
+
+def test_the_virtual_dataset_is_what_h5py_users_see_and_survives_a_move(runs, tmp_path):
+    import h5py
+
+    whole, gathered, _ = runs
+    moved = tmp_path / "moved"
+    shutil.copytree(gathered.parent, moved)  # the text set's folder and its parts' folder, side by side
+    with h5py.File(A.shard_path(moved / gathered.name, 1), "r") as f:
+        assert f["activations"].is_virtual
+        np.testing.assert_array_equal(f["activations"][()], A.load_layer(whole, 1)[0])
+    A.check_shard(A.shard_path(moved / gathered.name, 1), verify=True)
+
+
+def _copy(runs, tmp_path):
+    whole, gathered, plan = runs
+    dst = tmp_path / "c"
+    shutil.copytree(gathered.parent, dst)
+    return dst / gathered.name, P.parts_dir(dst / gathered.name) / plan["parts"][1]["name"]
+
+
+def test_a_deleted_part_is_named(runs, tmp_path):
+    out, part = _copy(runs, tmp_path)
+    A.shard_path(part, 1).unlink()
+    for read in (lambda: A.load_layer(out, 1), lambda: A.check_shard(A.shard_path(out, 1))):
+        with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_01\.h5 \(rows 256–512\) is missing"):
+            read()
+
+
+def _first_chunk_offset(path):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f["activations"].id.get_chunk_info(0).byte_offset
+
+
+def test_a_corrupt_or_truncated_part_is_named(runs, tmp_path):
+    out, part = _copy(runs, tmp_path)
+    path = A.shard_path(part, 2)
+    raw = bytearray(path.read_bytes())
+    raw[_first_chunk_offset(path) + 100] ^= 0xFF  # a byte inside the activations
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_02\.h5"):
+        A.load_layer(out, 2)
+    path.write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_02\.h5"):
+        A.load_layer(out, 2)
+
+
+def test_a_part_of_another_run_is_refused(runs, gpt2, tmp_path):
+    out, part = _copy(runs, tmp_path)
+    A.extract(TEXTS[256:512], IDS[256:512], gpt2, tmp_path / "again", sort_window=WINDOW, **KW)
+    shutil.copy(A.shard_path(tmp_path / "again", 1), A.shard_path(part, 1))  # same rows, another run
+    with pytest.raises(ArtifactError, match=r"not the file the gather recorded \(another run's part"):
+        A.load_layer(out, 1)
+
+
+def test_the_gather_refuses_parts_of_another_plan_or_other_texts(runs, tmp_path):
+    out, _ = _copy(runs, tmp_path)
+    pdir = P.parts_dir(out)
+    # rows_per_part changed to 512: its parts have other names; were an old part's files found under a new name
+    shutil.copytree(pdir / P.part_name(0, 256), pdir / P.part_name(0, 512))
+    with pytest.raises(ArtifactError, match=r"holds rows 0–256, the plan's part is 0–512"):
+        P.gather(_plan(tmp_path, 512), out)
+    plan = _plan(tmp_path, 256)
+    plan["parts"][0]["texts_sha256"] = "0" * 64
+    with pytest.raises(ArtifactError, match=r"rows_000000000-000000256/layer_\d+\.h5: its texts are not the plan"):
+        P.gather(plan, out)
+
+
+def test_parts_must_be_whole_sorting_windows():
+    assert P.plan_parts(600, 256, 256) == [(0, 256), (256, 512), (512, 600)]
+    assert P.plan_parts(600, 1024, 1000) == [(0, 600)]  # the window rounds up to 1024
+    with pytest.raises(ValueError, match=r"rows_per_part = 300 .* multiple of 256"):
+        P.plan_parts(600, 300, 256)
+
+
+def test_rows_per_part_is_checked_with_the_config():
+    from repgeom.config import validate_config
+
+    with pytest.raises(Exception, match=r"activations.rows_per_part' = 1000: not a whole number .*e\.g\. 768"):
+        validate_config({"activations": {"rows_per_part": 1000, "sort_window": 256}})
+
+
+def test_verification_uses_xxh3_and_happens_once_per_unchanged_file(runs, monkeypatch):
+    whole, _, _ = runs
+    attrs = A.check_shard(A.shard_path(whole, 1))
+    assert len(attrs["xxh3_activations"]) == 32 and len(attrs["sha256_activations"]) == 64
+    calls = []
+    orig = reader._sha_array
+    monkeypatch.setattr(reader, "_sha_array", lambda X, alg="sha256": calls.append(alg) or orig(X, alg))
+    reader._VERIFIED.clear()
+    A.load_layer(whole, 1)
+    A.load_layer(whole, 1)
+    assert calls == ["xxh3"]  # the second read of the unchanged file is not hashed again
