@@ -172,9 +172,19 @@ def test_verification_uses_xxh3_and_happens_once_per_unchanged_file(runs, monkey
     attrs = A.check_shard(A.shard_path(whole, 1))
     assert len(attrs["xxh3_activations"]) == 32 and len(attrs["sha256_activations"]) == 64
     calls = []
-    orig = reader._sha_array
-    monkeypatch.setattr(reader, "_sha_array", lambda X, alg="sha256": calls.append(alg) or orig(X, alg))
+
+    class Counting(reader._RowSha):
+        def __init__(self, dtype, shape, algorithm="sha256"):
+            calls.append((algorithm, len(shape)))
+            super().__init__(dtype, shape, algorithm)
+
+    monkeypatch.setattr(reader, "_RowSha", Counting)
     reader._VERIFIED.clear()
-    A.load_layer(whole, 1)
-    A.load_layer(whole, 1)
-    assert calls == ["xxh3"]  # the second read of the unchanged file is not hashed again
+    reader._IDS.clear()
+    X1, ids1, _ = A.load_layer(whole, 1)
+    X2, ids2, _ = A.load_layer(whole, 1)
+    A.load_layer(whole, 2)
+    assert calls == [("xxh3", 2)] * 2  # layer 1 once (the repeat is not hashed), layer 2
+    assert list(ids2) == list(ids1) == IDS and ids2 is not ids1
+    ids2[0] = "changed"  # a caller's edit does not reach the next read
+    assert A.load_layer(whole, 1)[1][0] == IDS[0]

@@ -2,7 +2,9 @@
 
 ``with job(snakemake):`` sends logging, warnings and stderr (progress bars)
 to the rule's log file and records the failure there before re-raising, so
-every job leaves a readable log whatever happens.
+every job leaves a readable log whatever happens. A job that asks for GPUs on a
+multi-GPU machine (not under SLURM) holds its own devices for its duration
+(:mod:`repgeom.devicepool`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from .devicepool import claim_gpus
 
 if TYPE_CHECKING:
     from snakemake.script import Snakemake
@@ -43,7 +47,8 @@ def job(snakemake: Snakemake, name: str | None = None) -> Iterator[logging.Logge
     log.info("rule %s %s started", name, wc)
     t0 = time.time()
     try:
-        yield log
+        with claim_gpus(int(getattr(snakemake.resources, "gpu", 0) or 0)):
+            yield log
     except BaseException:
         log.error("rule %s failed after %.1f s:\n%s", name, time.time() - t0, traceback.format_exc())
         raise

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import ArtifactError, atomic_path, attr_value, fsync_dir, json_default, now_iso, texts_sha256
-from .layout import CHUNK_ROWS, SHARED_ATTRS, list_layers, shard_path
+from .layout import CHUNK_ROWS, FAST_CHECKSUM, SHARED_ATTRS, _sha_array, have_fast_checksum, list_layers, shard_path
 from .pooling import POSITIONS
 from .reader import check_shard
 
@@ -166,10 +166,14 @@ def _write_gathered(final: Path, attrs: dict, part_paths: list[Path], part_attrs
             ids.append(f["ids"][()])
             ntok.append(f["n_tokens"][()])
     width = max(x.dtype.itemsize for x in ids)
+    all_ids = np.concatenate(ids).astype(h5py.string_dtype("utf-8", width))
+    attrs.pop("ids_xxh3", None)  # the parts' own: the gathered ids' bytes differ
+    if have_fast_checksum():
+        attrs["ids_xxh3"] = _sha_array(all_ids, FAST_CHECKSUM)
     with atomic_path(final) as tmp:
         with h5py.File(tmp, "w", libver="latest", locking=False) as f:
             f.create_virtual_dataset("activations", layout, fillvalue=np.nan)
-            f.create_dataset("ids", data=np.concatenate(ids).astype(h5py.string_dtype("utf-8", width)))
+            f.create_dataset("ids", data=all_ids)
             f.create_dataset("n_tokens", data=np.concatenate(ntok))
             for k, v in attrs.items():
                 if k != "parts":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ _FAST_READS = [0]  # how many reads took the direct path (for tests)
 #: files this process has verified: (path, inode, size, mtime) → the digest checked; a file changed since (new
 #: inode, size or mtime) is verified again
 _VERIFIED: dict[tuple, str] = {}
+#: ids this process decoded and verified, by a digest of their raw bytes (the last few runs' ids)
+_IDS: OrderedDict[tuple, tuple[str, np.ndarray]] = OrderedDict()
+_IDS_KEEP = 4
 
 
 def _file_key(path: Path) -> tuple:
@@ -37,19 +41,49 @@ def _file_key(path: Path) -> tuple:
     return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _verify_rows(X: np.ndarray, attrs: Mapping[str, Any], path: Path, label) -> None:
-    """Check the activations ``X`` read from ``path`` against their stored checksum (xxh3 where the shard has it),
-    unless this process verified the unchanged file already."""
+def _read_verified(ds, path: Path, attrs: Mapping[str, Any], verify: bool, out: np.ndarray | None = None, checks=None):
+    """The activations of ``ds`` (into ``out`` where given), checked against their stored checksum (xxh3 where the
+    shard has it) while they are read, unless ``verify`` is off or this process verified the unchanged file.
+    With a ``checks`` list the check is appended to it, to be run (:func:`_run_checks`) once later reads are under
+    way, so that hashing one file's last block overlaps reading the next file."""
     alg, key = checksum_key(attrs)
     fkey = (*_file_key(path), key)
-    if _VERIFIED.get(fkey) == attrs[key]:
-        return
-    if _sha_array(X, alg) != attrs[key]:
-        raise ArtifactError(
-            f"{label}: activations do not match their stored checksum (the file is corrupt); "
-            "delete it and rerun the workflow"
-        )
-    _VERIFIED[fkey] = attrs[key]
+    digest = None
+    if verify and _VERIFIED.get(fkey) != attrs[key]:
+        digest = _RowSha(ds.dtype, ds.shape, alg)
+    futures: list = []
+    X = _read_activations(ds, path, out, digest, futures)
+    if digest is not None:
+        pending = [(futures, digest, attrs[key], fkey, path)]
+        if checks is None:
+            _run_checks(pending)
+        else:
+            checks.extend(pending)
+    return X
+
+
+def _run_checks(checks: list) -> None:
+    """Wait for each file's hashing and compare its digest with the stored one."""
+    for futures, digest, want, fkey, path in checks:
+        for f in futures:
+            f.result()
+        if digest.hexdigest() != want:
+            raise ArtifactError(
+                f"{path}: activations do not match their stored checksum (the file is corrupt); "
+                "delete it and rerun the workflow"
+            )
+        _VERIFIED[fkey] = want
+
+
+_HASHER: list = []  # one worker thread, made on first use: blocks are hashed in the order they were read
+
+
+def _hasher():
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not _HASHER:
+        _HASHER.append(ThreadPoolExecutor(1, thread_name_prefix="repgeom-hash"))
+    return _HASHER[0]
 
 
 def _open(path: Path):
@@ -136,25 +170,47 @@ def _open_part(part: Path, entry: Mapping[str, Any], label) -> tuple[Any, dict, 
 
 def _read_gathered(path: Path, attrs: Mapping[str, Any], out: np.ndarray, verify: bool, label) -> None:
     """Fill ``out`` (N, d) from the part files, each checked (and with ``verify`` its checksum)."""
+    checks: list = []
     for part, entry in _part_files(path, attrs):
         f, pattrs, ds = _open_part(part, entry, label)
         with f:
-            X = _read_activations(ds, part)
-        if verify:
-            _verify_rows(X, pattrs, part, part)
-        out[entry["row_start"] : entry["row_stop"]] = X
+            _read_verified(ds, part, pattrs, verify, out[entry["row_start"] : entry["row_stop"]], checks)
+    _run_checks(checks)
 
 
 def _read_ids(ds, path, attrs, verify: bool = True) -> np.ndarray:
+    """The ids, decoded and (``verify``) checked. The shards of one run hold the very same ids: bytes equal to ids
+    this process decoded and verified already (same digest of the raw bytes, same ``ids_sha256``) are not decoded
+    and hashed again."""
     raw = ds[()]
+    key = _bytes_key(raw) if raw.dtype.kind == "S" else None
+    hit = _IDS.get(key) if key else None
+    if hit is not None and hit[0] == attrs["ids_sha256"]:
+        _IDS.move_to_end(key)
+        return hit[1].copy()
+    fast = key is not None and key[0] is not None and "ids_xxh3" in attrs  # the raw bytes' own xxh3 (format 2)
+    if verify and fast and key[0] != attrs["ids_xxh3"]:
+        raise ArtifactError(f"{path}: ids do not match their stored checksum (the file is corrupt)")
     ids = (
         [x.decode("utf-8") for x in raw.tolist()]
         if raw.dtype.kind == "S"
         else [x.decode("utf-8") if isinstance(x, bytes) else x for x in raw.tolist()]
     )
-    if verify and texts_sha256(ids) != attrs["ids_sha256"]:
+    if verify and not fast and texts_sha256(ids) != attrs["ids_sha256"]:
         raise ArtifactError(f"{path}: ids do not match their stored checksum (the file is corrupt)")
-    return np.array(ids, dtype=object)
+    out = np.array(ids, dtype=object)
+    if verify and key:
+        _IDS[key] = (attrs["ids_sha256"], out.copy())
+        while len(_IDS) > _IDS_KEEP:
+            _IDS.popitem(last=False)
+    return out
+
+
+def _bytes_key(raw: np.ndarray) -> tuple:
+    """``(xxh3 of the raw bytes, or None without xxhash; a digest of them; dtype; shape)``."""
+    fast = checksum_key({"xxh3_activations": ""})[0] == "xxh3"
+    digest = _sha_array(raw, "xxh3" if fast else "sha256")
+    return (digest if fast else None, digest, raw.dtype.str, raw.shape)
 
 
 def _chunk_infos(ds) -> list | None:
@@ -187,13 +243,23 @@ def _chunk_infos(ds) -> list | None:
     return infos if [ci.chunk_offset[0] for ci in infos] == list(range(0, n, rows)) else None
 
 
-def _read_chunks(fh, infos: list, out: np.ndarray, rows: int, path: Path) -> None:
-    """Fill ``out`` from the chunks ``infos``, with one read for chunks that lie back to back in the file."""
+#: bytes read at once from a shard; each block is hashed (in another thread) while the next one is read
+READ_BLOCK = 8 << 20
+
+
+def _read_chunks(fh, infos: list, out: np.ndarray, rows: int, path: Path, on_block=None) -> None:
+    """Fill ``out`` from the chunks ``infos``, with one read for chunks that lie back to back in the file (up to
+    :data:`READ_BLOCK` bytes); ``on_block(r0, r1)`` after each read, in row order."""
     n = out.shape[0]
+    per_block = max(1, READ_BLOCK // max(1, infos[0].size)) if infos else 1
     i = 0
     while i < len(infos):
         j = i
-        while j + 1 < len(infos) and infos[j + 1].byte_offset == infos[j].byte_offset + infos[j].size:
+        while (
+            j + 1 < len(infos)
+            and j + 1 - i < per_block
+            and infos[j + 1].byte_offset == infos[j].byte_offset + infos[j].size
+        ):
             j += 1
         r0, r1 = infos[i].chunk_offset[0], min(infos[j].chunk_offset[0] + rows, n)
         view = memoryview(out[r0:r1]).cast("B")
@@ -204,17 +270,40 @@ def _read_chunks(fh, infos: list, out: np.ndarray, rows: int, path: Path) -> Non
             if not k:
                 raise ArtifactError(f"{path}: file ends inside the activations (truncated)")
             got += k
+        if on_block is not None:
+            on_block(r0, r1)
         i = j + 1
 
 
-def _read_activations(ds, path: Path) -> np.ndarray:
-    """The whole dataset; unfiltered row chunks are read straight from the file by their offsets."""
+def _read_activations(
+    ds, path: Path, out: np.ndarray | None = None, digest: _RowSha | None = None, futures: list | None = None
+) -> np.ndarray:
+    """The whole dataset (into ``out`` where given); unfiltered row chunks are read straight from the file by their
+    offsets. ``digest`` is fed the rows in order, each block in a worker thread while the next is read (hashing
+    releases the GIL); the hashing's futures are appended to ``futures`` (wait for them before the digest)."""
+    futures = [] if futures is None else futures
+    if out is None:
+        out = np.empty(ds.shape, dtype=ds.dtype)
     infos = _chunk_infos(ds)
     if infos is None:
-        return ds[()]
-    out = np.empty(ds.shape, dtype=ds.dtype)
+        if out.size:
+            ds.read_direct(out)
+        if digest is not None:
+            digest.update(out)
+        return out
     with open(path, "rb", buffering=0) as fh:
-        _read_chunks(fh, infos, out, ds.chunks[0], path)
+        if digest is None:
+            _read_chunks(fh, infos, out, ds.chunks[0], path)
+        else:
+            pool = _hasher()
+            _read_chunks(
+                fh,
+                infos,
+                out,
+                ds.chunks[0],
+                path,
+                lambda r0, r1: futures.append(pool.submit(digest.update, out[r0:r1])),
+            )
     _FAST_READS[0] += 1
     return out
 
@@ -291,13 +380,11 @@ def load_layer(
                 X = np.empty(ds.shape, dtype=ds.dtype)
                 _read_gathered(p, attrs, X, verify, p)
             else:
-                X = _read_activations(ds, p)
+                X = _read_verified(ds, p, attrs, verify)
         except ArtifactError:
             raise
         except (OSError, KeyError, ValueError) as e:
             raise ArtifactError(f"{p}: unreadable HDF5 content (corrupt?): {e}") from None
-    if verify and "parts" not in attrs:
-        _verify_rows(X, attrs, p, p)
     if dtype is not None and X.dtype != np.dtype(dtype):
         X = X.astype(dtype)
     return X, ids, attrs

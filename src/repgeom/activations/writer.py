@@ -28,7 +28,7 @@ import numpy as np
 
 from ..artifacts import atomic_path, attr_value, json_default, now_iso
 from .blocks import layer_meaning
-from .layout import CHUNK_ROWS, FAST_CHECKSUM, _RowSha, have_fast_checksum, shard_path
+from .layout import CHUNK_ROWS, FAST_CHECKSUM, _RowSha, _sha_array, have_fast_checksum, shard_path
 from .reader import check_shard
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class ShardWriter:
             else {}
         )
         self.tmps, self.files, self.dsets, self.shas = {}, {}, {}, {}
+        self.ids_xxh3 = None  # the raw ids bytes' xxh3 (readers check the ids by it, without decoding first)
         algs = ("sha256", FAST_CHECKSUM) if have_fast_checksum() else ("sha256",)
         for key in self.keys:
             final = shard_path(outdir, key[1], key[0])
@@ -83,6 +84,8 @@ class ShardWriter:
                 "activations", shape=(n, d), dtype=self.store, chunks=(min(CHUNK_ROWS, n), d), **comp
             )
             f.create_dataset("ids", data=ids_bytes)
+            if FAST_CHECKSUM in algs:
+                self.ids_xxh3 = _sha_array(ids_bytes, FAST_CHECKSUM)
             f.create_dataset("n_tokens", data=n_tokens)
             self.shas[key] = {alg: _RowSha(self.store, (n, d), alg) for alg in algs}
         self.bufs = {p: np.zeros((len(self.layers), window_rows, d), dtype=self.store) for p in positions}
@@ -131,6 +134,7 @@ class ShardWriter:
                 "position": p,
                 "n_nonfinite_rows": nf,
                 **{f"{alg}_activations": h.hexdigest() for alg, h in self.shas[key].items()},
+                **({"ids_xxh3": self.ids_xxh3} if self.ids_xxh3 else {}),
                 **timing,
                 "created": now_iso(),
             }

@@ -1,0 +1,258 @@
+"""Benchmark: scale-out extraction (row-parts) and verified reads, with a tiny random-weight decoder so that N can
+reach 200k texts on a CPU.
+
+Measured in one run, as ratios:
+
+1. N texts in one part (one two-thread job) vs four parts (two concurrent one-thread jobs at a time, each a fresh
+   process, as Snakemake runs them): throughput ratio                              target >= 0.95
+   and the gathered arrays against the single part, bit for bit (parts on sorting-window boundaries)
+2. peak RSS of one job (VmHWM, fresh process) at N big vs N small                  target within 10 %
+3. reading a gathered layer vs reading the single file (both verified)             target >= 0.9
+4. reading one layer verified vs ``np.load`` of the same array: sha256, xxh3 (the default where a shard has it),
+   and a repeated read of a file this process verified already                      target >= 0.8
+
+    python benchmarks/scale.py [--quick]      # quick: N 8k parts, RSS at 4k and 40k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+
+from repgeom import activations as A  # noqa: E402
+from repgeom.activations import parts as P  # noqa: E402
+from repgeom.activations import reader  # noqa: E402
+from repgeom.artifacts import texts_sha256  # noqa: E402
+
+WINDOW = 1024
+KW = dict(model="tiny", positions=("last",), batch_size=64, store_dtype="float16", progress=False)
+
+
+def texts(n: int) -> tuple[list[str], list[str]]:
+    """Numeric-sequence-like texts of 4 to 19 integers, deterministic."""
+    out = [", ".join(str((i * 7 + k * 13) % 1000) for k in range(4 + i % 16)) for i in range(n)]
+    return out, [f"t{i:07d}" for i in range(n)]
+
+
+def vm_hwm_kb() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+
+def child(a) -> None:
+    """One job: extract rows [r0, r1) of N texts with the tiny model; prints its peak RSS and seconds as JSON."""
+    import torch
+
+    torch.set_num_threads(a.threads)
+    t, ids = texts(a.n)
+    r0, r1 = a.rows
+    t0 = time.perf_counter()
+    extra = {"row_start": r0, "row_stop": r1} if (r0, r1) != (0, a.n) else None
+    A.extract(t[r0:r1], ids[r0:r1], a.model, a.out, sort_window=WINDOW, device="cpu", extra_attrs=extra, **KW)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "vm_hwm_kb": vm_hwm_kb()}))
+
+
+def synthetic_shard(outdir: Path, n: int, d: int, rows: tuple[int, int]) -> None:
+    """Rows ``rows`` of an (n, d) float16 layer of random values, written by the workflow's own shard writer."""
+    import contextlib
+
+    import h5py
+
+    from repgeom.activations.writer import ShardWriter
+
+    r0, r1 = rows
+    t, ids = texts(n)
+    t, ids = t[r0:r1], ids[r0:r1]
+    ids_bytes = np.array([i.encode() for i in ids], dtype=h5py.string_dtype("utf-8", len(ids[0])))
+    data = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)[r0:r1]  # the same rows in any part
+    base = {
+        "kind": "activations", "format_version": 2, "run_id": f"bench{r0}", "model": "synthetic",
+        "model_fingerprint": "0" * 64, "texts_sha256": texts_sha256(t), "ids_sha256": texts_sha256(ids), "n": r1 - r0,
+        "d": d, "position": "last", "padding_side": "right", "max_length": 512, "compute_dtype": "float32",
+        "store_dtype": "float16", "layers_in_run": [1], "sort_window": WINDOW, "row_start": r0, "row_stop": r1,
+    }  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        w = ShardWriter(
+            stack, outdir, ["last"], [1], (r1 - r0, d), "float16", None, ids_bytes,
+            np.full(r1 - r0, 8, dtype=np.int32), WINDOW,
+        )  # fmt: skip
+        for w0 in range(0, r1 - r0, WINDOW):
+            w1 = min(w0 + WINDOW, r1 - r0)
+            rows_ = np.arange(w0, w1)
+            w.add(w0, w1, rows_, {"last": data[w0:w1, None, :]})
+        w.flush()
+        w.finish(base, {})
+        w.verify(base)
+
+
+def run_child(model: Path, n: int, rows: tuple[int, int], out: Path, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--model", str(model), "--n", str(n), "--out", str(out)]
+    cmd += ["--rows", str(rows[0]), str(rows[1]), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def plan(n: int, rows_per_part: int) -> dict:
+    t, ids = texts(n)
+    parts = [
+        {
+            "name": P.part_name(r0, r1),
+            "row_start": r0,
+            "row_stop": r1,
+            "texts_sha256": texts_sha256(t[r0:r1]),
+            "ids_sha256": texts_sha256(ids[r0:r1]),
+        }
+        for r0, r1 in P.plan_parts(n, rows_per_part, WINDOW)
+    ]
+    return {"n": n, "texts_sha256": texts_sha256(t), "ids_sha256": texts_sha256(ids), "parts": parts}
+
+
+def timed(fn, repeats: int = 15) -> float:
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def uncached(fn):
+    """``fn`` as a first read in a process: nothing verified yet (neither the rows nor the ids)."""
+
+    def run():
+        reader._VERIFIED.clear()
+        reader._IDS.clear()
+        return fn()
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--n", type=int, help="texts for the parts run (default 40960; quick 8192)")
+    ap.add_argument("--rss-n", type=int, nargs=2, help="N small and big (default 20000 200000; quick 4000 40000)")
+    ap.add_argument("--read-shape", type=int, nargs=2, default=(16384, 2048), help="rows and width of the read test")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["parts", "rss", "read"])
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--rows", type=int, nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a)
+    from repgeom.architectures import build_tiny
+
+    n = a.n or (8192 if a.quick else 40960)
+    rss_n = a.rss_n or ((4000, 40000) if a.quick else (20000, 200000))
+    tmp = Path(tempfile.mkdtemp(prefix="repgeom-scale-"))
+    model = build_tiny("gpt2", tmp / "gpt2")
+    print(f"tiny random-weight GPT-2 (2 blocks, width 64); {n} texts; sorting windows of {WINDOW} rows; {tmp}")
+
+    if "parts" not in a.skip:
+        parts_run(a, model, n, tmp)
+    if "rss" not in a.skip:
+        rss = {k: run_child(model, k, (0, k), tmp / f"rss{k}", 2) for k in rss_n}
+        s, b = (rss[k]["vm_hwm_kb"] for k in rss_n)
+        print(
+            f"[2] peak RSS of one job: N={rss_n[0]} {s / 1024:.0f} MiB, N={rss_n[1]} {b / 1024:.0f} MiB "
+            f"({rss[rss_n[1]]['seconds']:.0f} s), big/small {b / s:.3f} (target <= 1.10)"
+        )
+    if "read" not in a.skip:
+        reads(a, tmp)
+
+
+def parts_run(a, model: Path, n: int, tmp: Path) -> None:
+    """[1] one part vs four parts, two at a time."""
+    run_child(model, 2048, (0, 2048), tmp / "warm", 2)  # page the libraries in
+    t0 = time.perf_counter()
+    run_child(model, n, (0, n), tmp / "one", 2)
+    t_one = time.perf_counter() - t0
+    pl = plan(n, -(-n // 4 // WINDOW) * WINDOW)
+    out = tmp / "four"
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [
+            pool.submit(run_child, model, n, (e["row_start"], e["row_stop"]), P.parts_dir(out) / e["name"], 1)
+            for e in pl["parts"]
+        ]
+        [j.result() for j in jobs]
+    t_parts = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    P.gather(pl, out)
+    t_gather = time.perf_counter() - t0
+    same = all(
+        np.array_equal(A.load_layer(out, L, dtype=None)[0], A.load_layer(tmp / "one", L, dtype=None)[0])
+        for L in A.list_layers(tmp / "one")
+    )
+    print(
+        f"[1] one two-thread job {n / t_one:8.0f} texts/s; {len(pl['parts'])} parts, two one-thread jobs at a time "
+        f"{n / t_parts:8.0f} texts/s (gather {t_gather:.2f} s); ratio {t_one / t_parts:.3f} (target >= 0.95); "
+        f"gathered == one part bit for bit: {same}"
+    )
+
+
+def reads(a, tmp: Path) -> None:
+    """[3] gathered vs single file, [4] verified reads vs np.load."""
+
+    # 3. gathered vs single file, 4. verified reads vs np.load: shards of a paper model's width, written by the
+    # workflow's own writer (random rows: a width-64 model's layer is too small to time reads by)
+    rn, rd = a.read_shape
+    wide, wide_parts = tmp / "wide_one", tmp / "wide_four"
+    synthetic_shard(wide, rn, rd, (0, rn))
+    wpl = plan(rn, -(-rn // 4 // WINDOW) * WINDOW)
+    for e in wpl["parts"]:
+        synthetic_shard(P.parts_dir(wide_parts) / e["name"], rn, rd, (e["row_start"], e["row_stop"]))
+    P.gather(wpl, wide_parts)
+    L = 1
+    X = A.load_layer(wide, L, dtype=None)[0]
+    assert np.array_equal(X, A.load_layer(wide_parts, L, dtype=None)[0])
+    npy = tmp / "same.npy"
+    np.save(npy, X)
+    single = uncached(lambda: A.load_layer(wide, L, dtype=None))
+    gathered = uncached(lambda: A.load_layer(wide_parts, L, dtype=None))
+    t_single, t_gathered = timed(single), timed(gathered)
+    print(
+        f"[3] read a layer ({X.shape[0]} x {X.shape[1]} {X.dtype}, {X.nbytes / 1e6:.1f} MB), verified: single "
+        f"file {t_single * 1e3:.2f} ms, gathered over {len(wpl['parts'])} parts {t_gathered * 1e3:.2f} ms; ratio "
+        f"{t_single / t_gathered:.3f} (target >= 0.9)"
+    )
+    base = timed(lambda: np.load(npy))
+    sha_only = uncached(lambda: _with_sha256(lambda: A.load_layer(wide, L, dtype=None)))
+    rows = {
+        "load_layer(verify=False)": lambda: A.load_layer(wide, L, verify=False, dtype=None),
+        "load_layer, sha256": sha_only,
+        "load_layer, xxh3 (default)": single,
+        "load_layer, verified earlier": lambda: A.load_layer(wide, L, dtype=None),
+    }
+    print(f"[4] np.load {base * 1e3:.2f} ms")
+    for k, fn in rows.items():
+        t = timed(fn)
+        print(f"    {k:30s} {t * 1e3:7.2f} ms   ratio {base / t:.3f}  (target >= 0.8)")
+
+
+def _with_sha256(fn):
+    """Run ``fn`` with readers verifying by sha256 (as shards without an xxh3 checksum are)."""
+    orig = reader.checksum_key
+    reader.checksum_key = lambda attrs: ("sha256", "sha256_activations")
+    try:
+        return fn()
+    finally:
+        reader.checksum_key = orig
+
+
+if __name__ == "__main__":
+    main()
