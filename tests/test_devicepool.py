@@ -105,7 +105,8 @@ def test_concurrent_gpu_jobs_of_the_workflow_hold_different_devices(pool, tmp_pa
     cfg["resources"] = {"gpu_jobs_use_gpu": True}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     monkeypatch.setenv("REPGEOM_GPU_COUNT", "2")
-    snakemake(tmp_path, "results/activations/tiny/seq", "--resources", "gpu=2", configfile=tmp_path / "config.yaml")
+    args = ("--resources", "gpu=2", "--set-threads", "activation_part=1")  # two cores: two one-thread jobs at once
+    snakemake(tmp_path, "results/activations/tiny/seq", *args, configfile=tmp_path / "config.yaml")
     spans = []
     for log in sorted((tmp_path / "logs/activations/tiny/seq.parts").glob("*.log")):
         text = log.read_text()
