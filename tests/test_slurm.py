@@ -3,10 +3,12 @@ with the shipped profile: jobs really go through SLURM (sacct), GPU rules ask fo
 run's, a second submission does nothing, a job killed for memory is retried with more, and a job cancelled by
 the scheduler leaves nothing a rerun would trust."""
 
+import re
 import shutil
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -36,15 +38,20 @@ def _config(tmp_path, **resources):
     return p
 
 
+#: poll the tiny cluster often (the plugin waits 40 s before its first status check and 10 s between rounds)
+FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2")
+
+
 def _slurm(wd, cfg, *args, check=True):
     return snakemake(
-        wd, "--workflow-profile", str(PROFILE), "--latency-wait", "5", *args, configfile=cfg, check=check, timeout=1200
-    )
+        wd, "--workflow-profile", str(PROFILE), "--latency-wait", "5", *FAST_POLL, *args, configfile=cfg, check=check,
+        timeout=1200,
+    )  # fmt: skip
 
 
 def _sacct(since: str) -> pd.DataFrame:
     out = subprocess.run(
-        ["sacct", "-X", "-P", "-S", since, "-o", "JobID,JobName,Comment,State,AllocTRES,ReqMem"],
+        ["sacct", "-X", "-P", "-S", since, "-o", "JobID,JobName,Comment,State,AllocTRES,ReqMem,Start,End"],
         capture_output=True,
         text=True,
         check=True,
@@ -127,6 +134,94 @@ def test_scancel_mid_job_leaves_nothing_trusted_and_a_plain_rerun_finishes(slurm
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
+# ------------------------------------------------------------------ row-parts as concurrent GPU jobs
+ACTS = "results/activations/tiny/seq"
+ONE_THREAD = ("--set-threads", "activation_part=1", "activations=1")  # two CPUs: two part jobs at once
+
+
+def _rules(acct):
+    rules = acct.Comment.str.extract(r"rule_([a-z_]+?)_wildcards|rule_([a-z_]+)$").bfill(axis=1)[0]
+    return acct.assign(rule=rules)
+
+
+@pytest.fixture(scope="module")
+def slurm_parts(tmp_path_factory):
+    from repgeom.architectures import build_tiny
+
+    wd = tmp_path_factory.mktemp("slurm_parts")
+    c = yaml.safe_load((ROOT / "tests/configs/tiny_parts.yaml").read_text())
+    c["models"]["tiny"]["source"]["path"] = str(build_tiny("gpt2", wd / "gpt2"))
+    c["resources"] = {"activations_mem_mb": 1500}
+    cfg = wd / "parts.yaml"
+    cfg.write_text(yaml.safe_dump(c))
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    _slurm(wd, cfg, ACTS, *ONE_THREAD)
+    local = tmp_path_factory.mktemp("local_whole")  # the same text set in one local job, for comparison
+    c["activations"]["rows_per_part"] = 1024
+    (local / "whole.yaml").write_text(yaml.safe_dump(c))
+    snakemake(local, ACTS, *ONE_THREAD, configfile=local / "whole.yaml")
+    return wd, cfg, since, local
+
+
+def test_parts_ran_as_concurrent_gpu_jobs_and_equal_one_local_job(slurm_parts):
+    from repgeom import activations as A
+
+    wd, _, since, local = slurm_parts
+    acct = _rules(_sacct(since))
+    parts = acct[acct.rule == "activation_part"]
+    assert len(parts) == 3 and (parts.State == "COMPLETED").all(), acct.to_string()
+    assert parts.AllocTRES.str.contains("gres/gpu=1").all(), parts.to_string()
+    spans = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in zip(parts.Start, parts.End)]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), parts.to_string()
+    assert "activation_plan" not in set(acct.rule.dropna())  # a localrule
+    devices = set()
+    for log in (wd / "logs/activations/tiny/seq.parts").glob("*.log"):
+        m = re.search(r"SLURM's assignment kept \(CUDA_VISIBLE_DEVICES=(\S+)\)", log.read_text())
+        assert m, log.read_text()[-1500:]
+        devices.add(m.group(1))
+    assert devices == {"0", "1"}  # the two fake GPUs, each given to one of two concurrent jobs
+    for pos in ("last", "mean"):
+        for L in A.list_layers(local / ACTS, pos):
+            # one thread per job in both runs, the same batches (parts on window boundaries): bit for bit
+            np.testing.assert_array_equal(
+                A.load_layer(wd / ACTS, L, position=pos)[0], A.load_layer(local / ACTS, L, position=pos)[0]
+            )
+
+
+def test_a_cancelled_part_reruns_alone(slurm_parts):
+    wd, cfg, _, _ = slurm_parts
+    part = wd / f"{ACTS}.parts/rows_000000256-000000512"
+    shutil.rmtree(part)
+    shutil.rmtree(wd / ACTS)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    first = subprocess.Popen(
+        [*_cmd(wd, cfg), "--retries", "0", ACTS, *ONE_THREAD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    job = None
+    for _ in range(300):
+        q = subprocess.run(["squeue", "-h", "-o", "%i %k %T"], capture_output=True, text=True).stdout.split("\n")
+        job = next((line.split()[0] for line in q if "activation_part" in line and "RUNNING" in line), None)
+        if job:
+            break
+        time.sleep(0.5)
+    assert job, "the part job never started"
+    time.sleep(2)
+    subprocess.run(["scancel", job], check=True)
+    assert first.wait(timeout=600) != 0
+    assert not (wd / ACTS).exists() and not list(part.glob("layer_*.h5"))
+    since2 = time.strftime("%Y-%m-%dT%H:%M:%S")
+    _slurm(wd, cfg, ACTS, *ONE_THREAD)  # a plain rerun: only the cancelled part, then the gather
+    acct = _rules(_sacct(since2))
+    assert list(acct.rule[acct.rule.str.startswith("activation", na=False)].sort_values()) == [
+        "activation_part",
+        "activations",
+    ], acct.to_string()
+    from repgeom import activations as A
+
+    A.check_shard(A.shard_path(wd / ACTS, 1), verify=True)
+    assert len(_rules(_sacct(since)).query("rule == 'activation_part'")) == 2  # cancelled + rerun
+
+
 def _cmd(wd, cfg):
     import sys
 
@@ -144,6 +239,7 @@ def _cmd(wd, cfg):
         str(PROFILE),
         "--latency-wait",
         "5",
+        *FAST_POLL,
         "--configfile",
         str(cfg),
     ]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real single-node SLURM (Debian's 22.05) for CI, started without systemd:
 # munge, MariaDB + slurmdbd (so that sacct works, the plugin's default status path), slurmctld, slurmd,
-# with one fake GPU (gres with File=/dev/null) so that GPU requests are scheduled and recorded.
+# with two fake GPUs (gres with File=/dev/null and /dev/zero) so that GPU requests are scheduled, recorded and
+# run concurrently on different devices.
 # Usage: .ci/slurm/up.sh [STATE_DIR]   (default /tmp/slurm-ci); .ci/slurm/down.sh [STATE_DIR] stops it by pid.
 # Needs root (it installs packages when they are missing and runs the daemons as root).
 set -euo pipefail
@@ -86,11 +87,12 @@ MinJobAge=600
 ReturnToService=2
 SchedulerType=sched/backfill
 MpiDefault=none
-NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:1 State=UNKNOWN
+NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:2 State=UNKNOWN
 PartitionName=ci Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
-# one fake GPU: a gres needs a File=, or slurmd reports fewer GPUs than configured and the node drains
-echo "NodeName=$HOST Name=gpu File=/dev/null" >"$S/etc/gres.conf"
+# two fake GPUs: a gres needs a File= (a device file, one per GPU), or slurmd reports fewer GPUs than configured
+# and the node drains
+printf 'NodeName=%s Name=gpu File=/dev/null\nNodeName=%s Name=gpu File=/dev/zero\n' "$HOST" "$HOST" >"$S/etc/gres.conf"
 cp "$S/etc/slurm.conf" "$S/etc/gres.conf" /etc/slurm/
 cp "$S/etc/slurmdbd.conf" /etc/slurm/ && chmod 600 /etc/slurm/slurmdbd.conf
 export SLURM_CONF=/etc/slurm/slurm.conf
@@ -107,4 +109,4 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 [[ "$state" == idle* ]] || { echo "SLURM node is '$state', not idle"; tail -20 "$S"/log/*.log; exit 1; }
-echo "SLURM up: node $HOST idle ($CPUS CPUs, $MEM_MB MB, 1 fake GPU); state in $S"
+echo "SLURM up: node $HOST idle ($CPUS CPUs, $MEM_MB MB, 2 fake GPUs); state in $S"

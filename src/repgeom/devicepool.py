@@ -95,6 +95,8 @@ def claim_gpus(n: int, wait: float = WAIT_SECONDS) -> Iterator[list[str]]:
     yields the claimed devices, or ``[]`` where there is nothing to share: no GPU asked for, under SLURM, or fewer
     than two devices (then the job simply sees what there is)."""
     devices = visible_gpus()
+    if n >= 1 and "SLURM_JOB_ID" in os.environ:
+        log.info("GPU: SLURM's assignment kept (CUDA_VISIBLE_DEVICES=%s)", os.environ.get("CUDA_VISIBLE_DEVICES"))
     if n < 1 or "SLURM_JOB_ID" in os.environ or len(devices) < 2:
         yield []
         return
