@@ -188,3 +188,57 @@ def test_verification_uses_xxh3_and_happens_once_per_unchanged_file(runs, monkey
     assert list(ids2) == list(ids1) == IDS and ids2 is not ids1
     ids2[0] = "changed"  # a caller's edit does not reach the next read
     assert A.load_layer(whole, 1)[1][0] == IDS[0]
+
+
+# ------------------------------------------------------------------ all tokens
+def test_all_tokens_are_stored_per_text_and_match_transformers(gpt2, tmp_path, caplog):
+    from transformers import AutoModel, AutoTokenizer
+
+    from repgeom.activations.tokens import load_tokens
+
+    texts, ids = TEXTS[:40], IDS[:40]
+    out = tmp_path / "tok"
+    with caplog.at_level("INFO", logger="repgeom.activations.tokens"):
+        A.extract(texts, ids, gpt2, out, model="tiny", positions=("last", "tokens"), batch_size=8, store_dtype="float32",
+                  progress=False, max_length=12)  # fmt: skip
+    announced = float(
+        next(r.getMessage() for r in caplog.records if "all tokens" in r.getMessage()).split("= ")[-1][:-3]
+    )
+    tok = AutoTokenizer.from_pretrained(gpt2)
+    model = AutoModel.from_pretrained(gpt2).eval()
+    n_layers, on_disk = len(A.list_layers(out)), 0
+    for L in A.list_layers(out):
+        t = load_tokens(out, L)
+        on_disk += t.X.nbytes
+        last = A.load_layer(out, L)[0]
+        assert list(t.ids) == ids and t.X.shape == (int(t.n_tokens.sum()), 64)
+        for i in (0, 7, 39):
+            enc = tok(texts[i], return_tensors="pt")["input_ids"][:, :12]
+            np.testing.assert_array_equal(t.text(i)[-1], last[i])  # the last token is the "last" shard's row
+            assert t.token_ids[t.row_start[i] : t.row_start[i] + t.n_tokens[i]].tolist() == enc[0].tolist()
+            if L == n_layers:  # transformers' last hidden state has the final norm applied; a block's output not
+                continue
+            with torch.no_grad():
+                ref = model(input_ids=enc, output_hidden_states=True).hidden_states[L][0].numpy()
+            np.testing.assert_allclose(t.text(i), ref, rtol=1e-4, atol=1e-5)  # batched and padded: a tolerance
+    assert abs(announced - on_disk / 1e9) <= 0.05 * on_disk / 1e9 + 5e-4, (announced, on_disk, n_layers)
+    with pytest.raises(ArtifactError, match="read it with load_tokens"):
+        A.load_layer(out, 1, position="tokens")
+
+
+def test_an_all_token_run_over_the_cap_is_refused_before_writing(gpt2, tmp_path):
+    with pytest.raises(ValueError, match=r"would take 0\.\d+ GB \(\d+ tokens of 600 texts × \d layers × 64 × 4 bytes\), "
+                       r"over activations.max_token_gb = 1e-05"):  # fmt: skip
+        A.extract(TEXTS, IDS, gpt2, tmp_path / "big", model="tiny", positions=("tokens",), store_dtype="float32",
+                  progress=False, max_token_gb=1e-5)  # fmt: skip
+    assert not (tmp_path / "big").exists() or not list((tmp_path / "big").rglob("*.h5"))
+
+
+def test_all_tokens_are_not_gathered_over_parts_yet(tmp_path):
+    from repgeom.sequences import write_dataset
+
+    ds = tmp_path / "seq.json"
+    write_dataset({"families": ["even", "odd"], "n_sequences": 300, "length": 4, "max_chars": 100}, ds, "seq")
+    with pytest.raises(ValueError, match=r"600 texts make 3 parts .* raise activations.rows_per_part to at least 768"):
+        P.write_plan(ds, tmp_path / "plan.json", 256, 256, positions=["last", "tokens"])
+    assert len(P.write_plan(ds, tmp_path / "plan.json", 256, 256)["parts"]) == 3

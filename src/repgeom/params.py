@@ -136,6 +136,7 @@ class ActivationParams(StageParams):
     padding_side: str
     compression: str
     sort_window: int  # rows sorted by length together (rounded up to whole 256-row chunks)
+    max_token_gb: float  # the all-token shards' cap (position "tokens")
     device: str
 
 

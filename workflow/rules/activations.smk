@@ -11,9 +11,11 @@ checkpoint activation_plan:
         "results/activation_plans/{dataset}.json",
     log:
         "logs/activation_plans/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         code=get_code_version("activation_plan"),
-        plan=stages.activation_plan_params(config),
+        plan=get_activation_plan_params,
     script:
         "../scripts/activation_plan.py"
 

@@ -20,12 +20,13 @@ import numpy as np
 from ..artifacts import fsync_dir, library_versions, now_iso, texts_sha256
 from ..params import ActivationParams
 from .backoff import Backoff
-from .batching import PADDING_SIDES, token_lengths
+from .batching import PADDING_SIDES, token_lengths, tokenize
 from .blocks import find_blocks, resolve_layers
 from .capture import iter_batches
 from .layout import CHUNK_ROWS, FORMAT_VERSION, STORE_DTYPES, shard_path
 from .model import load_decoder
 from .pooling import POSITIONS
+from .tokens import TOKENS, announce
 from .writer import ShardWriter, remove_stale_temps
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,7 @@ def extract(
     sort_window: int = 1024,
     progress: bool = True,
     extra_attrs: Mapping[str, Any] | None = None,
+    max_token_gb: float | None = None,
 ) -> dict:
     """Extract the residual stream of ``layers`` for ``texts`` into one HDF5 shard per layer and position.
 
@@ -241,7 +243,8 @@ def extract(
     (``None``: every block). ``dtype`` is the compute dtype, ``store_dtype`` the shards' dtype.
     ``compression``: ``None``, ``"gzip"`` (level 4) or ``"lzf"``. ``sort_window`` (rounded up to whole
     chunks of 256 rows) bounds the memory: rows are sorted by length and buffered per window.
-    ``extra_attrs`` are added to every shard's attributes. Shards of other layers already in
+    ``extra_attrs`` are added to every shard's attributes. Position ``tokens`` stores every real token
+    (:mod:`.tokens`); its size is logged before anything is written and refused above ``max_token_gb``. Shards of other layers already in
     ``outdir`` are left alone (:func:`.reader.iter_layers` refuses to mix shards made from other inputs).
 
     Returns a summary: model, n, n_layers_total, layers (written), positions, d, n_truncated, device,
@@ -255,6 +258,8 @@ def extract(
     s = _Settings(model, positions, batch_size, max_length, padding_side, window, store_dtype, compression, progress)
     lm = _load(model_dir, s, texts, ids, layers, include_embeddings, dtype, device)
     n, t_load = len(texts), time.time() - t0
+    if TOKENS in positions:
+        announce(lm.n_tokens, len(lm.layers), lm.d, store_dtype, max_token_gb, model)
     outdir = Path(outdir)
     remove_stale_temps(outdir)
     base = _base_attrs(lm, s, texts, ids, extra_attrs)
@@ -270,6 +275,7 @@ def extract(
             ids_bytes,
             lm.n_tokens,
             min(window, n),
+            tokenize_rows=lambda rows: tokenize(lm.tok, [texts[i] for i in rows]),
         )
         t_enc, backoff = _encode(lm, s, texts, writer)
         timing = {
@@ -343,4 +349,5 @@ def extract_dataset(
         sort_window=params.sort_window,
         progress=progress,
         extra_attrs=extra,
+        max_token_gb=params.max_token_gb,
     )

@@ -74,8 +74,15 @@ def plan_parts(n: int, rows_per_part: int, sort_window: int) -> list[tuple[int, 
     return [(r0, min(r0 + rows_per_part, n)) for r0 in range(0, n, rows_per_part)]
 
 
-def write_plan(dataset_path: str | os.PathLike, out: str | os.PathLike, rows_per_part: int, sort_window: int) -> dict:
-    """The text set's row-parts with each part's texts' and ids' sha256 (what decides whether a part reruns)."""
+def write_plan(
+    dataset_path: str | os.PathLike,
+    out: str | os.PathLike,
+    rows_per_part: int,
+    sort_window: int,
+    positions: Sequence[str] = (),
+) -> dict:
+    """The text set's row-parts with each part's texts' and ids' sha256 (what decides whether a part reruns).
+    All-token shards (``tokens`` in ``positions``) are not gathered yet: such a text set must be one part."""
     from ..artifacts import write_json
     from .extraction import load_texts
 
@@ -90,6 +97,12 @@ def write_plan(dataset_path: str | os.PathLike, out: str | os.PathLike, rows_per
         }
         for r0, r1 in plan_parts(len(texts), rows_per_part, sort_window)
     ]
+    if "tokens" in positions and len(parts) > 1:
+        raise ValueError(
+            f"{dataset_path}: {len(texts)} texts make {len(parts)} parts of {rows_per_part} rows, but all-token shards "
+            "(activations.positions: tokens) cannot be gathered over parts yet; raise activations.rows_per_part "
+            f"to at least {-(-len(texts) // window_rows(sort_window)) * window_rows(sort_window)}"
+        )
     plan = {
         "kind": "activation_plan",
         "n": len(texts),

@@ -36,6 +36,12 @@ def pool_mean(h: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.
     return torch.where(m, h, 0).sum(1, dtype=torch.float32) / mask.sum(1, keepdim=True).float()
 
 
+@POOLINGS.register("tokens")
+def pool_tokens(h: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """Every real token's state, row by row in their order: (number of real tokens, d) (:mod:`.tokens`)."""
+    return h[mask.bool()].float()
+
+
 POSITIONS = tuple(POOLINGS)
 
 

@@ -131,7 +131,8 @@ def _check_open(f, path, expect: Mapping[str, Any] | None) -> tuple[dict, Any, A
             raise ArtifactError(f"{path}: dataset {name!r} missing") from None
     acts, ids = dsets
     n, d = attrs.get("n"), attrs.get("d")
-    if acts.shape != (n, d) or ids.shape != (n,):
+    rows = attrs.get("n_tokens_total") if attrs.get("position") == "tokens" else n
+    if acts.shape != (rows, d) or ids.shape != (n,):
         raise ArtifactError(f"{path}: shapes {acts.shape} / {ids.shape} do not match n={n}, d={d} (corrupt?)")
     if ("sha256_activations" not in attrs and "parts" not in attrs) or "ids_sha256" not in attrs:
         raise ArtifactError(f"{path}: no checksum attributes")
@@ -375,6 +376,8 @@ def load_layer(
                 raise ArtifactError(f"{p}: holds layer {attrs.get('layer')}, not {layer}")
             if attrs.get("position") != position:
                 raise ArtifactError(f"{p}: holds position {attrs.get('position')!r}, not {position!r}")
+            if position == "tokens":
+                raise ArtifactError(f"{p}: an all-token shard (one row per token): read it with load_tokens")
             ids = _read_ids(ids_ds, p, attrs, verify)
             if "parts" in attrs:
                 X = np.empty(ds.shape, dtype=ds.dtype)

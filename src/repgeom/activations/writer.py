@@ -30,6 +30,7 @@ from ..artifacts import atomic_path, attr_value, json_default, now_iso
 from .blocks import layer_meaning
 from .layout import CHUNK_ROWS, FAST_CHECKSUM, _RowSha, _sha_array, have_fast_checksum, shard_path
 from .reader import check_shard
+from .tokens import TOKENS, TokenShards
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class ShardWriter:
         ids_bytes: np.ndarray,
         n_tokens: np.ndarray,
         window_rows: int,
+        tokenize_rows=None,
     ):
         import h5py
 
@@ -80,15 +82,23 @@ class ShardWriter:
             f = h5py.File(self.tmps[key][1], "w", libver="latest", rdcc_nbytes=0, locking=False)
             stack.callback(f.close)  # runs before atomic_path's cleanup (LIFO)
             self.files[key] = f
-            self.dsets[key] = f.create_dataset(
-                "activations", shape=(n, d), dtype=self.store, chunks=(min(CHUNK_ROWS, n), d), **comp
-            )
+            if key[0] != TOKENS:  # an all-token shard's rows are tokens: TokenShards makes its dataset
+                self.dsets[key] = f.create_dataset(
+                    "activations", shape=(n, d), dtype=self.store, chunks=(min(CHUNK_ROWS, n), d), **comp
+                )
             f.create_dataset("ids", data=ids_bytes)
             if FAST_CHECKSUM in algs:
                 self.ids_xxh3 = _sha_array(ids_bytes, FAST_CHECKSUM)
             f.create_dataset("n_tokens", data=n_tokens)
-            self.shas[key] = {alg: _RowSha(self.store, (n, d), alg) for alg in algs}
-        self.bufs = {p: np.zeros((len(self.layers), window_rows, d), dtype=self.store) for p in positions}
+            rows = int(n_tokens.sum()) if key[0] == TOKENS else n
+            self.shas[key] = {alg: _RowSha(self.store, (rows, d), alg) for alg in algs}
+        pooled = [p for p in positions if p != TOKENS]
+        self.bufs = {p: np.zeros((len(self.layers), window_rows, d), dtype=self.store) for p in pooled}
+        self.tokens = None
+        if TOKENS in positions:
+            files = {L: self.files[(TOKENS, L)] for L in self.layers}
+            self.tokens = TokenShards(files, self.layers, n_tokens, d, self.store, tokenize_rows)
+            self.tokens.shas = {L: self.shas[(TOKENS, L)] for L in self.layers}
         self.nonfinite = {key: 0 for key in self.keys}
         self.window: tuple[int, int] | None = None
 
@@ -98,6 +108,8 @@ class ShardWriter:
         if self.window is not None and self.window != (w0, w1):
             self._flush(*self.window)
         self.window = (w0, w1)
+        if self.tokens is not None:
+            self.tokens.add(rows, res[TOKENS])
         for p, buf in self.bufs.items():
             buf[:, rows - w0] = res[p].transpose(1, 0, 2)  # cast to the storage dtype here
 
@@ -115,9 +127,11 @@ class ShardWriter:
 
     def finish(self, base_attrs: Mapping[str, Any], timing: Mapping[str, float]) -> None:
         """Write every shard's attributes, its ``provenance`` and ``complete``; close."""
+        if self.tokens is not None:
+            self.tokens.finish()
         for key, f in self.files.items():
             p, L = key
-            nf = self.nonfinite[key]
+            nf = self.tokens.nonfinite[L] if p == TOKENS else self.nonfinite[key]
             if nf:
                 log.warning(
                     "model %s layer %d (%s): %d rows hold NaN/inf (overflow in %s?)",
@@ -133,6 +147,7 @@ class ShardWriter:
                 "layer_meaning": layer_meaning(L),
                 "position": p,
                 "n_nonfinite_rows": nf,
+                **({"n_tokens_total": self.tokens.total} if p == TOKENS else {}),
                 **{f"{alg}_activations": h.hexdigest() for alg, h in self.shas[key].items()},
                 **({"ids_xxh3": self.ids_xxh3} if self.ids_xxh3 else {}),
                 **timing,
