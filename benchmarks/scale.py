@@ -106,17 +106,7 @@ def run_child(model: Path, n: int, rows: tuple[int, int], out: Path, threads: in
 
 def plan(n: int, rows_per_part: int) -> dict:
     t, ids = texts(n)
-    parts = [
-        {
-            "name": P.part_name(r0, r1),
-            "row_start": r0,
-            "row_stop": r1,
-            "texts_sha256": texts_sha256(t[r0:r1]),
-            "ids_sha256": texts_sha256(ids[r0:r1]),
-        }
-        for r0, r1 in P.plan_parts(n, rows_per_part, WINDOW)
-    ]
-    return {"n": n, "texts_sha256": texts_sha256(t), "ids_sha256": texts_sha256(ids), "parts": parts}
+    return P.make_plan(ids, t, rows_per_part, WINDOW)
 
 
 def timed(fn, repeats: int = 15) -> float:

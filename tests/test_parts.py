@@ -50,24 +50,8 @@ def runs(gpt2, tmp_path_factory):
 
 
 def _plan(root, rows_per_part, n=N):
-    """A plan as write_plan makes it, for the texts above."""
-    from repgeom.artifacts import texts_sha256
-
-    return {
-        "n": n,
-        "texts_sha256": texts_sha256(TEXTS[:n]),
-        "ids_sha256": texts_sha256(IDS[:n]),
-        "parts": [
-            {
-                "name": P.part_name(r0, r1),
-                "row_start": r0,
-                "row_stop": r1,
-                "texts_sha256": texts_sha256(TEXTS[r0:r1]),
-                "ids_sha256": texts_sha256(IDS[r0:r1]),
-            }
-            for r0, r1 in P.plan_parts(n, rows_per_part, WINDOW)
-        ],
-    }
+    """The plan of the texts above, as write_plan makes it."""
+    return P.make_plan(IDS[:n], TEXTS[:n], rows_per_part, WINDOW)
 
 
 def test_gathered_layers_equal_one_whole_run_bit_for_bit(runs):

@@ -112,13 +112,7 @@ def test_scancel_mid_job_leaves_nothing_trusted_and_a_plain_rerun_finishes(slurm
     first = subprocess.Popen(
         [*_cmd(wd, cfg), "--retries", "0", rel], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=wd
     )
-    job = None
-    for _ in range(300):
-        q = subprocess.run(["squeue", "-h", "-o", "%i %k %T"], capture_output=True, text=True).stdout.split("\n")
-        job = next((line.split()[0] for line in q if "embeddings" in line and "RUNNING" in line), None)
-        if job:
-            break
-        time.sleep(0.5)
+    job = _running_job("embeddings")
     assert job, "the embedding job never started"
     time.sleep(3)
     subprocess.run(["scancel", job], check=True)
@@ -197,13 +191,7 @@ def test_a_cancelled_part_reruns_alone(slurm_parts):
     first = subprocess.Popen(
         [*_cmd(wd, cfg), "--retries", "0", ACTS, *ONE_THREAD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    job = None
-    for _ in range(300):
-        q = subprocess.run(["squeue", "-h", "-o", "%i %k %T"], capture_output=True, text=True).stdout.split("\n")
-        job = next((line.split()[0] for line in q if "activation_part" in line and "RUNNING" in line), None)
-        if job:
-            break
-        time.sleep(0.5)
+    job = _running_job("activation_part")
     assert job, "the part job never started"
     time.sleep(2)
     subprocess.run(["scancel", job], check=True)
@@ -220,6 +208,17 @@ def test_a_cancelled_part_reruns_alone(slurm_parts):
 
     A.check_shard(A.shard_path(wd / ACTS, 1), verify=True)
     assert len(_rules(_sacct(since)).query("rule == 'activation_part'")) == 2  # cancelled + rerun
+
+
+def _running_job(rule: str, tries: int = 300) -> str | None:
+    """The id of a RUNNING job of ``rule`` (its comment names the rule), polled for up to ``tries`` × 0.5 s."""
+    for _ in range(tries):
+        q = subprocess.run(["squeue", "-h", "-o", "%i %k %T"], capture_output=True, text=True).stdout.split("\n")
+        job = next((line.split()[0] for line in q if rule in line and "RUNNING" in line), None)
+        if job:
+            return job
+        time.sleep(0.5)
+    return None
 
 
 def _cmd(wd, cfg):

@@ -74,6 +74,29 @@ def plan_parts(n: int, rows_per_part: int, sort_window: int) -> list[tuple[int, 
     return [(r0, min(r0 + rows_per_part, n)) for r0 in range(0, n, rows_per_part)]
 
 
+def make_plan(ids: Sequence[str], texts: Sequence[str], rows_per_part: int, sort_window: int) -> dict:
+    """The plan of a text set: its parts' rows and each part's texts' and ids' sha256."""
+    parts = [
+        {
+            "name": part_name(r0, r1),
+            "row_start": r0,
+            "row_stop": r1,
+            "texts_sha256": texts_sha256(texts[r0:r1]),
+            "ids_sha256": texts_sha256(ids[r0:r1]),
+        }
+        for r0, r1 in plan_parts(len(texts), rows_per_part, sort_window)
+    ]
+    return {
+        "kind": "activation_plan",
+        "n": len(texts),
+        "rows_per_part": rows_per_part,
+        "sort_window": window_rows(sort_window),
+        "texts_sha256": texts_sha256(texts),
+        "ids_sha256": texts_sha256(ids),
+        "parts": parts,
+    }
+
+
 def write_plan(
     dataset_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -87,31 +110,14 @@ def write_plan(
     from .extraction import load_texts
 
     ids, texts = load_texts(dataset_path)
-    parts = [
-        {
-            "name": part_name(r0, r1),
-            "row_start": r0,
-            "row_stop": r1,
-            "texts_sha256": texts_sha256(texts[r0:r1]),
-            "ids_sha256": texts_sha256(ids[r0:r1]),
-        }
-        for r0, r1 in plan_parts(len(texts), rows_per_part, sort_window)
-    ]
+    plan = make_plan(ids, texts, rows_per_part, sort_window)
+    parts = plan["parts"]
     if "tokens" in positions and len(parts) > 1:
         raise ValueError(
             f"{dataset_path}: {len(texts)} texts make {len(parts)} parts of {rows_per_part} rows, but all-token shards "
             "(activations.positions: tokens) cannot be gathered over parts yet; raise activations.rows_per_part "
             f"to at least {-(-len(texts) // window_rows(sort_window)) * window_rows(sort_window)}"
         )
-    plan = {
-        "kind": "activation_plan",
-        "n": len(texts),
-        "rows_per_part": rows_per_part,
-        "sort_window": window_rows(sort_window),
-        "texts_sha256": texts_sha256(texts),
-        "ids_sha256": texts_sha256(ids),
-        "parts": parts,
-    }
     write_json(out, plan)
     log.info("%s: %d texts in %d part(s) of up to %d rows", dataset_path, len(texts), len(parts), rows_per_part)
     return plan
