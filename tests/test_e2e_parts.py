@@ -106,3 +106,16 @@ def test_a_grown_text_set_reruns_only_the_parts_whose_rows_changed(parts_run, mo
     }
     X, _, attrs = A.load_layer(grown / ACTS, 1)
     assert X.shape[0] == attrs["n"] == 720
+
+
+def test_a_killed_gather_reruns_alone(parts_run):
+    wd, cfg, _ = parts_run
+    before = _mtimes(wd)
+    # the parts are there: the only job is the gather; killed at a random point of it (or of Snakemake's start)
+    state = kill_at_random_point(wd, ACTS, cfg, seed=11, max_delay=6.0, min_delay=1.0, leftovers=".layer_*.tmp")
+    proc = unlock_and_rerun(wd, ACTS, configfile=cfg)
+    log = proc.stdout + proc.stderr
+    assert "rule activation_part:" not in log and _mtimes(wd) == before, state
+    assert not list((wd / ACTS).rglob(".layer_*"))  # no temporaries left beside the gathered layers
+    for L in A.list_layers(wd / ACTS):
+        A.check_shard(A.shard_path(wd / ACTS, L), verify=True)
