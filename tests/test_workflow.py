@@ -197,7 +197,16 @@ def test_profiles_parse_and_keep_forbidden_flags_out_of_slurm_extra():
     )
     gpu_rules = {r for r, res in slurm["set-resources"].items() if res.get("gpu")}
     assert (
-        gpu_rules == {"embeddings", "activations", "sts_autoencoders", "sts_variant", "merging_train", "merging_scores"}
+        gpu_rules
+        == {
+            "embeddings",
+            "activations",
+            "activation_part",
+            "sts_autoencoders",
+            "sts_variant",
+            "merging_train",
+            "merging_scores",
+        }
         and gpu_rules <= rules
     )
 
@@ -206,8 +215,15 @@ def test_each_study_can_be_asked_for_by_name(tmp_path):
     """`snakemake numbers|layers|sts|merging` plans that study's jobs and none of another's."""
     own = {
         "numbers": {"embeddings", "metrics", "plots_tsne", "metrics_summary", "plots_bars"},
-        "layers": {"activations", "layer_metrics", "layer_metrics_summary", "plots_layers", "plots_layer_tsne"},
-        "sts": {"activations", "sts_autoencoders", "sts_variant", "sts_tables", "plots_sts"},
+        "layers": {
+            "activation_plan",
+            "activations",
+            "layer_metrics",
+            "layer_metrics_summary",
+            "plots_layers",
+            "plots_layer_tsne",
+        },
+        "sts": {"activation_plan", "activations", "sts_autoencoders", "sts_variant", "sts_tables", "plots_sts"},
         "merging": {
             "merging_data",
             "merging_train",
