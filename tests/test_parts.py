@@ -218,11 +218,22 @@ def test_an_all_token_run_over_the_cap_is_refused_before_writing(gpt2, tmp_path)
     assert not (tmp_path / "big").exists() or not list((tmp_path / "big").rglob("*.h5"))
 
 
-def test_all_tokens_are_not_gathered_over_parts_yet(tmp_path):
-    from repgeom.sequences import write_dataset
+def test_all_tokens_gathered_over_parts_equal_one_whole_run(gpt2, tmp_path):
+    from repgeom.activations.tokens import load_tokens
 
-    ds = tmp_path / "seq.json"
-    write_dataset({"families": ["even", "odd"], "n_sequences": 300, "length": 4, "max_chars": 100}, ds, "seq")
-    with pytest.raises(ValueError, match=r"600 texts make 3 parts .* raise activations.rows_per_part to at least 768"):
-        P.write_plan(ds, tmp_path / "plan.json", 256, 256, positions=["last", "tokens"])
-    assert len(P.write_plan(ds, tmp_path / "plan.json", 256, 256)["parts"]) == 3
+    kw = dict(KW, positions=("tokens",), sort_window=WINDOW)
+    A.extract(TEXTS, IDS, gpt2, tmp_path / "whole", **kw)
+    out, plan = tmp_path / "set", _plan(tmp_path, 256)
+    for e in plan["parts"]:
+        r0, r1 = e["row_start"], e["row_stop"]
+        A.extract(TEXTS[r0:r1], IDS[r0:r1], gpt2, P.parts_dir(out) / e["name"],
+                  extra_attrs={"row_start": r0, "row_stop": r1}, **kw)  # fmt: skip
+    P.gather(plan, out)
+    for L in A.list_layers(out, "tokens"):
+        w, g = load_tokens(tmp_path / "whole", L), load_tokens(out, L)
+        assert g.attrs["n_tokens_total"] == w.X.shape[0] and len(g.attrs["parts"]) == 3
+        for i in (0, 255, 256, 599):  # each text's tokens, either side of the part boundaries
+            np.testing.assert_array_equal(g.text(i), w.text(i))
+            s, t = g.row_start[i], w.row_start[i]
+            assert g.token_ids[s : s + g.n_tokens[i]].tolist() == w.token_ids[t : t + w.n_tokens[i]].tolist()
+        assert list(g.ids) == IDS and (g.n_tokens == w.n_tokens).all()

@@ -162,11 +162,10 @@ def activation_params(config: dict, model: str, dataset: str | None = None) -> A
     return ActivationParams.from_params(a)
 
 
-def activation_plan_params(config: dict, dataset: str) -> dict:
+def activation_plan_params(config: dict) -> dict:
     """What decides a text set's row-parts (:func:`repgeom.activations.parts.write_plan`)."""
     a = config["activations"]
-    positions = list(activation_params(config, None, dataset).positions)
-    return {"rows_per_part": a["rows_per_part"], "sort_window": a["sort_window"], "positions": positions}
+    return {"rows_per_part": a["rows_per_part"], "sort_window": a["sort_window"]}
 
 
 def metric_params(config: dict) -> MetricParams:

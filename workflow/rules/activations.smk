@@ -15,7 +15,7 @@ checkpoint activation_plan:
         "../../envs/analysis.yaml"
     params:
         code=get_code_version("activation_plan"),
-        plan=get_activation_plan_params,
+        plan=stages.activation_plan_params(config),
     script:
         "../scripts/activation_plan.py"
 

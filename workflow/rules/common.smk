@@ -108,10 +108,6 @@ def get_activation_plan(wildcards):
         return path, json.load(fh)
 
 
-def get_activation_plan_params(wildcards):
-    return stages.activation_plan_params(config, wildcards.dataset)
-
-
 def get_activation_job_input(wildcards):
     """One part: the text set and the model (the job extracts); several: the plan and the parts (it gathers)."""
     path, plan = get_activation_plan(wildcards)

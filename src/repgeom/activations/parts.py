@@ -102,22 +102,14 @@ def write_plan(
     out: str | os.PathLike,
     rows_per_part: int,
     sort_window: int,
-    positions: Sequence[str] = (),
 ) -> dict:
-    """The text set's row-parts with each part's texts' and ids' sha256 (what decides whether a part reruns).
-    All-token shards (``tokens`` in ``positions``) are not gathered yet: such a text set must be one part."""
+    """The text set's row-parts with each part's texts' and ids' sha256 (what decides whether a part reruns)."""
     from ..artifacts import write_json
     from .extraction import load_texts
 
     ids, texts = load_texts(dataset_path)
     plan = make_plan(ids, texts, rows_per_part, sort_window)
     parts = plan["parts"]
-    if "tokens" in positions and len(parts) > 1:
-        raise ValueError(
-            f"{dataset_path}: {len(texts)} texts make {len(parts)} parts of {rows_per_part} rows, but all-token shards "
-            "(activations.positions: tokens) cannot be gathered over parts yet; raise activations.rows_per_part "
-            f"to at least {-(-len(texts) // window_rows(sort_window)) * window_rows(sort_window)}"
-        )
     write_json(out, plan)
     log.info("%s: %d texts in %d part(s) of up to %d rows", dataset_path, len(texts), len(parts), rows_per_part)
     return plan
@@ -146,8 +138,13 @@ def _gathered_attrs(part_attrs: list[dict], plan: dict, files: list[str]) -> dic
     """A gathered shard's attributes: the parts' shared ones, the whole set's sizes and sums, the parts' list."""
     first = part_attrs[0]
     attrs = {k: v for k, v in first.items() if k not in _PER_PART and k not in ("complete", "created")}
-    sums = ("n_truncated", "n_nonfinite_rows", "oom_halvings")
+    sums = ("n_truncated", "n_nonfinite_rows", "oom_halvings") + (
+        ("n_tokens_total",) if "n_tokens_total" in first else ()
+    )
     attrs.update({k: int(sum(a.get(k, 0) for a in part_attrs)) for k in sums})
+    # the rows each part fills in the gathered dataset: its texts, or (all-token shards) its tokens
+    sizes = [a.get("n_tokens_total", a["row_stop"] - a["row_start"]) for a in part_attrs]
+    slots = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     attrs.update(
         n=plan["n"],
         texts_sha256=plan["texts_sha256"],
@@ -159,10 +156,12 @@ def _gathered_attrs(part_attrs: list[dict], plan: dict, files: list[str]) -> dic
                 "file": f,
                 "row_start": a["row_start"],
                 "row_stop": a["row_stop"],
+                "slot_start": int(slots[i]),
+                "slot_stop": int(slots[i + 1]),
                 "run_id": a["run_id"],
                 **{k: a[k] for k in ("sha256_activations", "xxh3_activations") if k in a},
             }
-            for f, a in zip(files, part_attrs)
+            for i, (f, a) in enumerate(zip(files, part_attrs))
         ],
         created=now_iso(),
     )
@@ -176,14 +175,17 @@ def _write_gathered(final: Path, attrs: dict, part_paths: list[Path], part_attrs
 
     n, d = attrs["n"], attrs["d"]
     dtype = np.dtype(attrs["store_dtype"])
-    layout = h5py.VirtualLayout(shape=(n, d), dtype=dtype)
-    ids, ntok = [], []
-    for p, a, e in zip(part_paths, part_attrs, attrs["parts"]):
-        r0, r1 = a["row_start"], a["row_stop"]
-        layout[r0:r1] = h5py.VirtualSource(e["file"], "activations", shape=(r1 - r0, d), dtype=dtype)
+    layout = h5py.VirtualLayout(shape=(attrs.get("n_tokens_total", n), d), dtype=dtype)
+    ids, ntok, extra = [], [], {"token_ids": [], "row_start": []}
+    for p, e in zip(part_paths, attrs["parts"]):
+        s0, s1 = e["slot_start"], e["slot_stop"]
+        layout[s0:s1] = h5py.VirtualSource(e["file"], "activations", shape=(s1 - s0, d), dtype=dtype)
         with h5py.File(p, "r", locking=False) as f:
             ids.append(f["ids"][()])
             ntok.append(f["n_tokens"][()])
+            if "token_ids" in f:  # an all-token shard: its index, shifted to the part's first token
+                extra["token_ids"].append(f["token_ids"][()])
+                extra["row_start"].append(f["row_start"][()] + s0)
     width = max(x.dtype.itemsize for x in ids)
     all_ids = np.concatenate(ids).astype(h5py.string_dtype("utf-8", width))
     attrs.pop("ids_xxh3", None)  # the parts' own: the gathered ids' bytes differ
@@ -194,6 +196,9 @@ def _write_gathered(final: Path, attrs: dict, part_paths: list[Path], part_attrs
             f.create_virtual_dataset("activations", layout, fillvalue=np.nan)
             f.create_dataset("ids", data=all_ids)
             f.create_dataset("n_tokens", data=np.concatenate(ntok))
+            for name, arrays in extra.items():
+                if arrays:
+                    f.create_dataset(name, data=np.concatenate(arrays))
             for k, v in attrs.items():
                 if k != "parts":
                     f.attrs[k] = attr_value(v)

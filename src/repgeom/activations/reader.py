@@ -161,7 +161,7 @@ def _open_part(part: Path, entry: Mapping[str, Any], label) -> tuple[Any, dict, 
                 f"{label}: its part {part} is not the file the gather recorded (another run's part: run "
                 f"{attrs.get('run_id')!r}, gathered from {entry['run_id']!r}); rerun the workflow"
             )
-        if ds.shape[0] != entry["row_stop"] - entry["row_start"]:
+        if ds.shape[0] != entry["slot_stop"] - entry["slot_start"]:
             raise ArtifactError(f"{label}: its part {part} holds {ds.shape[0]} rows, not the gathered range")
     except BaseException:
         f.close()
@@ -175,7 +175,7 @@ def _read_gathered(path: Path, attrs: Mapping[str, Any], out: np.ndarray, verify
     for part, entry in _part_files(path, attrs):
         f, pattrs, ds = _open_part(part, entry, label)
         with f:
-            _read_verified(ds, part, pattrs, verify, out[entry["row_start"] : entry["row_stop"]], checks)
+            _read_verified(ds, part, pattrs, verify, out[entry["slot_start"] : entry["slot_stop"]], checks)
     _run_checks(checks)
 
 
