@@ -120,7 +120,7 @@ def _activation_problems(config: dict) -> list[str]:
         if ds not in seqs:
             problems.append(f"config key 'activations.datasets' = {ds!r}: unknown dataset")
     if "rows_per_part" in act:
-        from .activations.parts import window_rows
+        from .activations.layout import window_rows
 
         w = window_rows(act["sort_window"])
         if act["rows_per_part"] % w:

@@ -23,7 +23,7 @@ from .backoff import Backoff
 from .batching import PADDING_SIDES, token_lengths, tokenize
 from .blocks import find_blocks, resolve_layers
 from .capture import iter_batches
-from .layout import CHUNK_ROWS, FORMAT_VERSION, STORE_DTYPES, shard_path
+from .layout import FORMAT_VERSION, STORE_DTYPES, shard_path, window_rows
 from .model import load_decoder
 from .pooling import POSITIONS
 from .tokens import TOKENS, announce
@@ -254,7 +254,7 @@ def extract(
     """
     t0 = time.time()
     texts, ids, ids_bytes, positions = _check_arguments(texts, ids, positions, store_dtype, compression, padding_side)
-    window = max(CHUNK_ROWS, -(-int(sort_window) // CHUNK_ROWS) * CHUNK_ROWS)  # whole chunks per window
+    window = window_rows(sort_window)  # whole chunks per window
     s = _Settings(model, positions, batch_size, max_length, padding_side, window, store_dtype, compression, progress)
     lm = _load(model_dir, s, texts, ids, layers, include_embeddings, dtype, device)
     n, t_load = len(texts), time.time() - t0

@@ -39,6 +39,12 @@ SHARED_ATTRS = (
     "store_dtype",
 )
 
+
+def window_rows(sort_window: int) -> int:
+    """The length-sorting window an extraction really uses: ``sort_window`` rounded up to whole chunks."""
+    return max(CHUNK_ROWS, -(-int(sort_window) // CHUNK_ROWS) * CHUNK_ROWS)
+
+
 _SHARD_RE = re.compile(r"^layer_(\d+)\.h5$")
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import ArtifactError, atomic_path, attr_value, fsync_dir, json_default, now_iso, texts_sha256
-from .layout import CHUNK_ROWS, FAST_CHECKSUM, SHARED_ATTRS, _sha_array, have_fast_checksum, list_layers, shard_path
+from .layout import FAST_CHECKSUM, SHARED_ATTRS, _sha_array, have_fast_checksum, list_layers, shard_path, window_rows
 from .pooling import POSITIONS
 from .reader import check_shard
 
@@ -45,11 +45,6 @@ _PART_SHARED = tuple(k for k in SHARED_ATTRS if k not in ("texts_sha256", "ids_s
 )
 #: per-part attributes a gathered shard does not carry (it has the whole set's, or sums)
 _PER_PART = ("row_start", "row_stop", "sha256_activations", "xxh3_activations", "encode_seconds", "load_seconds")
-
-
-def window_rows(sort_window: int) -> int:
-    """The length-sorting window an extraction really uses: ``sort_window`` rounded up to whole chunks."""
-    return max(CHUNK_ROWS, -(-int(sort_window) // CHUNK_ROWS) * CHUNK_ROWS)
 
 
 def part_name(r0: int, r1: int) -> str:
