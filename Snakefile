@@ -26,6 +26,7 @@ wildcard_constraints:
     position="last|mean",
     part=r"rows_\d+-\d+",
     variant=alternation(STS_VARIANTS),
+    template=alternation(STS_TEMPLATES),
     ae_loss="mse|logvar",
     seed=r"\d+",
     run=r"base|seed_\d+",

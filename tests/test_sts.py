@@ -156,7 +156,8 @@ def test_sts_config_checks():
     from repgeom.stages import sts_datasets, sts_models
 
     cfg = validate_config(_cfg())
-    assert sts_models(cfg) == ["lm"] and sts_datasets(cfg) == ["stsb", "genericskb"]
+    assert sts_models(cfg) == ["lm"]
+    assert sts_datasets(cfg) == ["stsb", "stsb@prompteol", "genericskb", "genericskb@prompteol"]  # default templates
     assert list(cfg["sts"]["variants"])[:5] == ["best_layer", "mlp", "siamese", "ae_mse", "ae_logvar"]
     no_data = _cfg()
     del no_data["data"]["genericskb"]
@@ -173,6 +174,17 @@ def test_sts_config_checks():
         validate_config(_cfg(models=["nope"]))
     with pytest.raises(ConfigError, match=r"sts.train.epochs' = 0"):
         validate_config(_cfg(train={"epochs": 0}))
+    with pytest.raises(ConfigError, match=r"'sts.positions' = \['last'\]: moved to sts.templates.<name>.positions"):
+        validate_config(_cfg(positions=["last"]))
+    with pytest.raises(ConfigError, match=r"sts.templates.plain': template 'plain' is the text alone"):
+        validate_config(_cfg(templates={"plain": {"format": "Say {text}"}}))
+    with pytest.raises(ConfigError, match=r"sts.templates.t.format"):
+        validate_config(_cfg(templates={"t": {"format": "no placeholder"}}))
+    with pytest.raises(ConfigError, match=r"'sts.transfer' = 'genericskb': a corpus of kind 'genericskb'"):
+        validate_config(_cfg(transfer=["genericskb"]))
+    with pytest.raises(ConfigError, match=r"'sts.transfer' = 'sick': no such corpus"):
+        validate_config(_cfg(transfer=["sick"]))
+    assert validate_config(_cfg(transfer=["stsb"]))["sts"]["transfer"] == ["stsb"]
     bad = _cfg()
     bad["data"]["genericskb"]["source"][1] = {"type": "hf"}
     with pytest.raises(ConfigError, match=r"data.genericskb.source\[1\]': a hf source needs 'dataset'"):

@@ -17,14 +17,15 @@ def test_lint_is_clean(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "cfg,models,sts_jobs,seeds", [("config/config.yaml", 4, 14, 3), ("config/paper.yaml", 14, 28, 5)]
+    "cfg,models,sts_jobs,seeds", [("config/config.yaml", 4, 21, 3), ("config/paper.yaml", 14, 42, 5)]
 )
 def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs, seeds):
     proc = snakemake(tmp_path, "--dry-run", configfile=ROOT / cfg)
     out = proc.stdout + proc.stderr
     assert re.search(rf"^embeddings\s+{models}$", out, re.M), out[-3000:]
     assert re.search(rf"^plots_tsne\s+{models}$", out, re.M)
-    # the STS study: 7 variants x 2 poolings per probed model, then one table job
+    # the STS study: 7 variants x 3 (template, pooling) runs (plain at two, PromptEOL at one) per probed model,
+    # then one table job
     assert re.search(rf"^sts_variant\s+{sts_jobs}$", out, re.M) and re.search(r"^sts_tables\s+1$", out, re.M)
     # the merging study: one training and one variants job per seed, scores for each seed and the base
     assert re.search(rf"^merging_train\s+{seeds}$", out, re.M) and re.search(
@@ -223,7 +224,15 @@ def test_each_study_can_be_asked_for_by_name(tmp_path):
             "plots_layers",
             "plots_layer_tsne",
         },
-        "sts": {"activation_plan", "activations", "sts_autoencoders", "sts_variant", "sts_tables", "plots_sts"},
+        "sts": {
+            "activation_plan",
+            "activations",
+            "sts_autoencoders",
+            "sts_variant",
+            "sts_tables",
+            "plots_sts",
+            "plots_sts_zero_shot",
+        },
         "merging": {
             "merging_data",
             "merging_train",

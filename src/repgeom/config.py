@@ -52,13 +52,30 @@ def validate_config(config: dict, families: Iterable[str] | None = None) -> dict
     """
     if not isinstance(config, dict):
         raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
-    problems = schema_problems(config, load_schema())
+    problems = [*moved_key_problems(config), *schema_problems(config, load_schema())]
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     problems += semantic_problems(config, families)
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return config
+
+
+#: keys that moved, with where to: a config still using one is told so by name
+MOVED_KEYS = {
+    ("sts", "positions"): "sts.templates.<name>.positions (each prompt template lists its poolings; the default "
+    "template plain has [last, mean])",
+}
+
+
+def moved_key_problems(config: dict) -> list[str]:
+    """One line per key of an older config that moved (before the schema's generic "unknown key")."""
+    out = []
+    for (section, key), where in MOVED_KEYS.items():
+        sec = config.get(section)
+        if isinstance(sec, dict) and key in sec:
+            out.append(f"config key '{section}.{key}' = {sec[key]!r}: moved to {where}")
+    return out
 
 
 def remote_code_warnings(config: dict) -> list[str]:

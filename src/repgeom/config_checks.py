@@ -98,6 +98,35 @@ def _data_problems(config: dict) -> list[str]:
             need = {"local": "path", "url": "url", "hf": "dataset"}[src["type"]]
             if need not in src:
                 problems.append(f"config key '{key}': a {src['type']} source needs '{need}'")
+        problems += _pairs_problems(name, kind, c)
+    return problems
+
+
+#: the data-entry keys only a ``pairs`` corpus reads
+PAIRS_KEYS = ("columns", "score_range", "splits")
+
+
+def _pairs_problems(name: str, kind: str, c: dict) -> list[str]:
+    """A ``pairs`` corpus names its sentence and score columns and its score scale; the other kinds take none."""
+    key = f"data.{name}"
+    if kind != "pairs":
+        return [
+            f"config key '{key}.{k}': only a pairs corpus (kind: pairs) reads it; {name!r} is of kind {kind!r}"
+            for k in PAIRS_KEYS
+            if c.get(k)
+        ]
+    problems = []
+    cols = c.get("columns") or {}
+    miss = [k for k in ("sentence1", "sentence2", "score") if k not in cols]
+    if miss:
+        problems.append(f"config key '{key}.columns': a pairs corpus needs {miss} (a header name or a 0-based index)")
+    rng = c.get("score_range")
+    if rng is None or not rng[0] < rng[1]:
+        problems.append(f"config key '{key}.score_range' = {rng!r}: give [low, high] with low < high (mapped to 0–5)")
+    if "split" in cols and not c.get("splits"):
+        problems.append(f"config key '{key}.splits': columns.split needs the split names' values, e.g. {{test: TEST}}")
+    if not c.get("format", {}).get("header", True) and any(isinstance(v, str) for v in cols.values()):
+        problems.append(f"config key '{key}.columns': format.header is false, so give 0-based indices, not names")
     return problems
 
 
@@ -235,6 +264,22 @@ def _sts_problems(config: dict) -> list[str]:
             "config key 'sts.models': the STS study needs a decoder model and none is enabled "
             "(set sts.enabled: false to skip it)"
         )
+    for c in sts.get("transfer", []):
+        kind = data[c].get("kind", c) if c in data else None
+        if kind is None:
+            problems.append(f"config key 'sts.transfer' = {c!r}: no such corpus under data")
+        elif kind not in ("stsb", "pairs"):
+            problems.append(
+                f"config key 'sts.transfer' = {c!r}: a corpus of kind {kind!r}; a transfer set holds scored "
+                "sentence pairs (kind stsb or pairs)"
+            )
+    from .activations.templates import Template
+
+    for tname, spec in sts.get("templates", {}).items():
+        try:
+            Template.from_params(tname, spec)
+        except ValueError as e:
+            problems.append(f"config key 'sts.templates.{tname}': {e}")
     for vname, v in sts.get("variants", {}).items():
         if v.get("pretrain") == "autoencoder":
             for k in AE_FIXED:
@@ -248,10 +293,40 @@ def _sts_problems(config: dict) -> list[str]:
                 f"config key 'sts.variants.{vname}.standardize': a siamese head always standardises "
                 "its inputs; the key is for best_layer and mlp heads"
             )
+        problems += _grid_problems(vname, v, sts.get("train", {}))
         if v["head"] != "siamese" and v.get("pretrain", "none") != "none":
             problems.append(
                 f"config key 'sts.variants.{vname}.pretrain' = {v['pretrain']!r}: only a siamese head is pretrained"
             )
+    return problems
+
+
+def _grid_problems(vname: str, v: dict, train: dict) -> list[str]:
+    """A variant's ``grid`` is for trained heads; its values must be of the kind the hyper-parameter takes."""
+    grid = v.get("grid") or {}
+    key = f"sts.variants.{vname}.grid"
+    if grid and v["head"] == "best_layer":
+        return [f"config key '{key}': a best_layer head trains nothing; its layer is already chosen on dev"]
+    problems = []
+    for k, values in grid.items():
+        if v.get("pretrain") == "autoencoder" and k in AE_FIXED:
+            problems.append(f"config key '{key}.{k}': an autoencoder variant takes {k} from sts.train")
+        default = train.get(k)
+        for x in values:
+            if isinstance(default, str):
+                ok = isinstance(x, str) and (k != "activation" or x in ("tanh", "gelu", "relu", "none"))
+            elif isinstance(default, int) and not isinstance(default, bool):
+                ok = isinstance(x, int) and not isinstance(x, bool) and x >= (0 if k == "weight_decay" else 1)
+            else:
+                ok = (
+                    isinstance(x, (int, float))
+                    and not isinstance(x, bool)
+                    and x >= 0
+                    and (x > 0 or k == "weight_decay")
+                )
+            if not ok:
+                problems.append(f"config key '{key}.{k}' = {values!r}: {x!r} is not a valid {k} (like {default!r})")
+                break
     return problems
 
 

@@ -138,6 +138,7 @@ class ActivationParams(StageParams):
     sort_window: int  # rows sorted by length together (rounded up to whole 256-row chunks)
     max_token_gb: float  # the all-token shards' cap (position "tokens")
     device: str
+    template: dict  # a prompt template's params (activations.templates.Template.params), {} for the text alone
 
 
 # ------------------------------------------------------------------ metrics and plots
@@ -208,6 +209,7 @@ class StsVariant(StageParams):
     ae_loss: str
     standardize: bool
     description: str | None
+    grid: dict | None  # hyper-parameter → values tried; the best mean dev Pearson wins (None: no search)
 
 
 @dataclass(frozen=True)
@@ -326,3 +328,7 @@ class CorpusSpec(SchemaSpec):
     max_rows: int | None
     files: str | None  # None: the kind's own pattern
     limit: dict
+    format: dict  # pairs: delimiter, header, quoting
+    columns: dict  # pairs: sentence1, sentence2, score (and split): a header name or a 0-based index
+    score_range: list | None  # pairs: the scores' scale, mapped to 0–5
+    splits: dict  # pairs: split → file glob, or → the split column's value

@@ -9,7 +9,7 @@ has checked and filled with the schema's defaults, so no default is repeated her
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .params import (
     ActivationParams,
@@ -30,6 +30,9 @@ from .params import (
     StsVariantParams,
     VariantGrid,
 )
+
+if TYPE_CHECKING:
+    from .activations.templates import Template
 
 
 # ------------------------------------------------------------------ what each stage runs over
@@ -69,6 +72,11 @@ def sts_corpora(config: dict) -> dict[str, str]:
     return out
 
 
+def sts_transfer(config: dict) -> list[str]:
+    """The similarity sets every saved probe is applied to, unchanged (``sts.transfer``; data entries)."""
+    return list(config["sts"]["transfer"]) if sts_enabled(config) else []
+
+
 def sts_enabled(config: dict) -> bool:
     """``true``, or ``auto`` with every corpus it reads configured."""
     if config["sts"]["enabled"] is False:
@@ -82,9 +90,43 @@ def sts_models(config: dict) -> list[str]:
     return list(config["sts"]["models"] or activation_models(config))
 
 
+def sts_templates(config: dict) -> dict[str, Template]:
+    """The STS study's prompt templates by name (``sts.templates``), in config order."""
+    from .activations.templates import Template
+
+    return {n: Template.from_params(n, spec) for n, spec in config["sts"]["templates"].items()}
+
+
+def sts_runs(config: dict) -> list[tuple[str, str]]:
+    """``(template, position)`` pairs the STS probes run on: each template at each of its poolings."""
+    return [(n, p) for n, t in sts_templates(config).items() for p in t.positions]
+
+
+def template_dataset(corpus: str, template: str) -> str:
+    """The activation text set of ``corpus`` presented by ``template``: the corpus name for ``plain`` (the text
+    alone, today's shards), else ``corpus@template``."""
+    from .activations.templates import PLAIN
+
+    return corpus if template == PLAIN else f"{corpus}{TEMPLATE_SEP}{template}"
+
+
+def split_dataset(dataset: str) -> tuple[str, str | None]:
+    """``(text set, template or None)`` of an activation dataset name (:func:`template_dataset`'s inverse)."""
+    base, sep, template = dataset.partition(TEMPLATE_SEP)
+    return base, (template if sep else None)
+
+
+#: joins a corpus and a template in an activation dataset name (``stsb@prompteol``)
+TEMPLATE_SEP = "@"
+
+
 def sts_datasets(config: dict) -> list[str]:
-    """Corpora whose sentences get activation shards for the STS study."""
-    return list(dict.fromkeys(sts_corpora(config).values())) if sts_enabled(config) else []
+    """Activation text sets of the STS study: every corpus it reads (transfer sets too), presented by every
+    template."""
+    if not sts_enabled(config):
+        return []
+    corpora = dict.fromkeys([*sts_corpora(config).values(), *config["sts"]["transfer"]])
+    return [template_dataset(c, t) for c in corpora for t in sts_templates(config)]
 
 
 def merging_enabled(config: dict) -> bool:
@@ -152,13 +194,19 @@ def embed_params(config: dict, model: str) -> EmbedParams:
 def activation_params(config: dict, model: str, dataset: str | None = None) -> ActivationParams:
     """Everything that decides a model's activation shards for ``dataset``.
 
-    Corpus sentences for the STS study take every block (no embedding output) at the STS study's positions;
-    the other extraction settings (batch size, dtypes, padding, compression) are shared.
+    Corpus sentences for the STS study take every block (no embedding output) at their template's positions,
+    presented by the template (``corpus@template``; the corpus alone: ``plain``); the other extraction settings (batch size, dtypes, padding, compression) are shared.
     """
     a = {k: v for k, v in config["activations"].items() if k not in ("models", "datasets", "rows_per_part")}
-    a["device"] = config["device"]
-    if dataset is not None and dataset in config["data"]:
-        a.update(layers=[], include_embeddings=False, positions=list(config["sts"]["positions"]))
+    a.update(device=config["device"], template={})
+    corpus, template = split_dataset(dataset) if dataset is not None else (None, None)
+    if corpus is not None and corpus in config["data"]:
+        from .activations.templates import KNOWN, PLAIN
+
+        t = sts_templates(config).get(template or PLAIN) or KNOWN[PLAIN]
+        a.update(layers=[], include_embeddings=False, positions=list(t.positions))
+        if not t.is_plain:
+            a["template"] = t.params()
     return ActivationParams.from_params(a)
 
 

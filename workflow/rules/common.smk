@@ -29,7 +29,9 @@ ACT_MODELS = stages.activation_models(config)
 ACT_DATASETS = stages.activation_datasets(config)
 STS_MODELS = stages.sts_models(config)
 STS_DATASETS = stages.sts_datasets(config)
-STS_POSITIONS = list(config["sts"]["positions"])
+STS_TEMPLATES = list(stages.sts_templates(config)) if STS_MODELS else []
+STS_RUNS = stages.sts_runs(config) if STS_MODELS else []  # (template, position)
+STS_TRANSFER = stages.sts_transfer(config) if STS_MODELS else []
 STS_VARIANTS = list(config["sts"]["variants"])
 MERGING_MODELS = stages.merging_models(config)
 STS_AE_LOSSES = sorted({v["ae_loss"] for v in config["sts"]["variants"].values() if v["pretrain"] == "autoencoder"})
@@ -63,6 +65,8 @@ def get_study_output(study):
         if STS_MODELS:
             out += [f"results/sts/{name}" for name in STS_TABLES]
             out += [f"results/plots/sts/{name}.png" for name in get_sts_figures()]
+            if any(v["head"] == "best_layer" for v in config["sts"]["variants"].values()):
+                out += [f"results/plots/sts/zero_shot/{m}.png" for m in STS_MODELS]
     elif study == "merging":
         for m in MERGING_MODELS:
             out += [f"results/merging/{m}/{name}" for name in ("summary.md", "verdict.md")]
@@ -77,10 +81,35 @@ def get_final_output():
     out = [f"resources/data/{c}.json" for c in config["data"]]
     for study in STUDIES:
         out += get_study_output(study)
+    return out + ["results/headlines.md"]
+
+
+def get_headline_tables(wildcards=None):
+    """The studies' own tables the headlines read, by (study, name): ``numbers``/``layers`` per dataset, ``sts``
+    progression and zero-shot, ``merging`` per model; for whichever studies the config runs."""
+    out = {}
+    for ds in SEQ_DATASETS if MODELS else []:
+        out["numbers", ds] = f"results/metrics/{ds}/summary.tsv"
+    for ds in ACT_DATASETS if ACT_MODELS else []:
+        out["layers", ds] = f"results/metrics/{ds}/layers.tsv"
+    if STS_MODELS:
+        out["sts", "progression"] = "results/sts/progression.tsv"
+        out["sts", "zero_shot"] = "results/sts/zero_shot.tsv"
+    for m in MERGING_MODELS:
+        out["merging", m] = f"results/merging/{m}/verdict.tsv"
     return out
 
 
-STS_TABLES = ("progression.tsv", "progression.md", "worst_errors.tsv", "worst_errors.md")
+STS_TABLES = (
+    "progression.tsv",
+    "progression.md",
+    "worst_errors.tsv",
+    "worst_errors.md",
+    "zero_shot.tsv",
+    "zero_shot.md",
+    "transfer.tsv",
+    "transfer.md",
+)
 
 
 def get_sts_figures():
@@ -93,10 +122,11 @@ def get_sts_figures():
 
 
 def get_activation_input(wildcards):
-    """A sequences dataset, or a corpus whose distinct sentences the STS study needs."""
+    """A sequences dataset, or a corpus whose distinct sentences the STS study needs (``corpus@template``: the
+    corpus's, presented by a prompt template at extraction)."""
     if wildcards.dataset in config["sequences"]:
         return f"results/sequences/{wildcards.dataset}.json"
-    return f"resources/data/{wildcards.dataset}.json"
+    return f"resources/data/{stages.split_dataset(wildcards.dataset)[0]}.json"
 
 
 def get_activation_plan(wildcards):
@@ -138,20 +168,23 @@ def get_activation_part(wildcards):
 def get_sts_variant_input(wildcards):
     v = config["sts"]["variants"][wildcards.variant]
     roles = stages.sts_corpora(config)
+    acts = f"results/activations/{wildcards.model}"
     out = {
         "corpus": f"resources/data/{roles['corpus']}.json",
-        "shards": f"results/activations/{wildcards.model}/{roles['corpus']}",
+        "shards": f"{acts}/{stages.template_dataset(roles['corpus'], wildcards.template)}",
     }
     if v["pretrain"] == "autoencoder":
-        out["autoencoder"] = f"results/sts/{wildcards.model}/{wildcards.position}/autoencoders_{v['ae_loss']}.pt"
+        w = wildcards
+        out["autoencoder"] = f"results/sts/{w.model}/{w.template}/{w.position}/autoencoders_{v['ae_loss']}.pt"
     elif v["pretrain"] == "snli":
         out["nli_corpus"] = f"resources/data/{roles['nli_corpus']}.json"
-        out["nli_shards"] = f"results/activations/{wildcards.model}/{roles['nli_corpus']}"
+        out["nli_shards"] = f"{acts}/{stages.template_dataset(roles['nli_corpus'], wildcards.template)}"
     return out
 
 
 def get_sts_pretrain_shards(wildcards):
-    return f"results/activations/{wildcards.model}/{stages.sts_corpora(config)['pretrain_corpus']}"
+    corpus = stages.sts_corpora(config)["pretrain_corpus"]
+    return f"results/activations/{wildcards.model}/{stages.template_dataset(corpus, wildcards.template)}"
 
 
 def get_sts_variant_params(wildcards):
@@ -163,18 +196,31 @@ def get_sts_ae_params(wildcards):
 
 
 def get_sts_results(wildcards=None):
-    return expand(
-        "results/sts/{model}/{position}/{variant}.json", model=STS_MODELS, position=STS_POSITIONS, variant=STS_VARIANTS
-    )
+    """Every probe's result: model × (template, its poolings) × variant."""
+    return [f"results/sts/{m}/{t}/{p}/{v}.json" for m in STS_MODELS for t, p in STS_RUNS for v in STS_VARIANTS]
+
+
+def get_sts_transfer_input(wildcards):
+    """One model × template × pooling on one transfer set: every variant's saved probe, the set and its shards."""
+    w = wildcards
+    return {
+        "probes": [f"results/sts/{w.model}/{w.template}/{w.position}/{v}.probe.pt" for v in STS_VARIANTS],
+        "corpus": f"resources/data/{w.corpus}.json",
+        "shards": f"results/activations/{w.model}/{stages.template_dataset(w.corpus, w.template)}",
+    }
+
+
+def get_sts_transfer_results(wildcards=None):
+    return [f"results/sts/{m}/{t}/{p}/transfer/{c}.json" for m in STS_MODELS for t, p in STS_RUNS for c in STS_TRANSFER]
 
 
 def get_sts_ae_tables(wildcards=None):
-    return expand(
-        "results/sts/{model}/{position}/autoencoders_{ae_loss}.tsv",
-        model=STS_MODELS,
-        position=STS_POSITIONS,
-        ae_loss=STS_AE_LOSSES,
-    )
+    return [
+        f"results/sts/{m}/{t}/{p}/autoencoders_{loss}.tsv"
+        for m in STS_MODELS
+        for t, p in STS_RUNS
+        for loss in STS_AE_LOSSES
+    ]
 
 
 # Params are the typed repgeom.params objects as dicts with sorted keys (.params()), so that

@@ -2,6 +2,7 @@
 localrules:
     metrics_summary,
     layer_metrics_summary,
+    report_headlines,
 
 
 rule metrics:
@@ -90,3 +91,25 @@ rule layer_metrics_summary:
         code=get_code_version("layer_metrics_summary"),
     script:
         "../scripts/layer_metrics_summary.py"
+
+
+# One headline per study, read from the studies' own tables (the report's front matter).
+rule report_headlines:
+    input:
+        lambda w: list(get_headline_tables().values()),
+    output:
+        report(
+            "results/headlines.md",
+            caption="../report/headlines.rst",
+            category="Overview",
+            labels={"table": "headlines"},
+        ),
+    log:
+        "logs/headlines.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("report_headlines"),
+        tables=lambda w: [[study, name, path] for (study, name), path in get_headline_tables().items()],
+    script:
+        "../scripts/report_headlines.py"

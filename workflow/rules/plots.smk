@@ -125,6 +125,27 @@ rule plots_sts:
         "../scripts/plots_sts.py"
 
 
+rule plots_sts_zero_shot:
+    input:
+        results=get_sts_results,
+    output:
+        report(
+            "results/plots/sts/zero_shot/{model}.png",
+            caption="../report/sts_zero_shot_figure.rst",
+            category="STS-B (FREEZE)",
+            labels={"figure": "zero-shot {model}"},
+        ),
+    log:
+        "logs/plots/sts/zero_shot/{model}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        code=get_code_version("plots_sts_zero_shot"),
+        plots=get_plot_params,
+    script:
+        "../scripts/plots_sts_zero_shot.py"
+
+
 rule plots_merging:
     input:
         summary="results/merging/{model}/summary.tsv",

@@ -1,5 +1,5 @@
 # The FREEZE study on STS-B: probes on frozen per-layer activation shards of decoder LMs.
-# Autoencoders are pretrained once per model, pooling and loss; each variant of the
+# Autoencoders are pretrained once per model, template, pooling and loss; each variant of the
 # progression is one job over all seeds; the tables gather them.
 localrules:
     sts_tables,
@@ -9,12 +9,12 @@ rule sts_autoencoders:
     input:
         shards=get_sts_pretrain_shards,
     output:
-        model="results/sts/{model}/{position}/autoencoders_{ae_loss}.pt",
-        curves="results/sts/{model}/{position}/autoencoders_{ae_loss}.tsv",
+        model="results/sts/{model}/{template}/{position}/autoencoders_{ae_loss}.pt",
+        curves="results/sts/{model}/{template}/{position}/autoencoders_{ae_loss}.tsv",
     log:
-        "logs/sts/{model}/{position}/autoencoders_{ae_loss}.log",
+        "logs/sts/{model}/{template}/{position}/autoencoders_{ae_loss}.log",
     benchmark:
-        "results/benchmarks/sts/{model}/{position}/autoencoders_{ae_loss}.tsv"
+        "results/benchmarks/sts/{model}/{template}/{position}/autoencoders_{ae_loss}.tsv"
     conda:
         "../../envs/embeddings.yaml"
     threads: 2
@@ -33,11 +33,12 @@ rule sts_variant:
     input:
         unpack(get_sts_variant_input),
     output:
-        "results/sts/{model}/{position}/{variant}.json",
+        result="results/sts/{model}/{template}/{position}/{variant}.json",
+        probe="results/sts/{model}/{template}/{position}/{variant}.probe.pt",
     log:
-        "logs/sts/{model}/{position}/{variant}.log",
+        "logs/sts/{model}/{template}/{position}/{variant}.log",
     benchmark:
-        "results/benchmarks/sts/{model}/{position}/{variant}.tsv"
+        "results/benchmarks/sts/{model}/{template}/{position}/{variant}.tsv"
     conda:
         "../../envs/embeddings.yaml"
     threads: 2
@@ -52,9 +53,29 @@ rule sts_variant:
         "../scripts/sts_variant.py"
 
 
+rule sts_transfer:
+    input:
+        unpack(get_sts_transfer_input),
+    output:
+        "results/sts/{model}/{template}/{position}/transfer/{corpus}.json",
+    log:
+        "logs/sts/{model}/{template}/{position}/transfer/{corpus}.log",
+    conda:
+        "../../envs/embeddings.yaml"
+    threads: 1
+    resources:
+        mem_mb=get_model_resource("mem_mb", "sts_mem_mb"),
+        runtime=get_model_resource("runtime", "sts_runtime"),
+    params:
+        code=get_code_version("sts_transfer"),
+    script:
+        "../scripts/sts_transfer.py"
+
+
 rule sts_tables:
     input:
         results=get_sts_results,
+        transfer=get_sts_transfer_results,
         corpus=lambda w: f"resources/data/{config['sts']['corpus']}.json",
     output:
         tsv="results/sts/progression.tsv",
@@ -71,6 +92,20 @@ rule sts_tables:
             category="STS-B (FREEZE)",
             labels={"table": "worst errors"},
         ),
+        transfer_tsv="results/sts/transfer.tsv",
+        transfer_md=report(
+            "results/sts/transfer.md",
+            caption="../report/sts_transfer.rst",
+            category="STS-B (FREEZE)",
+            labels={"table": "transfer"},
+        ),
+        zero_tsv="results/sts/zero_shot.tsv",
+        zero_md=report(
+            "results/sts/zero_shot.md",
+            caption="../report/sts_zero_shot.rst",
+            category="STS-B (FREEZE)",
+            labels={"table": "zero-shot"},
+        ),
     log:
         "logs/sts/tables.log",
     conda:
@@ -78,6 +113,7 @@ rule sts_tables:
     params:
         code=get_code_version("sts_tables"),
         order=STS_VARIANTS,
+        templates=STS_TEMPLATES,
         k=config["sts"]["worst_errors"],
     script:
         "../scripts/sts_tables.py"

@@ -1,4 +1,4 @@
-# Snakemake wrapper: pretrain the layerwise autoencoders on GenericsKB activations (one per seed).
+# Snakemake wrapper: pretrain the layerwise autoencoders on GenericsKB activations (one per seed), for one model, template and pooling.
 import sys
 from pathlib import Path
 
@@ -23,6 +23,7 @@ with job(snakemake):
         loss=w.ae_loss,
         out_path=snakemake.output.model,
         model=w.model,
+        template=w.template,
         provenance={"shards": snakemake.input.shards},
     )
     with atomic_path(snakemake.output.curves) as tmp:

@@ -1,4 +1,5 @@
-# Snakemake wrapper: the progression table (TSV, Markdown) and the worst-errors table of the best variant on dev.
+# Snakemake wrapper: the progression table (TSV, Markdown), the worst-errors table of the best variant on dev, and
+# the zero-shot table (the best_layer variants per template and pooling).
 import sys
 from pathlib import Path
 
@@ -18,4 +19,10 @@ with job(snakemake):
         worst_md=o.worst_md,
         order=snakemake.params.order,
         k=snakemake.params.k,
+        templates=snakemake.params.templates,
+        zero_tsv=o.zero_tsv,
+        zero_md=o.zero_md,
+        transfer=list(snakemake.input.transfer),
+        transfer_tsv=o.transfer_tsv,
+        transfer_md=o.transfer_md,
     )

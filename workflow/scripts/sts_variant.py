@@ -1,4 +1,4 @@
-# Snakemake wrapper: one variant of the FREEZE progression for one model and pooling, over all seeds.
+# Snakemake wrapper: one variant of the FREEZE progression for one model, template and pooling, over all seeds.
 import sys
 from pathlib import Path
 
@@ -24,5 +24,7 @@ with job(snakemake):
         snli_shards=inp.get("nli_shards"),
         snli_corpus=inp.get("nli_corpus"),
         model=snakemake.wildcards.model,
+        template=snakemake.wildcards.template,
+        probe_path=snakemake.output.probe,
     )
-    write_json(snakemake.output[0], result)
+    write_json(snakemake.output.result, result)

@@ -9,7 +9,8 @@ window they are sorted by token length (longest first, so an out-of-memory error
 so padding is small, and every batch carries the original row indices. Padding on the ``right`` or the ``left``;
 explicit ``position_ids`` (cumsum of the mask − 1) keep absolute-position models exact under left padding.
 ``skip_tokens`` leaves a prompt's leading tokens out of the ``mean`` (GritLM's "mean over the text after the
-instruction"; :func:`prompt_tokens` counts them as sentence-transformers does); ``last`` is unaffected.
+instruction"; :func:`prompt_tokens` counts them as sentence-transformers does); ``spans`` gives each text the token
+range ``[start, stop)`` a ``mean`` reads (a template's copy of the text, :mod:`.templates`); ``last`` is unaffected.
 """
 
 from __future__ import annotations
@@ -137,9 +138,11 @@ def make_batch(
     takes_pos: bool,
     extra: dict,
     skip_tokens: int = 0,
+    spans: np.ndarray | None = None,
 ) -> Batch:
     """Move one padded batch to ``device`` with its position ids, the index of each row's last real token and the
-    mask a mean averages over (real tokens after the first ``skip_tokens``)."""
+    mask a mean averages over (real tokens after the first ``skip_tokens``; with ``spans`` (B, 2), the real
+    tokens ``start <= i < stop`` of each row)."""
     import torch
 
     ids_t = torch.from_numpy(ids).to(device)
@@ -149,6 +152,9 @@ def make_batch(
     if takes_pos:
         inputs["position_ids"] = (count - 1).clamp(min=0)
     pool_mask = mask_t * (count > skip_tokens) if skip_tokens else mask_t
+    if spans is not None:
+        sp = torch.from_numpy(np.ascontiguousarray(spans)).to(device)
+        pool_mask = pool_mask * (count > sp[:, :1]) * (count <= sp[:, 1:])
     inputs.update(extra)
     if padding_side == "right":
         last = torch.from_numpy(lens - 1).to(device)
@@ -168,11 +174,13 @@ def iter_windows(
     sort_window: int | None = None,
     ties: str = "first",
     skip_tokens: int = 0,
+    spans: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, Batch]]:
     """Yield ``(w0, w1, batch)``: every batch of the window ``[w0, w1)`` before the next window starts.
 
     ``batch.rows`` are original indices. Texts are cut to ``max_length`` tokens (the head is kept). With
-    ``skip_tokens`` (a prompt's), a text that keeps no token after them is a :class:`ValueError`.
+    ``skip_tokens`` (a prompt's), a text that keeps no token after them is a :class:`ValueError`; with ``spans``
+    (``(len(texts), 2)`` token ranges a mean reads), so is a text whose range keeps no token.
     """
     if padding_side not in PADDING_SIDES:
         raise ValueError(f"padding_side: {padding_side!r} is not 'right' or 'left'")
@@ -190,6 +198,8 @@ def iter_windows(
         lens = np.array([min(len(e), max_length) for e in enc], dtype=np.int64)
         if (lens == 0).any():
             token_lengths(tokenizer, texts[w0:w1])  # raises the explanatory error
+        if spans is not None:
+            _check_spans(spans[w0:w1], lens, max_length, w0)
         if skip_tokens and (lens <= skip_tokens).any():
             bad = np.flatnonzero(lens <= skip_tokens)
             raise ValueError(
@@ -204,8 +214,33 @@ def iter_windows(
             yield (
                 w0,
                 w1,
-                make_batch(ids, mask, lens[sel], sel + w0, padding_side, device, takes_pos, extra, skip_tokens),
+                make_batch(
+                    ids,
+                    mask,
+                    lens[sel],
+                    sel + w0,
+                    padding_side,
+                    device,
+                    takes_pos,
+                    extra,
+                    skip_tokens,
+                    None if spans is None else spans[sel + w0],
+                ),
             )
+
+
+def _check_spans(spans: np.ndarray, lens: np.ndarray, max_length: int, w0: int) -> None:
+    """Every text's mean range keeps a token after truncation to ``max_length``, else a :class:`ValueError`."""
+    if len(spans) != len(lens):
+        raise ValueError(f"spans: {len(spans)} rows for a window of {len(lens)} texts")
+    bad = np.flatnonzero(np.minimum(spans[:, 1], lens) <= spans[:, 0])
+    if len(bad):
+        i = bad[0]
+        raise ValueError(
+            f"{len(bad)} text(s) keep no token of their own for a mean (first at row {w0 + i}: tokens "
+            f"{spans[i, 0]}–{spans[i, 1]} of the input, {lens[i]} kept with max_length {max_length}); raise "
+            "max_length, or shorten the template"
+        )
 
 
 def final_hidden_state(model: torch.nn.Module, batch: Batch, positions: Sequence[str]) -> dict[str, Any]:
@@ -228,6 +263,7 @@ def iter_pooled(
     ties: str = "first",
     backoff: Backoff | None = None,
     skip_tokens: int = 0,
+    spans: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray, dict[str, Any]]]:
     """Run the model over ``texts``; yield ``(w0, w1, rows, {position: tensor})`` per batch, on the model's device.
 
@@ -253,6 +289,7 @@ def iter_pooled(
             sort_window=sort_window,
             ties=ties,
             skip_tokens=skip_tokens,
+            spans=spans,
         ):
             res = run(read, model, batch, positions)
             yield w0, w1, batch.rows, res

@@ -99,12 +99,14 @@ def iter_batches(
     sort_window: int = 1024,
     blocks: torch.nn.ModuleList | None = None,
     backoff: Backoff | None = None,
+    spans: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
     """Run the model over ``texts``; yield ``(w0, w1, rows, {position: (B, n_layers, d) float32})``.
 
     ``layers`` are resolved indices (see :func:`.blocks.resolve_layers`); ``rows`` are original indices,
     all inside the window ``[w0, w1)``. Every batch of a window is yielded before the next window
-    starts. Batching, padding and pooling are :func:`.batching.iter_pooled`'s; runs under ``torch.inference_mode``.
+    starts. Batching, padding and pooling are :func:`.batching.iter_pooled`'s (``spans``: each text's token range a
+    ``mean`` reads); runs under ``torch.inference_mode``.
     """
     if blocks is None:
         blocks = find_blocks(model)[1]
@@ -120,6 +122,7 @@ def iter_batches(
             padding_side=padding_side,
             sort_window=sort_window,
             backoff=backoff,
+            spans=spans,
         ):
             yield w0, w1, rows, {p: v.cpu().numpy() for p, v in res.items()}
 

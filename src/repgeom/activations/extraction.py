@@ -26,6 +26,7 @@ from .capture import iter_batches
 from .layout import FORMAT_VERSION, STORE_DTYPES, shard_path, window_rows
 from .model import load_decoder
 from .pooling import POSITIONS
+from .templates import PLAIN, Template, render_all
 from .tokens import TOKENS, announce
 from .writer import ShardWriter, remove_stale_temps
 
@@ -60,6 +61,8 @@ class _Loaded:
     n_truncated: int
     n_tokens: np.ndarray
     d: int
+    inputs: list[str]  # what the model reads: the texts, rendered by the template
+    spans: np.ndarray | None  # each input's token range a mean reads (a template's copy of the text), or None
 
 
 def _check_arguments(
@@ -97,13 +100,26 @@ def _check_arguments(
 
 
 def _load(
-    model_dir, s: _Settings, texts: list[str], ids: list[str], layers, include_embeddings: bool, dtype: str, device: str
+    model_dir,
+    s: _Settings,
+    texts: list[str],
+    ids: list[str],
+    layers,
+    include_embeddings: bool,
+    dtype: str,
+    device: str,
+    template: Template | None = None,
 ) -> _Loaded:
-    """Load the model, find its blocks, resolve the layers and count tokens (fails fast on empty texts)."""
+    """Load the model, find its blocks, resolve the layers, render the texts with the template (and find the text's
+    tokens in each) and count tokens (fails fast on empty texts)."""
     net, tok, info = load_decoder(model_dir, dtype=dtype, device=device)
     path, blocks = find_blocks(net, s.model)
     sel = resolve_layers(len(blocks), layers, include_embeddings)
-    lens = token_lengths(tok, texts, ids)  # fails fast on empty texts, before any file exists
+    inputs, spans = texts, None
+    if template is not None and not template.is_plain:
+        inputs, spans = render_all(template, texts, tok)
+        log.info("template %r: %r", template.name, inputs[0][:200])
+    lens = token_lengths(tok, inputs, ids)  # fails fast on empty texts, before any file exists
     n_trunc = int((lens > s.max_length).sum())
     if n_trunc:
         log.warning(
@@ -126,11 +142,16 @@ def _load(
         info["dtype"],
         info["device"],
     )
-    return _Loaded(net, tok, info, path, blocks, sel, n_trunc, n_tokens, d)
+    return _Loaded(net, tok, info, path, blocks, sel, n_trunc, n_tokens, d, inputs, spans)
 
 
 def _base_attrs(
-    lm: _Loaded, s: _Settings, texts: list[str], ids: list[str], extra_attrs: Mapping[str, Any] | None
+    lm: _Loaded,
+    s: _Settings,
+    texts: list[str],
+    ids: list[str],
+    extra_attrs: Mapping[str, Any] | None,
+    template: Template | None = None,
 ) -> dict:
     """The attributes every shard of this run gets (then its layer, position, checksum and timings)."""
     info = lm.info
@@ -144,6 +165,8 @@ def _base_attrs(
         "compute_dtype": info["dtype"], "dtype_reason": info["dtype_reason"], "store_dtype": s.store_dtype,
         "device": info["device"], "batch_size": int(s.batch_size), "sort_window": s.sort_window, "compression": s.compression,
         "n": len(texts), "d": lm.d, "texts_sha256": texts_sha256(texts), "ids_sha256": texts_sha256(ids),
+        "template": template.name if template else PLAIN, "template_format": template.format if template else "{text}",
+        "template_chat": bool(template and template.chat),
         "versions": library_versions(), **(extra_attrs or {}),
     }  # fmt: skip
 
@@ -159,7 +182,7 @@ def _encode(lm: _Loaded, s: _Settings, texts: list[str], writer: ShardWriter) ->
     for w0, w1, rows, res in iter_batches(
         lm.net,
         lm.tok,
-        texts,
+        lm.inputs,
         layers=lm.layers,
         positions=s.positions,
         batch_size=s.batch_size,
@@ -168,6 +191,7 @@ def _encode(lm: _Loaded, s: _Settings, texts: list[str], writer: ShardWriter) ->
         sort_window=s.sort_window,
         blocks=lm.blocks,
         backoff=backoff,
+        spans=lm.spans,
     ):
         writer.add(w0, w1, rows, res)
         bar.update(len(rows))
@@ -235,6 +259,7 @@ def extract(
     progress: bool = True,
     extra_attrs: Mapping[str, Any] | None = None,
     max_token_gb: float | None = None,
+    template: Template | None = None,
 ) -> dict:
     """Extract the residual stream of ``layers`` for ``texts`` into one HDF5 shard per layer and position.
 
@@ -244,7 +269,9 @@ def extract(
     ``compression``: ``None``, ``"gzip"`` (level 4) or ``"lzf"``. ``sort_window`` (rounded up to whole
     chunks of 256 rows) bounds the memory: rows are sorted by length and buffered per window.
     ``extra_attrs`` are added to every shard's attributes. Position ``tokens`` stores every real token
-    (:mod:`.tokens`); its size is logged before anything is written and refused above ``max_token_gb``. Shards of other layers already in
+    (:mod:`.tokens`); its size is logged before anything is written and refused above ``max_token_gb``.
+    ``template`` (:mod:`.templates`) presents each text inside a prompt: ``last`` is the input's last token, ``mean``
+    the mean over the text's own (last copy's) tokens; the shards record it. Shards of other layers already in
     ``outdir`` are left alone (:func:`.reader.iter_layers` refuses to mix shards made from other inputs).
 
     Returns a summary: model, n, n_layers_total, layers (written), positions, d, n_truncated, device,
@@ -254,15 +281,17 @@ def extract(
     """
     t0 = time.time()
     texts, ids, ids_bytes, positions = _check_arguments(texts, ids, positions, store_dtype, compression, padding_side)
+    if template is not None and not template.is_plain and TOKENS in positions:
+        raise ValueError(f"positions: 'tokens' with template {template.name!r}: all-token shards take plain texts")
     window = window_rows(sort_window)  # whole chunks per window
     s = _Settings(model, positions, batch_size, max_length, padding_side, window, store_dtype, compression, progress)
-    lm = _load(model_dir, s, texts, ids, layers, include_embeddings, dtype, device)
+    lm = _load(model_dir, s, texts, ids, layers, include_embeddings, dtype, device, template)
     n, t_load = len(texts), time.time() - t0
     if TOKENS in positions:
         announce(lm.n_tokens, len(lm.layers), lm.d, store_dtype, max_token_gb, model)
     outdir = Path(outdir)
     remove_stale_temps(outdir)
-    base = _base_attrs(lm, s, texts, ids, extra_attrs)
+    base = _base_attrs(lm, s, texts, ids, extra_attrs, template)
     with contextlib.ExitStack() as stack:  # leaving it renames every shard into place, or removes them all
         writer = ShardWriter(
             stack,
@@ -275,7 +304,7 @@ def extract(
             ids_bytes,
             lm.n_tokens,
             min(window, n),
-            tokenize_rows=lambda rows: tokenize(lm.tok, [texts[i] for i in rows]),
+            tokenize_rows=lambda rows: tokenize(lm.tok, [lm.inputs[i] for i in rows]),
         )
         t_enc, backoff = _encode(lm, s, texts, writer)
         timing = {
@@ -350,4 +379,5 @@ def extract_dataset(
         progress=progress,
         extra_attrs=extra,
         max_token_gb=params.max_token_gb,
+        template=Template.from_params(params.template["name"], params.template) if params.template else None,
     )

@@ -37,6 +37,8 @@ SHARED_ATTRS = (
     "max_length",
     "compute_dtype",
     "store_dtype",
+    "template_format",
+    "template_chat",
 )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..params import CorpusSpec
 from ..registry import Registry
 from .errors import DataError
-from .parsers import STSB_ROWS, parse_genericskb_file, parse_snli_file, parse_stsb_file
+from .parsers import STSB_ROWS, parse_genericskb_file, parse_pairs_file, parse_snli_file, parse_stsb_file
 
 
 def _find(root: Path, pattern: str) -> list[Path]:
@@ -84,4 +84,42 @@ def load_snli(root: Path, spec: CorpusSpec) -> tuple[dict, dict]:
         meta["files"][split] = {"path": str(p), "md5": hashlib.md5(p.read_bytes()).hexdigest()}
         meta["skipped"] += parsed.skipped
         meta["no_gold_label"][split] = no_gold
+    return splits, meta
+
+
+@corpus("pairs")
+def load_pairs(root: Path, spec: CorpusSpec) -> tuple[dict, dict]:
+    """Any sentence-pair similarity table (``kind: pairs``): scores mapped from ``score_range`` to STS-B's 0–5, so
+    that it reads as STS-B does. Splits: ``splits`` maps split → file glob inside the source; or, with a
+    ``columns.split`` column, split → that column's value; or neither: every file is one ``test`` split."""
+    fmt, cols = spec.format, spec.columns
+    if not cols:
+        raise DataError("a pairs corpus needs columns: {sentence1: …, sentence2: …, score: …} (names or indices)")
+    if spec.score_range is None:
+        raise DataError("a pairs corpus needs score_range: [low, high] (the scores' scale, mapped to 0–5)")
+    kw = dict(
+        delimiter=fmt["delimiter"],
+        header=fmt["header"],
+        quoting=fmt["quoting"],
+        columns=cols,
+        score_range=tuple(spec.score_range),
+        on_bad_row=spec.on_bad_row,
+    )
+    meta: dict = {"files": {}, "skipped": [], "score_range": list(spec.score_range)}
+    by_file = spec.splits and "split" not in cols
+    groups = {s: _find(root, g) for s, g in spec.splits.items()} if by_file else {None: _find(root, spec.files or "*")}
+    splits: dict[str, list] = {}
+    for split, files in groups.items():
+        if not files:
+            raise DataError(f"{root}: no file matches {spec.splits[split] if split else spec.files!r}")
+        for p in files:
+            parsed = parse_pairs_file(p, **kw, split_values=spec.splits if "split" in cols else None)
+            meta["files"][p.name] = {"path": str(p), "md5": hashlib.md5(p.read_bytes()).hexdigest(), "split": split}
+            meta["skipped"] += parsed.skipped
+            for r in parsed.rows:
+                splits.setdefault(split or r.pop("split", "test"), []).append(r)
+    if "split" in cols:
+        missing = [s for s in spec.splits if s not in splits]
+        if missing:
+            raise DataError(f"{root}: no row of split(s) {missing} (values {[spec.splits[s] for s in missing]})")
     return splits, meta

@@ -14,11 +14,16 @@ from .store import load_corpus, sentence_id
 SNLI_TARGET = {"entailment": 1.0, "neutral": 0.5, "contradiction": 0.0}
 
 
+#: corpus types read as similarity pairs (scores on STS-B's 0–5 scale; ``pairs`` tables are mapped onto it)
+PAIR_TYPES = ("stsb", "pairs")
+
+
 def stsb_pairs(corpus_path: str | os.PathLike, splits: Sequence[str] = ("train", "dev", "test")) -> dict[str, dict]:
-    """``{split: {"id", "s1", "s2", "id1", "id2", "y" (score / 5)}}`` from a normalised STS-B corpus."""
+    """``{split: {"id", "s1", "s2", "id1", "id2", "y" (score / 5)}}`` from a normalised STS-B corpus, or any
+    sentence-pair corpus (kind ``pairs``, whose scores were mapped onto 0–5)."""
     meta, data = load_corpus(corpus_path)
-    if meta.get("type") != "stsb":
-        raise DataError(f"{corpus_path}: corpus type {meta.get('type')!r}, expected 'stsb'")
+    if meta.get("type") not in PAIR_TYPES:
+        raise DataError(f"{corpus_path}: corpus type {meta.get('type')!r}, expected one of {PAIR_TYPES}")
     out = {}
     for split in splits:
         if split not in data or not data[split]:

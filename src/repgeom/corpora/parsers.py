@@ -1,4 +1,5 @@
-"""Strict parsers of the corpora's own file formats (STS-B, GenericsKB, SNLI); a bad row names its file and line."""
+"""Strict parsers of the corpora's own file formats (STS-B, GenericsKB, SNLI) and of any sentence-pair table (the
+``pairs`` kind: TSV or CSV, header or not, columns by name or index); a bad row names its file and line."""
 
 from __future__ import annotations
 
@@ -116,3 +117,77 @@ def parse_snli_file(path: Path, on_bad_row: str = "error") -> tuple[_Rows, int]:
                 continue
             out.rows.append({"id": f"{path.stem}-{i:05d}", "sentence1": s1, "sentence2": s2, "label": label})
     return out, no_gold
+
+
+def _column(spec: str | int, header: list[str] | None, path: Path, key: str) -> int:
+    """The 0-based index of a column given by header name or by index."""
+    if isinstance(spec, int):
+        return spec
+    if header is None:
+        raise DataError(f"{path}: columns.{key} = {spec!r} names a column, but format.header is false; give its index")
+    if spec not in header:
+        raise DataError(f"{path}:1: no column {spec!r} for columns.{key} (the header has {header})")
+    return header.index(spec)
+
+
+def parse_pairs_file(
+    path: Path,
+    *,
+    delimiter: str,
+    header: bool,
+    quoting: str,
+    columns: dict,
+    score_range: tuple[float, float],
+    split_values: dict[str, str] | None = None,
+    on_bad_row: str = "error",
+) -> _Rows:
+    """Rows ``{"id", "sentence1", "sentence2", "score" (0–5, from score_range), "raw_score"[, "split"]}`` of a
+    sentence-pair table. ``columns`` maps ``sentence1``, ``sentence2``, ``score`` (and ``split``, whose values
+    ``split_values`` maps to split names) to a header name or a 0-based index."""
+    lo, hi = float(score_range[0]), float(score_range[1])
+    out = _Rows(path, on_bad_row)
+    by_value = {str(v): k for k, v in (split_values or {}).items()}
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
+        names = None
+        if header:
+            try:
+                names = [c.strip() for c in next(reader)]
+            except StopIteration:
+                raise DataError(f"{path}: empty file (format.header is true)") from None
+        idx = {k: _column(v, names, path, k) for k, v in columns.items()}
+        need = max(idx.values()) + 1
+        for f in reader:
+            i = reader.line_num
+            if not any(x.strip() for x in f):
+                continue
+            if len(f) < need:
+                out.bad(i, f"{len(f)} fields, columns {columns} need {need}")
+                continue
+            try:
+                raw = float(f[idx["score"]])
+            except ValueError:
+                out.bad(i, f"score {f[idx['score']]!r} is not a number")
+                continue
+            if not lo <= raw <= hi:
+                out.bad(i, f"score {raw} is outside score_range [{lo:g}, {hi:g}]")
+                continue
+            s1, s2 = f[idx["sentence1"]].strip(), f[idx["sentence2"]].strip()
+            if not s1 or not s2:
+                out.bad(i, "empty sentence")
+                continue
+            row = {
+                "id": f"{path.stem}-{i:06d}",
+                "sentence1": s1,
+                "sentence2": s2,
+                "score": 5.0 * (raw - lo) / (hi - lo),
+                "raw_score": raw,
+            }
+            if "split" in idx:
+                value = f[idx["split"]].strip()
+                if value not in by_value:
+                    out.bad(i, f"split value {value!r} is none of {sorted(by_value)} (splits in the data entry)")
+                    continue
+                row["split"] = by_value[value]
+            out.rows.append(row)
+    return out

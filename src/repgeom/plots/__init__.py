@@ -4,7 +4,7 @@ the PNG's metadata.
 ``figure``   shared plumbing: :func:`pyplot`, :func:`family_colors`, :func:`save_figure`, :func:`finish_axes`
 ``tsne``     :func:`plot_tsne` (one map per model) and :func:`plot_tsne_panels` (maps side by side)
 ``scores``   :func:`plot_bars` (true-label vs KMeans scores per model), :func:`plot_layer_curves` (over depth)
-``sts``      :func:`plot_sts`, the STS study's figures
+``sts``      :func:`plot_sts`, the STS study's figures; :func:`plot_zero_shot`, one model's zero-shot curves
 ``merging``  :func:`plot_merging_tradeoff`, the merging study's trade-off figure
 """
 
@@ -25,6 +25,7 @@ _EXPORTS = {
     "plot_bars": "scores",
     "plot_layer_curves": "scores",
     "plot_sts": "sts",
+    "plot_zero_shot": "sts",
     "plot_merging_tradeoff": "merging",
 }
 _SUBMODULES = ("figure", "tsne", "scores", "sts", "merging")

@@ -34,7 +34,7 @@ def _sts_layer_correlation(plt, results, _ae):
                 ls,
                 marker="o" if split == "dev" else None,
                 ms=3,
-                label=f"{r['model']} / {r['position']} ({split})",
+                label=f"{_run_label(r)} ({split})",
             )
         best = r["runs"][0]["layer"]
         ax.axvline(best, color="0.7", lw=0.8)
@@ -47,6 +47,41 @@ def _sts_layer_correlation(plt, results, _ae):
     )
 
 
+def _run_label(r) -> str:
+    """``model / template / pooling`` of a variant's result (``plain``: the sentence alone)."""
+    return f"{r['model']} / {r.get('template', 'plain')} / {r['position']}"
+
+
+def plot_zero_shot(results: list[dict], model: str, path: str | os.PathLike, dpi: int = 150) -> None:
+    """Zero-shot per-layer curves of one model: Pearson and Spearman (two panels) of the cosine at each layer
+    against the human score, a line per template × pooling × cosine (raw / standardised) of its ``best_layer``
+    results; test solid, dev dotted, the layer chosen on dev marked."""
+    curves = [r for r in results if r["spec"]["head"] == "best_layer" and r["model"] == model]
+    if not curves:
+        raise ValueError(f"no best_layer result of model {model!r}: the zero-shot figure needs one")
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(curves):
+        c = colors[i % len(colors)]
+        xs = [p["layer"] for p in r["curve"]]
+        label = f"{r.get('template', 'plain')} / {r['position']}" + (" / std" if r["spec"].get("standardize") else "")
+        best = r["runs"][0]["layer"]
+        for ax, metric in zip(axes, ("pearson", "spearman")):
+            ax.plot(xs, [p[f"test_{metric}"] for p in r["curve"]], "-", color=c, lw=1.4, label=f"{label} (test)")
+            ax.plot(xs, [p[f"dev_{metric}"] for p in r["curve"]], ":", color=c, lw=1.0)
+            y = next(p[f"test_{metric}"] for p in r["curve"] if p["layer"] == best)
+            ax.plot([best], [y], "o", color=c, ms=6, mec="black", mew=0.6)
+    for ax, metric in zip(axes, ("Pearson", "Spearman")):
+        finish_axes(fig, ax, "layer (residual stream after block L)", f"{metric} ×100, cosine vs human score", metric)
+    axes[1].get_legend().remove()
+    fig.suptitle(
+        f"STS-B zero-shot, {model}: a line per template / pooling (test solid, dev dotted; ● layer chosen on dev)"
+    )
+    fig.tight_layout()
+    save_figure(fig, path, dpi)
+
+
 def _sts_ae_loss(plt, _results, ae_tables):
     import pandas as pd
 
@@ -54,7 +89,9 @@ def _sts_ae_loss(plt, _results, ae_tables):
         raise ValueError("no autoencoder curves to plot")
     df = pd.concat([pd.read_csv(p, sep="\t") for p in ae_tables], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7, 4))
-    for (model, pos, loss), g in df.groupby(["model", "position", "loss"], sort=False):
+    if "template" not in df:
+        df["template"] = "plain"
+    for (model, tpl, pos, loss), g in df.groupby(["model", "template", "position", "loss"], sort=False):
         m = g.groupby("layer")["heldout_mse"].agg(["mean", "std"]).reset_index()
         ax.errorbar(
             m["layer"],
@@ -63,7 +100,7 @@ def _sts_ae_loss(plt, _results, ae_tables):
             marker="o",
             ms=3,
             capsize=2,
-            label=f"{model} / {pos} / {loss}",
+            label=f"{model} / {tpl} / {pos} / {loss}",
         )
     widths = df.drop_duplicates("layer").sort_values("layer")
     change = widths[widths["width"] != widths["width"].iloc[0]]
@@ -91,7 +128,7 @@ def _sts_scatter(plt, results, _ae):
     ax.set_xlabel("human score (0–5)")
     ax.set_ylabel("prediction (0–5)")
     ax.set_title(
-        f"{r['model']} / {r['position']} / {r['variant']} (best on dev)\n"
+        f"{_run_label(r)} / {r['variant']} (best on dev)\n"
         f"test Pearson {s['test_pearson']:.2f}, Spearman {s['test_spearman']:.2f}",
         fontsize=9,
     )

@@ -45,9 +45,11 @@ names it imports, see :mod:`repgeom.codeversion`):
 :mod:`.autoencoders`  pretraining the layerwise autoencoders, their artifact and curves, loading into a probe
 :mod:`.job`           :class:`~.job.Job`: what one variant's runs share
 :mod:`.pretrain`      :data:`PRETRAIN`: ``none``, ``autoencoder``, ``snli``
+:mod:`.probes`        :class:`Probe`: a trained probe saved with everything it reads, :func:`load_probe` (latents → scores)
 :mod:`.heads`         :data:`HEADS`: ``best_layer``, ``mlp``, ``siamese``; the per-seed runs and their summary
 :mod:`.variants`      :func:`run_variant`, the probe stage
-:mod:`.tables`        the progression and worst-errors tables
+:mod:`.tables`        the progression, zero-shot and worst-errors tables
+:mod:`.transfer`      every saved probe applied, unchanged, to other similarity sets (``sts.transfer``)
 """
 
 from __future__ import annotations
@@ -75,14 +77,35 @@ _EXPORTS = {
     "PRETRAIN": "pretrain",
     "HEADS": "heads",
     "summarise_runs": "heads",
+    "Probe": "probes",
+    "load_probe": "probes",
+    "save_probe": "probes",
     "run_variant": "variants",
     "PAPER_GPT2_MEDIUM": "tables",
     "progression_frame": "tables",
     "progression_markdown": "tables",
+    "zero_shot_frame": "tables",
+    "zero_shot_markdown": "tables",
     "worst_errors": "tables",
+    "transfer_scores": "transfer",
+    "transfer_frame": "transfer",
+    "transfer_markdown": "transfer",
     "worst_errors_markdown": "tables",
     "write_tables": "tables",
 }
-_SUBMODULES = ("errors", "data", "nets", "training", "autoencoders", "job", "pretrain", "heads", "variants", "tables")
+_SUBMODULES = (
+    "errors",
+    "data",
+    "nets",
+    "training",
+    "autoencoders",
+    "job",
+    "pretrain",
+    "probes",
+    "heads",
+    "variants",
+    "tables",
+    "transfer",
+)
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

@@ -120,12 +120,14 @@ def train_autoencoders(
     progress: bool = True,
     model: str = "",
     provenance: Mapping[str, Any] | None = None,
+    template: str = "plain",
 ) -> dict:
-    """Pretrain the layerwise autoencoders for every seed and save them (torch file, written atomically)."""
+    """Pretrain the layerwise autoencoders for every seed and save them (torch file, written atomically).
+    ``template`` names the prompt template the shards were extracted with (recorded)."""
     import torch
 
     train = params.train
-    got, _, X = load_latents(shard_dir, position, train.layers or None)
+    got, _, X = load_latents(shard_dir, position, train.layers or None, expect={"template": template})
     widths = layer_widths(len(got), train.bottleneck, train.bottleneck_late)
     states, curves = {}, {}
     t0 = time.time()
@@ -144,8 +146,9 @@ def train_autoencoders(
         )
         states[str(seed)], curves[str(seed)] = st, cv
         log.info(
-            "%s/%s autoencoders (%s) seed %s: held-out MSE by layer %s",
+            "%s/%s/%s autoencoders (%s) seed %s: held-out MSE by layer %s",
             model,
+            template,
             position,
             loss,
             seed,
@@ -154,6 +157,7 @@ def train_autoencoders(
     blob = {
         "kind": "sts_autoencoders",
         "model": model,
+        "template": template,
         "position": position,
         "loss": loss,
         "layers": got,
@@ -194,6 +198,7 @@ def autoencoder_curve_rows(blob: Mapping[str, Any]) -> list[dict]:
             out.append(
                 {
                     "model": blob["model"],
+                    "template": blob.get("template", "plain"),
                     "position": blob["position"],
                     "loss": blob["loss"],
                     "seed": int(seed),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,15 +29,36 @@ class Job:
     seeds: Sequence[int]
     position: str
     model: str = ""
+    template: str = "plain"
     device: str = "auto"
     progress: bool = True
     autoencoder: str | os.PathLike | None = None
     snli_shards: Any = None
     snli_corpus: Any = None
+    features: dict = field(default_factory=dict)  # the shards' attributes a saved probe's inputs must match
+
+    def probe_meta(self, kind: str, layers: Sequence[int], arch: dict, **stats: Any) -> dict:
+        """What a saved probe (:class:`~.probes.Probe`) records besides its weights: its kind and architecture, the
+        layers, template and pooling it reads, the chosen hyper-parameters, the features' fingerprint and (``stats``)
+        its standardisation."""
+        return {
+            "kind": kind,
+            "variant": self.name,
+            "spec": self.variant.params(),
+            "hyper": self.hp.params(),
+            "model": self.model,
+            "template": self.template,
+            "position": self.position,
+            "layers": [int(L) for L in layers],
+            "d": int(self.X.shape[2]),
+            "arch": dict(arch),
+            "features": dict(self.features),
+            **stats,
+        }
 
     def desc(self, seed: int) -> str:
         """The progress bar's label for ``seed``."""
-        return f"{self.model}/{self.position} {self.name} seed {seed}"
+        return f"{self.model}/{self.template}/{self.position} {self.name} seed {seed}"
 
     def train_rows(self) -> np.ndarray:
         """Every row the train pairs use (both sides; the statistics of standardisation come from these)."""

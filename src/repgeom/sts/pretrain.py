@@ -45,7 +45,7 @@ def from_snli(net: torch.nn.Module, job: Job, seed: int, dev: torch.device) -> d
     if job.snli_shards is None or job.snli_corpus is None:
         raise STSError("an snli variant needs the SNLI corpus and its activations")
     p = snli_pairs(job.snli_corpus)
-    got, row_of_id, Xs = load_latents(job.snli_shards, job.position, job.layers)
+    got, row_of_id, Xs = load_latents(job.snli_shards, job.position, job.layers, expect={"template": job.template})
     if got != list(job.layers):
         raise STSError(f"{job.snli_shards}: SNLI shards hold layers {got}, the probe uses {list(job.layers)}")
     r1, r2 = rows_for(row_of_id, p["id1"], "SNLI"), rows_for(row_of_id, p["id2"], "SNLI")

@@ -1,0 +1,113 @@
+"""The report's front matter: one headline per study, read from the studies' own tables (nothing recomputed).
+
+``numbers``  per dataset, the model whose embeddings separate the families best (true-label silhouette, its
+             bootstrap interval) and the best Davies–Bouldin index
+``layers``   per dataset and decoder, the layer where the families separate best (true-label silhouette)
+``sts``      the variant best on STS-B dev with its test Pearson and Spearman (the FREEZE paper's 76.86 beside it),
+             and the best zero-shot template (layer chosen on dev)
+``merging``  per model, each claim's verdict
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from .artifacts import write_text
+
+#: the FREEZE paper's best STS-B test Pearson (gpt2-medium, autoencoders pretrained with the log-variance loss)
+PAPER_BEST_PEARSON = 76.86
+
+
+def _read(path):
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t")
+
+
+def numbers_lines(summaries: Mapping[str, str | os.PathLike]) -> list[str]:
+    out = []
+    for ds, path in summaries.items():
+        df = _read(path)
+        if not len(df):
+            continue
+        s = df.loc[df.silhouette_true.idxmax()]
+        d = df.loc[df.dbi_true.idxmin()]
+        out.append(
+            f"- **Numeric sequences, {ds}** ({len(df)} model(s)): families separate best in **{s.model}** "
+            f"(true-label silhouette {s.silhouette_true:.3f}, bootstrap interval {s.silhouette_true_lo:.3f}–"
+            f"{s.silhouette_true_hi:.3f}); lowest Davies–Bouldin: {d.model} ({d.dbi_true:.2f})."
+        )
+    return out
+
+
+def layers_lines(tables: Mapping[str, str | os.PathLike]) -> list[str]:
+    out = []
+    for ds, path in tables.items():
+        df = _read(path)
+        for model, g in df.groupby("model", sort=False):
+            b = g.loc[g.silhouette_true.idxmax()]
+            where = "at the embedding output" if int(b.layer) == 0 else f"after block {int(b.layer)}"
+            out.append(
+                f"- **Layers, {ds}, {model}**: families separate best {where} of {int(b.n_blocks)} "
+                f"(depth {b.depth:.2f}; silhouette {b.silhouette_true:.3f}, interval "
+                f"{b.silhouette_true_lo:.3f}–{b.silhouette_true_hi:.3f})."
+            )
+    return out
+
+
+def sts_lines(progression: str | os.PathLike | None, zero_shot: str | os.PathLike | None) -> list[str]:
+    out = []
+    if progression is not None:
+        df = _read(progression)
+        if len(df):
+            b = df.loc[df.dev_pearson.idxmax()]
+            verdict = "above" if b.test_pearson > PAPER_BEST_PEARSON else "below"
+            out.append(
+                f"- **FREEZE / STS-B**: best on dev is **{b.model} / {b.template} / {b.pooling} / {b.variant}**: test "
+                f"Pearson {b.test_pearson:.2f} ± {b.test_pearson_std:.2f}, Spearman {b.test_spearman:.2f} "
+                f"({int(b.n_seeds) or 1} seed(s)); {verdict} the paper's best, {PAPER_BEST_PEARSON} (gpt2-medium)."
+            )
+    if zero_shot is not None:
+        z = _read(zero_shot)
+        if len(z):
+            b = z.loc[z.dev_pearson.idxmax()]
+            out.append(
+                f"- **Zero-shot STS-B** (no training): best on dev is {b.model} / {b.template} / {b.pooling} / "
+                f"{b.cosine} cosine at layer {int(b.layer)}: test Pearson {b.test_pearson:.2f}, Spearman "
+                f"{b.test_spearman:.2f}."
+            )
+    return out
+
+
+def merging_lines(verdicts: Mapping[str, str | os.PathLike]) -> list[str]:
+    out = []
+    for model, path in verdicts.items():
+        df = _read(path)
+        for _, r in df.iterrows():
+            out.append(f"- **Merging, {model}**: {r['claim']}: *{str(r['verdict']).split(':')[0]}*.")
+    return out
+
+
+def write_headlines(
+    path: str | os.PathLike,
+    *,
+    numbers: Mapping[str, str | os.PathLike] | None = None,
+    layers: Mapping[str, str | os.PathLike] | None = None,
+    sts_progression: str | os.PathLike | None = None,
+    sts_zero_shot: str | os.PathLike | None = None,
+    merging: Mapping[str, str | os.PathLike] | None = None,
+) -> str:
+    """Write the headlines (Markdown) of whichever studies ran; returns the text."""
+    lines: Sequence[str] = [
+        *numbers_lines(numbers or {}),
+        *layers_lines(layers or {}),
+        *sts_lines(sts_progression, sts_zero_shot),
+        *merging_lines(merging or {}),
+    ]
+    text = (
+        "# Headlines\n\nOne line per study, read from its own tables (details, intervals and every choice in them).\n\n"
+    )
+    text += "\n".join(lines) + "\n" if lines else "No study ran.\n"
+    write_text(path, text)
+    return text

@@ -1,0 +1,33 @@
+"""The report's headlines: one line per study, each picking its row by the study's own rule (the STS variant by dev,
+never by test), from tables in the studies' own formats."""
+
+import pandas as pd
+
+from repgeom.headlines import PAPER_BEST_PEARSON, write_headlines
+
+
+def test_headlines_pick_by_the_studies_rules(tmp_path):
+    num = tmp_path / "summary.tsv"
+    pd.DataFrame(
+        {"model": ["a", "b"], "silhouette_true": [0.1, 0.3], "silhouette_true_lo": [0.0, 0.2],
+         "silhouette_true_hi": [0.2, 0.4], "dbi_true": [1.5, 2.0]}
+    ).to_csv(num, sep="\t", index=False)  # fmt: skip
+    lay = tmp_path / "layers.tsv"
+    pd.DataFrame(
+        {"model": ["m"] * 3, "layer": [0, 1, 2], "n_blocks": [2] * 3, "depth": [0, 0.5, 1],
+         "silhouette_true": [0.5, 0.1, 0.2], "silhouette_true_lo": [0.4, 0, 0.1], "silhouette_true_hi": [0.6, 0.2, 0.3]}
+    ).to_csv(lay, sep="\t", index=False)  # fmt: skip
+    prog = tmp_path / "progression.tsv"
+    pd.DataFrame(
+        {"model": ["m", "m"], "template": ["plain", "prompteol"], "pooling": ["mean", "last"],
+         "variant": ["ae_mse", "siamese"], "n_seeds": [3, 3], "test_pearson": [80.0, 70.0],
+         "test_pearson_std": [0.3, 0.2], "test_spearman": [79.0, 69.0], "dev_pearson": [70.0, 75.0]}
+    ).to_csv(prog, sep="\t", index=False)  # fmt: skip
+    text = write_headlines(tmp_path / "h.md", numbers={"numbers": num}, layers={"numbers": lay}, sts_progression=prog)
+    assert "families separate best in **b**" in text and "lowest Davies–Bouldin: a (1.50)" in text
+    assert "separate best at the embedding output of 2" in text
+    # the best on dev (prompteol / siamese, dev 75), not the best on test (80)
+    assert "**m / prompteol / last / siamese**: test Pearson 70.00 ± 0.20" in text
+    assert f"below the paper's best, {PAPER_BEST_PEARSON}" in text
+    assert (tmp_path / "h.md").read_text() == text
+    assert "No study ran." in write_headlines(tmp_path / "none.md")
