@@ -54,29 +54,34 @@ def _run_label(r) -> str:
 
 def plot_zero_shot(results: list[dict], model: str, path: str | os.PathLike, dpi: int = 150) -> None:
     """Zero-shot per-layer curves of one model: Pearson and Spearman (two panels) of the cosine at each layer
-    against the human score, a line per template × pooling × cosine (raw / standardised) of its ``best_layer``
-    results; test solid, dev dotted, the layer chosen on dev marked."""
+    against the human score on test, a colour per template, a line style per pooling, thin for raw and thick for
+    standardised latents; the layer chosen on dev marked (the dev curves are in the results and the table)."""
     curves = [r for r in results if r["spec"]["head"] == "best_layer" and r["model"] == model]
     if not curves:
         raise ValueError(f"no best_layer result of model {model!r}: the zero-shot figure needs one")
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, r in enumerate(curves):
-        c = colors[i % len(colors)]
+    templates = list(dict.fromkeys(r.get("template", "plain") for r in curves))
+    for r in curves:
+        t = r.get("template", "plain")
+        std = bool(r["spec"].get("standardize"))
+        style = {"color": colors[templates.index(t) % len(colors)], "ls": "-" if r["position"] == "last" else "--",
+                 "lw": 2.0 if std else 1.0, "alpha": 1.0 if std else 0.7}  # fmt: skip
         xs = [p["layer"] for p in r["curve"]]
-        label = f"{r.get('template', 'plain')} / {r['position']}" + (" / std" if r["spec"].get("standardize") else "")
         best = r["runs"][0]["layer"]
+        label = f"{t} / {r['position']}" + (" / std" if std else "")
         for ax, metric in zip(axes, ("pearson", "spearman")):
-            ax.plot(xs, [p[f"test_{metric}"] for p in r["curve"]], "-", color=c, lw=1.4, label=f"{label} (test)")
-            ax.plot(xs, [p[f"dev_{metric}"] for p in r["curve"]], ":", color=c, lw=1.0)
+            ax.plot(xs, [p[f"test_{metric}"] for p in r["curve"]], label=label, **style)
             y = next(p[f"test_{metric}"] for p in r["curve"] if p["layer"] == best)
-            ax.plot([best], [y], "o", color=c, ms=6, mec="black", mew=0.6)
+            ax.plot([best], [y], "o", color=style["color"], ms=6, mec="black", mew=0.6)
     for ax, metric in zip(axes, ("Pearson", "Spearman")):
-        finish_axes(fig, ax, "layer (residual stream after block L)", f"{metric} ×100, cosine vs human score", metric)
+        finish_axes(fig, ax, "layer (residual stream after block L)", f"test {metric} ×100, cosine vs score", metric)
     axes[1].get_legend().remove()
     fig.suptitle(
-        f"STS-B zero-shot, {model}: a line per template / pooling (test solid, dev dotted; ● layer chosen on dev)"
+        f"STS-B zero-shot, {model}: colour = template, solid = last token, dashed = mean, thick = standardised; "
+        "● layer chosen on dev",
+        fontsize=10,
     )
     fig.tight_layout()
     save_figure(fig, path, dpi)
