@@ -31,3 +31,6 @@ def test_headlines_pick_by_the_studies_rules(tmp_path):
     assert f"below the paper's best, {PAPER_BEST_PEARSON}" in text
     assert (tmp_path / "h.md").read_text() == text
     assert "No study ran." in write_headlines(tmp_path / "none.md")
+    empty = tmp_path / "zero_shot.tsv"
+    pd.DataFrame().to_csv(empty, sep="\t", index=False)  # a config without best_layer variants
+    assert "Zero-shot" not in write_headlines(tmp_path / "z.md", sts_progression=prog, sts_zero_shot=empty)

@@ -20,9 +20,13 @@ PAPER_BEST_PEARSON = 76.86
 
 
 def _read(path):
+    """A study's TSV; an empty table (e.g. no ``best_layer`` variant, so no zero-shot rows) as an empty frame."""
     import pandas as pd
 
-    return pd.read_csv(path, sep="\t")
+    try:
+        return pd.read_csv(path, sep="\t")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def numbers_lines(summaries: Mapping[str, str | os.PathLike]) -> list[str]:
