@@ -30,6 +30,8 @@ wildcard_constraints:
     ae_loss="mse|logvar",
     seed=r"\d+",
     run=r"base|seed_\d+",
+    model_a=alternation(list(config["models"])),
+    model_b=alternation(list(config["models"])),
 
 
 include: "workflow/rules/corpora.smk"
@@ -40,6 +42,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/sts.smk"
 include: "workflow/rules/merging.smk"
+include: "workflow/rules/similarity.smk"
 include: "workflow/rules/plots.smk"
 
 
@@ -49,7 +52,7 @@ rule all:
         get_final_output(),
 
 
-# one study by name: snakemake --cores all numbers | layers | sts | merging
+# one study by name: snakemake --cores all numbers | layers | sts | merging | similarity
 rule numbers:
     input:
         get_study_output("numbers"),
@@ -68,3 +71,8 @@ rule sts:
 rule merging:
     input:
         get_study_output("merging"),
+
+
+rule similarity:
+    input:
+        get_study_output("similarity"),

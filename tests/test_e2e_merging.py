@@ -107,6 +107,31 @@ def test_scores_summary_verdict_and_figures(merging_run):
     assert list(emb) == VARIANTS and emb["final"].shape == (18, 384) and len(labels) == 18
 
 
+def test_each_variant_is_placed_between_base_and_fine_tuned(merging_run):
+    """The similarity stage's merging table: every seed × variant against the base and the fine-tuned model, CKA
+    recomputed from the evaluation embeddings."""
+    from repgeom.similarity.measures import linear_cka
+
+    wd = merging_run
+    df = pd.read_csv(wd / "results/similarity/merging/minilm.tsv", sep="\t")
+    assert set(df.run) == {"seed_0", "seed_1"} and set(df.reference) == {"base", "final"}
+    assert len(df) == 2 * len(VARIANTS) * 2
+    row = df.set_index(["run", "variant", "reference"])
+    assert row.loc[("seed_0", "final", "final"), "cka"] == pytest.approx(1.0)
+    base, _ = load_eval_embeddings(wd / "results/merging/minilm/base/embeddings.h5")
+    seed0, _ = load_eval_embeddings(wd / "results/merging/minilm/seed_0/embeddings.h5")
+    Xb = next(iter(base.values())).astype(np.float64)
+    for v in ("soup", "slerp_0.5"):
+        want = linear_cka(seed0[v].astype(np.float64), Xb)
+        assert row.loc[("seed_0", v, "base"), "cka"] == pytest.approx(want, abs=1e-5)
+    s = pd.read_csv(wd / "results/similarity/merging/minilm.summary.tsv", sep="\t")
+    assert set(s.variant) == set(VARIANTS) and (s.seeds == 2).all()
+    md = (wd / "results/similarity/merging/minilm.md").read_text()
+    assert "| slerp_0.5 |" in md
+    assert (df.too_wide == (df.ci_high - df.ci_low > 0.2)).all()  # the flag the tables carry is the interval's width
+    assert (wd / "results/plots/similarity/merging/minilm.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_rerun_is_noop_and_a_variant_parameter_reruns_only_what_follows(merging_run):
     wd = merging_run
     out = snakemake(wd, "-n", configfile=wd / "config.yaml")

@@ -213,7 +213,7 @@ def test_profiles_parse_and_keep_forbidden_flags_out_of_slurm_extra():
 
 
 def test_each_study_can_be_asked_for_by_name(tmp_path):
-    """`snakemake numbers|layers|sts|merging` plans that study's jobs and none of another's."""
+    """`snakemake numbers|layers|sts|merging|similarity` plans that study's jobs and none of another's."""
     own = {
         "numbers": {"embeddings", "metrics", "plots_tsne", "metrics_summary", "plots_bars"},
         "layers": {
@@ -247,3 +247,10 @@ def test_each_study_can_be_asked_for_by_name(tmp_path):
         out = snakemake(tmp_path, "--dry-run", study, configfile=ROOT / "config/config.yaml").stdout
         planned = set(re.findall(r"^(\w+)\s+\d+$", out, re.M)) - {"total", study}
         assert rules <= planned and planned <= rules | shared, (study, planned)
+    # the similarity study reads what the others cache (embeddings, shards, merged variants' embeddings), and makes
+    # none of their tables or figures
+    sim = {"similarity_pair", "similarity_summary", "plots_similarity_pair", "plots_similarity_models"}
+    out = snakemake(tmp_path, "--dry-run", "similarity", configfile=ROOT / "config/config.yaml").stdout
+    planned = set(re.findall(r"^(\w+)\s+\d+$", out, re.M)) - {"total", "similarity"}
+    assert sim | {"similarity_merging", "embeddings", "activations", "merging_scores"} <= planned, planned
+    assert not planned & {"metrics_summary", "layer_metrics", "sts_tables", "merging_summary", "plots_merging"}

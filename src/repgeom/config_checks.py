@@ -51,6 +51,7 @@ def semantic_problems(config: dict, families: Iterable[str] | None) -> list[str]
         *_merging_problems(config),
         *_activation_problems(config),
         *_model_problems(config),
+        *_similarity_problems(config),
     ]
 
 
@@ -400,3 +401,43 @@ def _merging_offset_problems(start: int | None, spec: dict | None) -> list[str]:
                 "use a value >= the end of that range or leave it unset"
             ]
     return []
+
+
+def _similarity_problems(config: dict) -> list[str]:
+    """Named text sets and models that exist and have representations; k below the smallest set's size."""
+    from . import stages
+
+    sim = config.get("similarity", {})
+    if not sim or sim.get("enabled") is False:
+        return []
+    problems = []
+    models = config.get("models", {})
+    for name in sim.get("models", []):
+        if name not in models:
+            problems.append(f"config key 'similarity.models' = {name!r}: unknown model (known: {', '.join(models)})")
+    seqs = config.get("sequences", {})
+    for ds in sim.get("datasets", []):
+        have = stages.similarity_models(config, ds)
+        if ds not in seqs and ds not in stages.sts_datasets(config):
+            problems.append(
+                f"config key 'similarity.datasets' = {ds!r}: not a text set with representations (a sequences "
+                f"dataset, or an STS text set: {', '.join(stages.sts_datasets(config)) or 'none, the STS study is off'})"
+            )
+        elif len(have) < 2:
+            problems.append(
+                f"config key 'similarity.datasets' = {ds!r}: {len(have)} model(s) have representations of it "
+                f"({', '.join(have) or 'none'}); a comparison needs two: add models to activations, embeddings or "
+                "sts.models, or widen similarity.models"
+            )
+    k = sim.get("knn_k", 10)
+    if "mutual_knn" in sim.get("measures", []):
+        for ds in stages.similarity_datasets(config) if not problems else []:
+            spec = seqs.get(ds)
+            if spec is not None:
+                n = len(spec["families"]) * spec["n_sequences"]
+                if k >= min(n, sim.get("max_texts", 1000)):
+                    problems.append(
+                        f"config key 'similarity.knn_k' = {k}: sequence set {ds!r} has {n} texts; mutual kNN needs "
+                        f"k below the text count (at most {min(n, sim.get('max_texts', 1000)) - 1})"
+                    )
+    return problems

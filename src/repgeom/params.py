@@ -175,6 +175,22 @@ class PlotParams(StageParams):
     seed: int
 
 
+@dataclass(frozen=True)
+class SimilarityParams(StageParams):
+    """Cross-model × cross-layer similarity (``similarity``): which measures, their sizes, the uncertainty."""
+
+    measures: list
+    knn_k: int
+    max_texts: int
+    rsa_distance: str
+    bootstrap: int
+    permutations: int
+    ci: float
+    wide_ci: float
+    cache_mb: int
+    seed: int
+
+
 # ------------------------------------------------------------------ the STS study
 @dataclass(frozen=True)
 class StsTrain(StageParams):

@@ -24,6 +24,7 @@ from .params import (
     PlotParams,
     PrepareParams,
     SequenceSpec,
+    SimilarityParams,
     StsAutoencoderParams,
     StsTrain,
     StsVariant,
@@ -154,6 +155,58 @@ def merging_partner(config: dict, seed: int | str) -> int | None:
 
 
 # ------------------------------------------------------------------ each job's parameters
+def similarity_sources(config: dict, model: str, dataset: str) -> list[str]:
+    """The files holding ``model``'s representations of ``dataset``: its activation shards' folder (a decoder of
+    the layer study, or of the STS study for its text sets) and its embeddings file (a model of the embedding
+    study on a sequence set); empty when it has none."""
+    out = []
+    if (model in activation_models(config) and dataset in activation_datasets(config)) or (
+        model in sts_models(config) and dataset in sts_datasets(config)
+    ):
+        out.append(f"results/activations/{model}/{dataset}")
+    if model in embedding_models(config) and dataset in embedding_datasets(config):
+        out.append(f"results/embeddings/{dataset}/{model}.h5")
+    return out
+
+
+def similarity_models(config: dict, dataset: str) -> list[str]:
+    """Models with representations of ``dataset`` (``similarity.models`` narrows them), in config order."""
+    wanted = config["similarity"]["models"]
+    return [m for m in config["models"] if (not wanted or m in wanted) and similarity_sources(config, m, dataset)]
+
+
+def similarity_datasets(config: dict) -> list[str]:
+    """Text sets the similarity stage compares models on: ``similarity.datasets``, else every sequence set with
+    activations or embeddings; only those with representations from two models or more (none when disabled)."""
+    sim = config["similarity"]
+    if sim["enabled"] is False:
+        return []
+    named = sim["datasets"] or list(dict.fromkeys([*activation_datasets(config), *embedding_datasets(config)]))
+    return [d for d in named if len(similarity_models(config, d)) >= 2]
+
+
+def similarity_pairs(config: dict, dataset: str) -> list[tuple[str, str]]:
+    """Model pairs compared on ``dataset``: every unordered pair in config order, and a model with itself where it
+    has layers (its own layer × layer grid)."""
+    ms = similarity_models(config, dataset)
+    out = []
+    for i, a in enumerate(ms):
+        for b in ms[i:]:
+            if a != b or any(not s.endswith(".h5") for s in similarity_sources(config, a, dataset)):
+                out.append((a, b))
+    return out
+
+
+def similarity_merging_models(config: dict) -> list[str]:
+    """Models whose merged variants are compared with their base and fine-tuned model."""
+    return merging_models(config) if config["similarity"]["enabled"] is not False else []
+
+
+def similarity_params(config: dict) -> SimilarityParams:
+    return SimilarityParams.from_params({**{k: v for k, v in config["similarity"].items() if k not in
+                                            ("enabled", "datasets", "models")}, "seed": config["seed"]})  # fmt: skip
+
+
 def sequence_spec(config: dict, dataset: str) -> SequenceSpec:
     return SequenceSpec.from_params(config["sequences"][dataset])
 

@@ -34,6 +34,8 @@ STS_RUNS = stages.sts_runs(config) if STS_MODELS else []  # (template, position)
 STS_TRANSFER = stages.sts_transfer(config) if STS_MODELS else []
 STS_VARIANTS = list(config["sts"]["variants"])
 MERGING_MODELS = stages.merging_models(config)
+SIM_DATASETS = stages.similarity_datasets(config)
+SIM_MERGING_MODELS = stages.similarity_merging_models(config)
 STS_AE_LOSSES = sorted({v["ae_loss"] for v in config["sts"]["variants"].values() if v["pretrain"] == "autoencoder"})
 
 
@@ -43,7 +45,7 @@ def alternation(names):
 
 
 #: the studies a run can be asked for by name (`snakemake --cores all sts`); `all` is every one the config enables
-STUDIES = ("numbers", "layers", "sts", "merging")
+STUDIES = ("numbers", "layers", "sts", "merging", "similarity")
 
 
 def get_study_output(study):
@@ -71,6 +73,15 @@ def get_study_output(study):
         for m in MERGING_MODELS:
             out += [f"results/merging/{m}/{name}" for name in ("summary.md", "verdict.md")]
             out += [f"results/plots/merging/{m}/{fig}.png" for fig in ("tradeoff", "tsne")]
+    elif study == "similarity":
+        for ds in SIM_DATASETS:
+            out += [f"results/similarity/{ds}/{t}" for t in ("summary.md", "layers.tsv", "best_layers.tsv")]
+            pairs = stages.similarity_pairs(config, ds)
+            out += [f"results/plots/similarity/{ds}/{a}__{b}.png" for a, b in pairs]
+            if any(a != b for a, b in pairs):
+                out.append(f"results/plots/similarity/{ds}/models.png")
+        for m in SIM_MERGING_MODELS:
+            out += [f"results/similarity/merging/{m}.md", f"results/plots/similarity/merging/{m}.png"]
     else:
         raise ValueError(f"unknown study {study!r} (known: {', '.join(STUDIES)})")
     return out
@@ -376,3 +387,34 @@ def get_merging_effects(wildcards):
 
 def get_merging_first_seed_embeddings(wildcards):
     return f"results/merging/{wildcards.model}/seed_{config['merging']['seeds'][0]}/embeddings.h5"
+
+
+# ------------------------------------------------------------------ the similarity stage
+def get_similarity_params(wildcards):
+    return stages.similarity_params(config).params()
+
+
+def get_similarity_pair_input(wildcards):
+    """The two models' representation files (shards' folders, embeddings files) for one text set."""
+    pairs = stages.similarity_pairs(config, wildcards.dataset)
+    if (wildcards.model_a, wildcards.model_b) not in pairs:
+        raise WorkflowError(
+            f"similarity: {wildcards.model_a} × {wildcards.model_b} on {wildcards.dataset} is not a compared pair "
+            f"(pairs: {', '.join(f'{a}__{b}' for a, b in pairs) or 'none'})"
+        )
+    return {
+        "a": stages.similarity_sources(config, wildcards.model_a, wildcards.dataset),
+        "b": stages.similarity_sources(config, wildcards.model_b, wildcards.dataset),
+    }
+
+
+def get_similarity_pair_files(wildcards):
+    return [
+        f"results/similarity/{wildcards.dataset}/pairs/{a}__{b}.json"
+        for a, b in stages.similarity_pairs(config, wildcards.dataset)
+    ]
+
+
+def get_similarity_mem_mb(wildcards, attempt):
+    """The layers a pair job may hold (similarity.cache_mb) plus two layers and the job's own needs."""
+    return (config["similarity"]["cache_mb"] + config["resources"]["cpu_mem_mb"]) * attempt

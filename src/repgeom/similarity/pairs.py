@@ -1,0 +1,176 @@
+"""One model pair's similarity: every representation of one model against every representation of the other.
+
+The cost that grows with the text count is the cross product ``XᵀY`` (N·d_a·d_b per layer pair, for CKA and
+debiased CKA); everything else is per representation (its self-products, its neighbours and its ranked RDM on the
+subsample) and is computed once. The other model's layers are held in memory when they fit ``cache_mb``, else read
+again for each layer of the first model (verified once per process, then from the page cache). Uncertainty (a
+bootstrap interval and a permutation null, :mod:`.uncertainty`) is computed for the pair's headline numbers: the two
+models' final representations, and the best-aligned layer pair.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..params import SimilarityParams
+from .measures import Features, cka_from, cross_dot, knn_sets, mutual_knn_from, procrustes_distance
+from .representations import Rep, TextOrder, final_rep, subsample
+from .rsa import ranked_rdms, rsa_matrix
+from .uncertainty import cka_uncertainty
+
+log = logging.getLogger(__name__)
+
+#: every measure the stage knows, in table order
+MEASURES = ("cka", "cka_debiased", "mutual_knn", "rsa", "procrustes")
+
+
+@dataclass
+class _Loaded:
+    feats: Features
+    sub: np.ndarray  # (n_sub, d) rows of the subsample, as stored (for RSA, kNN and the uncertainty)
+    knn: np.ndarray | None
+
+
+class _Side:
+    """One model's representations, loaded through one :class:`TextOrder`; the per-representation work once."""
+
+    def __init__(self, reps: Sequence[Rep], order: TextOrder, params: SimilarityParams, timer: dict):
+        self.reps, self.order, self.p, self.timer = list(reps), order, params, timer
+        self.held: dict[int, _Loaded] = {}
+        self.subs: list[np.ndarray] = []
+        self.knns: list[np.ndarray | None] = []
+        self.idx: np.ndarray | None = None
+
+    def raw(self, i: int) -> np.ndarray:
+        t = time.perf_counter()
+        X, ids = self.reps[i].load()
+        X = self.order.align(self.reps[i], X, ids)
+        self.timer["read"] += time.perf_counter() - t
+        return X
+
+    def load(self, i: int, keep: bool = False) -> _Loaded:
+        if i in self.held:
+            return self.held[i]
+        X = self.raw(i)
+        t = time.perf_counter()
+        if self.idx is None:
+            self.idx = subsample(X.shape[0], self.p.max_texts, self.p.seed)
+        sub = X[self.idx]
+        knn = knn_sets(sub, self.p.knn_k) if "mutual_knn" in self.p.measures else None
+        out = _Loaded(Features.of(X), sub, knn)
+        self.timer["compute"] += time.perf_counter() - t
+        if keep:
+            self.held[i] = out
+        return out
+
+
+def _best(M: np.ndarray) -> tuple[int, int]:
+    M = np.array(M, dtype=np.float64)
+    M[~np.isfinite(M)] = -np.inf
+    return tuple(int(v) for v in np.unravel_index(np.argmax(M), M.shape))  # type: ignore[return-value]
+
+
+def compare_pair(
+    reps_a: Sequence[Rep],
+    reps_b: Sequence[Rep],
+    params: SimilarityParams,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Every measure of ``params.measures`` for every representation of ``reps_a`` × ``reps_b`` (one model each; the
+    same list for a model with itself, whose grid is symmetric and computed once per unordered pair), and the
+    uncertainty of the headline pairs (two distinct models only: their final representations and their
+    best-aligned layer pair). Returns the pair's record (see :func:`repgeom.similarity.tables`)."""
+    timer = {"read": 0.0, "compute": 0.0}
+    t0 = time.perf_counter()
+    same = reps_a[0].model == reps_b[0].model
+    order = TextOrder()
+    A = _Side(reps_a, order, params, timer)
+    B = A if same else _Side(reps_b, order, params, timer)
+    na, nb = len(reps_a), len(reps_b)
+    want = set(params.measures)
+    M = {m: np.full((na, nb), np.nan) for m in MEASURES if m in want}
+    # the second model's layers: held when they fit, else read again per layer of the first
+    first_b = B.load(0)
+    row_bytes = first_b.feats.X.nbytes
+    hold = nb * row_bytes <= params.cache_mb * 2**20
+    log.info(
+        "%s × %s: %d × %d representations of %d texts (%s the second model's layers: %.0f MB)",
+        reps_a[0].model, reps_b[0].model, na, nb, first_b.feats.X.shape[0],
+        "holding" if hold else "re-reading", nb * row_bytes / 2**20,
+    )  # fmt: skip
+    if hold:
+        B.held[0] = first_b
+    subs_a: list[np.ndarray] = [None] * na  # type: ignore[list-item]
+    subs_b: list[np.ndarray] = [None] * nb  # type: ignore[list-item]
+    subs_b[0] = first_b.sub
+    for i in range(na):
+        a = A.load(i, keep=same and hold)
+        subs_a[i] = a.sub
+        for j in range(i if same else 0, nb):
+            b = B.load(j, keep=hold)
+            if subs_b[j] is None:
+                subs_b[j] = b.sub
+            t = time.perf_counter()
+            if want & {"cka", "cka_debiased"}:
+                cka, deb = cka_from(a.feats, b.feats, cross_dot(a.feats, b.feats))
+                if "cka" in M:
+                    M["cka"][i, j] = cka
+                if "cka_debiased" in M:
+                    M["cka_debiased"][i, j] = deb
+            if "procrustes" in M:
+                M["procrustes"][i, j] = procrustes_distance(a.feats, b.feats)
+            if "mutual_knn" in M:
+                M["mutual_knn"][i, j] = mutual_knn_from(a.knn, b.knn)
+            timer["compute"] += time.perf_counter() - t
+        if progress:
+            progress(i + 1)
+    if same:
+        for m in M.values():
+            low = np.tril_indices(na, -1)
+            m[low] = m.T[low]
+    if "rsa" in M:
+        t = time.perf_counter()
+        ra = ranked_rdms(subs_a, params.rsa_distance)
+        M["rsa"] = rsa_matrix(ra, ra if same else ranked_rdms(subs_b, params.rsa_distance))
+        timer["compute"] += time.perf_counter() - t
+    # headline pairs: the final representations, and the best-aligned layer pair (by CKA, else the first measure)
+    t = time.perf_counter()
+    key = "cka" if "cka" in M else next(iter(M))
+    fa, fb = final_rep(reps_a), final_rep(reps_b)
+    ia, jb = list(reps_a).index(fa), list(reps_b).index(fb)
+    headline = {}
+    pairs = {} if same else {"final": (ia, jb), "best": _best(M[key] if key != "procrustes" else -M[key])}
+    for name, (i, j) in pairs.items():
+        u = cka_uncertainty(
+            subs_a[i], subs_b[j], bootstrap=params.bootstrap, permutations=params.permutations, ci=params.ci,
+            seed=params.seed,
+        )  # fmt: skip
+        headline[name] = {
+            "a": reps_a[i].label, "b": reps_b[j].label, "depth_a": reps_a[i].depth, "depth_b": reps_b[j].depth,
+            **{m: float(M[m][i, j]) for m in M}, "uncertainty": u,
+        }  # fmt: skip
+    timer["compute"] += time.perf_counter() - t
+    n = order.ids.shape[0] if order.ids is not None else 0
+    return {
+        "kind": "similarity-pair",
+        "model_a": reps_a[0].model,
+        "model_b": reps_b[0].model,
+        "n_texts": int(n),
+        "n_subsample": int(len(A.idx)) if A.idx is not None else 0,
+        "reps_a": [r.record() for r in reps_a],
+        "reps_b": [r.record() for r in reps_b],
+        "measures": {m: v.tolist() for m, v in M.items()},
+        "headline": headline,
+        "params": params.params(),
+        "seconds": {
+            "read": round(timer["read"], 3),
+            "compute": round(timer["compute"], 3),
+            "total": round(time.perf_counter() - t0, 3),
+        },  # fmt: skip
+        "held_in_memory": bool(hold),
+    }

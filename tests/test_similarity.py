@@ -1,0 +1,216 @@
+"""The similarity measures against their definitions, their invariances, the uncertainty, and one model pair's record."""
+
+import re
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+from scipy.stats import spearmanr
+
+from repgeom import config as rgconfig
+from repgeom import stages
+from repgeom.artifacts import ArtifactError, write_h5
+from repgeom.similarity import tables
+from repgeom.similarity.measures import (
+    Features,
+    debiased_cka,
+    debiased_cka_gram,
+    knn_sets,
+    linear_cka,
+    linear_cka_gram,
+    mutual_knn,
+    procrustes_distance,
+)
+from repgeom.similarity.pairs import compare_pair
+from repgeom.similarity.representations import Rep, TextOrder, final_rep
+from repgeom.similarity.rsa import rsa
+from repgeom.similarity.uncertainty import cka_uncertainty
+
+
+def _related(rng, n=60, p=12, q=9, noise=0.5):
+    X = rng.normal(size=(n, p))
+    return X, X @ rng.normal(size=(p, q)) + noise * rng.normal(size=(n, q))
+
+
+def _rotation(rng, d):
+    Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    return Q
+
+
+def test_cka_of_a_representation_with_itself_is_one():
+    X = np.random.default_rng(0).normal(size=(40, 7))
+    assert linear_cka(X, X) == pytest.approx(1.0, abs=1e-12)
+    assert debiased_cka(X, X) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_cka_is_invariant_to_rotation_and_isotropic_scaling_not_to_any_linear_map():
+    rng = np.random.default_rng(1)
+    X, Y = _related(rng)
+    ref = linear_cka(X, Y)
+    assert linear_cka(X @ _rotation(rng, 12), Y) == pytest.approx(ref, abs=1e-12)
+    assert linear_cka(X, 7.5 * Y @ _rotation(rng, 9)) == pytest.approx(ref, abs=1e-12)
+    assert linear_cka(X + 3.0, Y - 1.0) == pytest.approx(ref, abs=1e-12)  # a shift is centred away
+    assert debiased_cka(0.2 * X @ _rotation(rng, 12), Y) == pytest.approx(debiased_cka(X, Y), abs=1e-12)
+    A = rng.normal(size=(12, 12)) @ np.diag(np.geomspace(1, 50, 12))  # invertible, far from orthogonal
+    assert abs(np.linalg.det(A)) > 1e-6
+    assert abs(linear_cka(X @ A, Y) - ref) > 0.01
+
+
+def test_feature_space_cka_equals_the_kernel_definition():
+    rng = np.random.default_rng(2)
+    for n, p, q in ((10, 3, 4), (25, 30, 5), (40, 8, 60)):  # n < p and n > p
+        X, Y = rng.normal(size=(n, p)), rng.normal(size=(n, q)) + rng.normal(size=(n, 1))
+        K, L = X @ X.T, Y @ Y.T
+        assert abs(linear_cka(X, Y) - linear_cka_gram(K, L)) < 1e-10
+        assert abs(debiased_cka(X, Y) - debiased_cka_gram(K, L)) < 1e-10
+
+
+def test_debiased_cka_of_independent_representations_is_near_zero():
+    """For independent X (n×p) and Y (n×q) with iid standard normal entries, n(n−3)·HSIC_u ≈ Σ_{i≠j} (xᵢ·xⱼ)(yᵢ·yⱼ):
+    terms of distinct unordered pairs are uncorrelated with variance p·q, so the sum has variance 2n(n−1)pq, while
+    n(n−3)·HSIC_u(X, X) ≈ n(n−1)·p. Debiased CKA thus has mean ≈ 0 and sd ≈ √2 / n whatever p and q: here five sds,
+    5√2/n, bound each draw. Plain linear CKA is not near zero (its bias grows with p·q / n²)."""
+    rng = np.random.default_rng(3)
+    n, p, q = 400, 60, 80
+    bound = 5 * np.sqrt(2) / n
+    values = [debiased_cka(rng.normal(size=(n, p)), rng.normal(size=(n, q))) for _ in range(10)]
+    assert max(abs(v) for v in values) < bound, (values, bound)
+    assert linear_cka(rng.normal(size=(n, p)), rng.normal(size=(n, q))) > 5 * bound
+
+
+def test_mutual_knn_equals_a_brute_force_count():
+    rng = np.random.default_rng(4)
+    X, Y = _related(rng, n=30, noise=1.0)
+    k = 5
+
+    def neighbours(Z):
+        Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+        S = Z @ Z.T
+        return [
+            set(sorted((j for j in range(len(Z)) if j != i), key=lambda j: (-S[i, j], j))[:k]) for i in range(len(Z))
+        ]
+
+    nx, ny = neighbours(X), neighbours(Y)
+    want = np.mean([len(a & b) / k for a, b in zip(nx, ny)])
+    assert mutual_knn(X, Y, k) == pytest.approx(want, abs=1e-12)
+    assert [set(r) for r in knn_sets(X, k)] == nx
+    assert mutual_knn(X, 3 * X @ _rotation(rng, 12), k) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="k = 30"):
+        knn_sets(X, 30)
+
+
+def test_rsa_equals_a_direct_spearman_of_condensed_rdms():
+    rng = np.random.default_rng(5)
+    X, Y = _related(rng, n=35, noise=2.0)
+    want = spearmanr(pdist(X, "correlation"), pdist(Y, "correlation")).statistic
+    assert rsa(X, Y) == pytest.approx(want, abs=1e-10)
+    want_e = spearmanr(pdist(X), pdist(Y)).statistic
+    assert rsa(X, Y, "euclidean") == pytest.approx(want_e, abs=1e-10)
+
+
+def test_procrustes_distance_is_zero_up_to_rotation_and_scale():
+    rng = np.random.default_rng(6)
+    X, Y = _related(rng, q=12, noise=1.0)
+    fx = Features.of(X)
+    assert procrustes_distance(fx, Features.of(4 * X @ _rotation(rng, 12) + 1)) == pytest.approx(0.0, abs=1e-10)
+    d = procrustes_distance(fx, Features.of(Y))
+    assert 0.0 < d < 2.0
+
+
+def test_uncertainty_is_seeded_covers_the_value_and_separates_alignment_from_chance():
+    rng = np.random.default_rng(7)
+    X, Y = _related(rng, n=80, p=20, q=30, noise=1.5)
+    kw = dict(bootstrap=100, permutations=100, ci=0.9)
+    a, b = cka_uncertainty(X, Y, seed=1, **kw), cka_uncertainty(X, Y, seed=1, **kw)
+    assert a == b  # seeded: reproducible
+    assert cka_uncertainty(X, Y, seed=2, **kw)["ci_low"] != a["ci_low"]
+    assert a["cka"] == pytest.approx(linear_cka(X, Y), abs=1e-10)
+    assert a["ci_low"] <= a["cka"] <= a["ci_high"]
+    assert a["p_value"] == pytest.approx(1 / 101) and a["null_q"] < a["cka"]
+    # independent wide representations: the naive bootstrap (copies paired with each other) would sit far above the
+    # value; the interval used here covers it, and the null does not reject
+    Xi, Yi = rng.normal(size=(200, 150)), rng.normal(size=(200, 170))
+    u = cka_uncertainty(Xi, Yi, seed=0, **kw)
+    assert u["ci_low"] <= u["cka"] <= u["ci_high"] and u["p_value"] > 0.05
+
+
+def _embeddings_file(path, ids, X, model):
+    write_h5(
+        path,
+        {"embeddings": X.astype(np.float32), "ids": np.array(ids, dtype=object), "labels": np.array(ids, dtype=object)},
+        {"kind": "embeddings", "model": model, "texts_sha256": "x"},
+        checksum=("embeddings",),
+    )
+    return Rep(model, str(path))
+
+
+def _params(**kw):
+    cfg = {"similarity": {"bootstrap": 30, "permutations": 30, "knn_k": 3, "max_texts": 20, **kw}}
+    return stages.similarity_params(rgconfig.validate_config({**cfg, "models": {}, "sequences": {}}))
+
+
+def test_a_pair_record_aligns_texts_by_id_and_gathers_into_tables(tmp_path):
+    rng = np.random.default_rng(8)
+    X, Y = _related(rng, n=30, noise=0.3)
+    ids = [f"t{i}" for i in range(30)]
+    perm = rng.permutation(30)
+    a = _embeddings_file(tmp_path / "a.h5", ids, X, "a")
+    b = _embeddings_file(tmp_path / "b.h5", [ids[i] for i in perm], Y[perm], "b")  # other order, same texts
+    p = _params(measures=["cka", "cka_debiased", "mutual_knn", "rsa", "procrustes"])
+    rec = compare_pair([a], [b], p)
+    assert rec["measures"]["cka"][0][0] == pytest.approx(linear_cka(X, Y), abs=1e-6)
+    assert rec["n_texts"] == 30 and rec["n_subsample"] == 20
+    h = rec["headline"]["final"]
+    assert h["a"] == h["b"] == "embedding" and h["uncertainty"]["n_texts"] == 20
+    models = tables.models_table([rec])
+    assert list(models.model_a) == ["a"] and models.cka.iloc[0] == pytest.approx(linear_cka(X, Y), abs=1e-6)
+    md = tables.markdown("toy", models, tables.best_pairs_table([rec]), p.params())
+    assert "| a `embedding` | b `embedding` |" in md
+    c = _embeddings_file(tmp_path / "c.h5", ids[:29] + ["other"], X, "c")
+    with pytest.raises(ArtifactError, match="not the same texts"):
+        compare_pair([a], [c], p)
+
+
+def test_text_order_and_final_representation():
+    order = TextOrder()
+    r1, r2 = Rep("m", "s1", "last", 0, 2), Rep("m", "s2", "last", 1, 2)
+    X = np.arange(6.0).reshape(3, 2)
+    assert order.align(r1, X, np.array(["a", "b", "c"])) is X
+    np.testing.assert_array_equal(order.align(r2, X, np.array(["c", "a", "b"])), X[[1, 2, 0]])
+    reps = [Rep("m", "d", "mean", 3, 3), Rep("m", "d", "last", 2, 3), Rep("m", "d", "last", 3, 3)]
+    assert final_rep(reps).label == "last:3" and reps[0].depth == 1.0
+    assert final_rep([Rep("m", "e.h5"), *reps]).label == "embedding"
+
+
+def test_pair_records_refuse_another_kind(tmp_path):
+    from repgeom.artifacts import write_json
+
+    write_json(tmp_path / "x.json", {"kind": "sts-variant"})
+    with pytest.raises(ArtifactError, match="not a similarity pair record"):
+        tables.read_pair(tmp_path / "x.json")
+
+
+def test_a_constant_representation_gives_nan_not_an_error():
+    X = np.ones((10, 4))
+    Y = np.random.default_rng(9).normal(size=(10, 3))
+    assert np.isnan(linear_cka(X, Y)) and np.isnan(debiased_cka(X, Y))
+
+
+def test_bad_similarity_config_is_refused_by_name():
+    base = rgconfig.load_yaml(rgconfig_path())
+    cases = {
+        "'similarity.datasets' = 'nope': not a text set": {"datasets": ["nope"]},
+        "'similarity.models' = 'ghost': unknown model": {"models": ["ghost"]},
+        "'similarity.knn_k' = 24: sequence set 'numbers' has 24 texts": {"knn_k": 24},
+        "'similarity.datasets' = 'numbers': 1 model(s)": {"datasets": ["numbers"], "models": ["all-minilm-l6-v2"]},
+    }
+    for message, sim in cases.items():
+        with pytest.raises(rgconfig.ConfigError, match=re.escape(message)):
+            rgconfig.validate_config({**base, "similarity": sim})
+    assert stages.similarity_datasets(rgconfig.validate_config({**base, "similarity": {"enabled": False}})) == []
+
+
+def rgconfig_path():
+    from conftest import ROOT
+
+    return ROOT / "config/config.yaml"
