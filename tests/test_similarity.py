@@ -214,3 +214,37 @@ def rgconfig_path():
     from conftest import ROOT
 
     return ROOT / "config/config.yaml"
+
+
+_ARRAYS: dict = {}
+
+
+class _MemRep(Rep):
+    """A representation held in memory (the pair logic without files)."""
+
+    def load(self):
+        return _ARRAYS[self.source], np.array([f"t{i}" for i in range(len(_ARRAYS[self.source]))])
+
+
+def test_held_and_re_read_layers_give_the_same_grid_as_direct_computation():
+    rng = np.random.default_rng(10)
+    base = rng.normal(size=(50, 6))
+    for k in range(3):
+        _ARRAYS[f"a{k}"] = (base @ rng.normal(size=(6, 8)) + (k + 1) * rng.normal(size=(50, 8))).astype(np.float32)
+    for k in range(2):
+        _ARRAYS[f"b{k}"] = (base @ rng.normal(size=(6, 5)) + (k + 1) * rng.normal(size=(50, 5))).astype(np.float32)
+    ra = [_MemRep("a", f"a{k}", "last", k, 2) for k in range(3)]
+    rb = [_MemRep("b", f"b{k}", "last", k, 1) for k in range(2)]
+    grids = {}
+    for cache in (0, 64):
+        rec = compare_pair(ra, rb, _params(cache_mb=cache, measures=["cka", "cka_debiased", "procrustes"]))
+        assert rec["held_in_memory"] == bool(cache)
+        grids[cache] = rec["measures"]
+    for m in ("cka", "cka_debiased", "procrustes"):
+        np.testing.assert_allclose(grids[0][m], grids[64][m], rtol=1e-6, atol=1e-7)
+    want = [[linear_cka(_ARRAYS[f"a{i}"].astype(np.float64), _ARRAYS[f"b{j}"].astype(np.float64)) for j in range(2)]
+            for i in range(3)]  # fmt: skip
+    np.testing.assert_allclose(grids[64]["cka"], want, atol=1e-6)
+    own = compare_pair(ra, ra, _params(cache_mb=64))
+    C = np.asarray(own["measures"]["cka"])
+    assert np.allclose(C, C.T) and np.allclose(np.diag(C), 1.0, atol=1e-6) and own["headline"] == {}

@@ -2,8 +2,9 @@
 
 The cost that grows with the text count is the cross product ``XᵀY`` (N·d_a·d_b per layer pair, for CKA and
 debiased CKA); everything else is per representation (its self-products, its neighbours and its ranked RDM on the
-subsample) and is computed once. The other model's layers are held in memory when they fit ``cache_mb``, else read
-again for each layer of the first model (verified once per process, then from the page cache). Uncertainty (a
+subsample) and is computed once. The other model's layers are held in memory when they fit ``cache_mb`` (side by
+side in one matrix, so that one product per layer of the first model gives every cross product), else read again for
+each layer of the first model (verified once per process, then from the page cache). Uncertainty (a
 bootstrap interval and a permutation null, :mod:`.uncertainty`) is computed for the pair's headline numbers: the two
 models' final representations, and the best-aligned layer pair.
 """
@@ -97,27 +98,46 @@ def compare_pair(
     # the second model's layers: held when they fit, else read again per layer of the first
     first_b = B.load(0)
     row_bytes = first_b.feats.X.nbytes
-    hold = nb * row_bytes <= params.cache_mb * 2**20
+    # held: the layers side by side in one matrix (copied there once: twice their size for a moment), so that one
+    # product per layer of the first model gives its cross products with every layer of the second
+    hold = 2 * nb * row_bytes <= params.cache_mb * 2**20
     log.info(
         "%s × %s: %d × %d representations of %d texts (%s the second model's layers: %.0f MB)",
         reps_a[0].model, reps_b[0].model, na, nb, first_b.feats.X.shape[0],
         "holding" if hold else "re-reading", nb * row_bytes / 2**20,
     )  # fmt: skip
-    if hold:
-        B.held[0] = first_b
     subs_a: list[np.ndarray] = [None] * na  # type: ignore[list-item]
     subs_b: list[np.ndarray] = [None] * nb  # type: ignore[list-item]
     subs_b[0] = first_b.sub
+    wide, offs = None, None
+    if hold:
+        B.held[0] = first_b
+        held = [B.load(j, keep=True) for j in range(nb)]
+        offs = np.cumsum([0] + [h.feats.X.shape[1] for h in held])
+        wide = np.concatenate([h.feats.X for h in held], axis=1)
+        for j, h in enumerate(held):
+            h.feats.X = wide[:, offs[j] : offs[j + 1]]
+        del held
     for i in range(na):
         a = A.load(i, keep=same and hold)
         subs_a[i] = a.sub
-        for j in range(i if same else 0, nb):
+        j0 = i if same else 0
+        xty: dict[int, float] = {}
+        if wide is not None and want & {"cka", "cka_debiased"}:
+            t = time.perf_counter()
+            P = a.feats.X.T @ wide[:, offs[j0] :]
+            for j in range(j0, nb):
+                block = P[:, offs[j] - offs[j0] : offs[j + 1] - offs[j0]]
+                xty[j] = float(np.sum(np.square(block, dtype=np.float64)))
+            del P
+            timer["compute"] += time.perf_counter() - t
+        for j in range(j0, nb):
             b = B.load(j, keep=hold)
             if subs_b[j] is None:
                 subs_b[j] = b.sub
             t = time.perf_counter()
             if want & {"cka", "cka_debiased"}:
-                cka, deb = cka_from(a.feats, b.feats, cross_dot(a.feats, b.feats))
+                cka, deb = cka_from(a.feats, b.feats, xty[j] if j in xty else cross_dot(a.feats, b.feats))
                 if "cka" in M:
                     M["cka"][i, j] = cka
                 if "cka_debiased" in M:
