@@ -34,3 +34,21 @@ def test_headlines_pick_by_the_studies_rules(tmp_path):
     empty = tmp_path / "zero_shot.tsv"
     pd.DataFrame().to_csv(empty, sep="\t", index=False)  # a config without best_layer variants
     assert "Zero-shot" not in write_headlines(tmp_path / "z.md", sts_progression=prog, sts_zero_shot=empty)
+
+
+def test_similarity_headlines_name_the_closest_pair_and_the_merges(tmp_path):
+    models = tmp_path / "models.tsv"
+    pd.DataFrame(
+        {"model_a": ["a", "a", "b"], "model_b": ["b", "c", "c"], "cka": [0.4, 0.9, 0.2], "cka_sub": [0.4, 0.9, 0.2],
+         "n_sub": [24] * 3, "ci_low": [0.3, 0.6, 0.1], "ci_high": [0.5, 0.95, 0.3], "null_q": [0.3, 0.3, 0.3],
+         "too_wide": [False, True, False]}
+    ).to_csv(models, sep="\t", index=False)  # fmt: skip
+    merg = tmp_path / "merging.tsv"
+    pd.DataFrame(
+        {"variant": ["linear_0.25", "linear_0.5", "slerp_0.5", "soup"], "method": ["linear", "linear", "slerp", "soup"],
+         "t": [0.25, 0.5, 0.5, None], "reference": ["base"] * 4, "cka": [0.99, 0.97, 0.96, 0.9]}
+    ).to_csv(merg, sep="\t", index=False)  # fmt: skip
+    text = write_headlines(tmp_path / "h.md", similarity={"numbers": models}, similarity_merging={"m": merg})
+    assert "closest models at their outputs: **a × c** (linear CKA 0.90" in text and "farthest: b × c" in text
+    assert "Intervals this wide mean little" in text
+    assert "at t = 0.5 SLERP sits at CKA 0.960 from the base, linear interpolation at 0.970" in text

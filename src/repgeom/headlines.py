@@ -6,6 +6,8 @@
 ``sts``      the variant best on STS-B dev with its test Pearson and Spearman (the FREEZE paper's 76.86 beside it),
              and the best zero-shot template (layer chosen on dev)
 ``merging``  per model, each claim's verdict
+``similarity`` per text set, the closest and the farthest pair of distinct models at their outputs (CKA, its interval,
+             the permutation null); per merged model, how far SLERP and linear interpolation sit from the base
 """
 
 from __future__ import annotations
@@ -93,6 +95,37 @@ def merging_lines(verdicts: Mapping[str, str | os.PathLike]) -> list[str]:
     return out
 
 
+def similarity_lines(
+    models: Mapping[str, str | os.PathLike], merging: Mapping[str, str | os.PathLike] | None = None
+) -> list[str]:
+    out = []
+    for ds, path in models.items():
+        df = _read(path)
+        if not len(df):
+            continue
+        hi, lo = df.loc[df.cka.idxmax()], df.loc[df.cka.idxmin()]
+        wide = " Intervals this wide mean little: use more texts." if df.too_wide.any() else ""
+        far = f"; farthest: {lo.model_a} × {lo.model_b} (CKA {lo.cka:.2f})" if len(df) > 1 else ""
+        out.append(
+            f"- **Similarity, {ds}**: closest models at their outputs: **{hi.model_a} × {hi.model_b}** (linear CKA "
+            f"{hi.cka:.2f}; on {int(hi.n_sub)} texts {hi.cka_sub:.2f}, interval {hi.ci_low:.2f}–{hi.ci_high:.2f}, "
+            f"chance up to {hi.null_q:.2f}){far}.{wide}"
+        )
+    for model, path in (merging or {}).items():
+        df = _read(path)
+        base = df[(df.reference == "base") & df.t.notna()] if len(df) else df
+        ts = sorted(set(base[base.method == "linear"].t) & set(base[base.method == "slerp"].t)) if len(base) else []
+        if not ts:
+            continue
+        t = min(ts, key=lambda x: abs(x - 0.5))
+        cka = {m: float(base[(base.method == m) & (base.t == t)].cka.iloc[0]) for m in ("linear", "slerp")}
+        out.append(
+            f"- **Similarity, merging {model}**: at t = {t:g} SLERP sits at CKA {cka['slerp']:.3f} from the base, "
+            f"linear interpolation at {cka['linear']:.3f}."
+        )
+    return out
+
+
 def write_headlines(
     path: str | os.PathLike,
     *,
@@ -101,6 +134,8 @@ def write_headlines(
     sts_progression: str | os.PathLike | None = None,
     sts_zero_shot: str | os.PathLike | None = None,
     merging: Mapping[str, str | os.PathLike] | None = None,
+    similarity: Mapping[str, str | os.PathLike] | None = None,
+    similarity_merging: Mapping[str, str | os.PathLike] | None = None,
 ) -> str:
     """Write the headlines (Markdown) of whichever studies ran; returns the text."""
     lines: Sequence[str] = [
@@ -108,6 +143,7 @@ def write_headlines(
         *layers_lines(layers or {}),
         *sts_lines(sts_progression, sts_zero_shot),
         *merging_lines(merging or {}),
+        *similarity_lines(similarity or {}, similarity_merging),
     ]
     text = (
         "# Headlines\n\nOne line per study, read from its own tables (details, intervals and every choice in them).\n\n"

@@ -108,6 +108,11 @@ def get_headline_tables(wildcards=None):
         out["sts", "zero_shot"] = "results/sts/zero_shot.tsv"
     for m in MERGING_MODELS:
         out["merging", m] = f"results/merging/{m}/verdict.tsv"
+    for ds in SIM_DATASETS:
+        if any(a != b for a, b in stages.similarity_pairs(config, ds)):
+            out["similarity", ds] = f"results/similarity/{ds}/models.tsv"
+    for m in SIM_MERGING_MODELS:
+        out["similarity_merging", m] = f"results/similarity/merging/{m}.summary.tsv"
     return out
 
 

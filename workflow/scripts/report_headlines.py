@@ -21,4 +21,6 @@ with job(snakemake):
         sts_progression=sts.get("progression"),
         sts_zero_shot=sts.get("zero_shot"),
         merging=group("merging"),
+        similarity=group("similarity"),
+        similarity_merging=group("similarity_merging"),
     )
