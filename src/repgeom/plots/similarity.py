@@ -115,14 +115,23 @@ def plot_merging_similarity(summary: pd.DataFrame, model: str, out_path: str | o
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     others = summary[summary.t.isna() & (summary.variant != "final")]
+    n_methods = len(summary.method.unique())
     for ax, ref in zip(axes, ("base", "final")):
         s = summary[summary.reference == ref]
+        fb = summary[(summary.variant == "final") & (summary.reference == "base")]
+        far = float(fb.cka.iloc[0]) if len(fb) else float("nan")  # CKA of the base and the fine-tuned model
+        ends = pd.DataFrame({"t": [0.0, 1.0], "cka": [1.0, far] if ref == "base" else [far, 1.0]})
         for method, g in s[s.t.notna()].groupby("method"):
+            line = pd.concat([ends.iloc[:1], g[["t", "cka"]], ends.iloc[1:]]).sort_values("t")
+            ax.plot(line.t, line.cka, "-", lw=1, color=f"C{sorted(s.method.unique()).index(method)}", alpha=0.6)
             g = g.sort_values("t")
-            ax.errorbar(g.t, g.cka, yerr=[g.cka - g.ci_low, g.ci_high - g.cka], marker="o", capsize=3, label=method)
+            err = [(g.cka - g.ci_low).clip(lower=0), (g.ci_high - g.cka).clip(lower=0)]  # seed means of each
+            c = f"C{sorted(s.method.unique()).index(method)}"
+            ax.errorbar(g.t, g.cka, yerr=err, marker="o", capsize=3, label=method, color=c, linestyle="none")
         o = others[others.reference == ref]
         for k, r in enumerate(o.itertuples()):
-            ax.errorbar([1.1 + 0.05 * k], [r.cka], yerr=[[r.cka - r.ci_low], [r.ci_high - r.cka]], marker="s",
+            err = [[max(0.0, r.cka - r.ci_low)], [max(0.0, r.ci_high - r.cka)]]
+            ax.errorbar([1.1 + 0.05 * k], [r.cka], yerr=err, marker="s", color=f"C{n_methods + k}",
                         capsize=3, linestyle="none", label=r.variant)  # fmt: skip
         if ref == "base":
             ax.axhline(1.0, color="grey", lw=0.6)

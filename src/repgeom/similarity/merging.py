@@ -72,6 +72,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread over seeds of each variant's CKA to each reference."""
     g = df.groupby(["variant", "method", "t", "reference"], dropna=False, sort=False)
     out = g.agg(cka=("cka", "mean"), cka_sd=("cka", "std"), cka_debiased=("cka_debiased", "mean"),
+                cka_sub=("cka_sub", "mean"), n_sub=("n_sub", "first"), n_texts=("n_texts", "first"),
                 ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"), null_q=("null_q", "mean"),
                 too_wide=("too_wide", "any"), seeds=("run", "nunique"))  # fmt: skip
     return out.reset_index()
@@ -97,6 +98,8 @@ def markdown(model: str, s: pd.DataFrame, params: SimilarityParams) -> str:
             if x is None:
                 return "—"
             sd = f" ± {x.cka_sd:.3f}" if np.isfinite(x.cka_sd) else ""
+            if x.n_sub < x.n_texts:  # the interval belongs to the subsample's value
+                return f"{x.cka:.3f}{sd} (on {x.n_sub} texts: {x.cka_sub:.3f} [{x.ci_low:.3f}, {x.ci_high:.3f}])"
             return f"{x.cka:.3f}{sd} [{x.ci_low:.3f}, {x.ci_high:.3f}]"
 
         wide = any(x is not None and x.too_wide for x in (b, f))

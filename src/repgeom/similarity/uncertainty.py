@@ -9,7 +9,12 @@ resample's k copies of one text would form k(k−1) pairs of identical texts, pe
 representations: with wide representations that alone lifts CKA far above its value (two independent 576- and
 640-wide Gaussians at N = 1000: CKA 0.38, naive bootstrap interval [0.53, 0.56]). The copies are therefore not paired
 with each other: pair (i, j) of distinct texts weighs c_i·c_j, a text with itself c_i (as in the original, where each
-text meets itself once), and the centring is weighted by c. The interval then covers the value (tested).
+text meets itself once), and the centring is weighted by c. A resample still holds only about 63% distinct texts,
+and linear CKA grows as the text count falls (its finite-sample bias), so the resamples sit above the value: with 24
+texts, a whole percentile interval can lie above it. The interval reported is the percentile interval shifted by that
+bias (the resamples' median minus the value), clipped to [0, 1]. In a simulation (16-wide related Gaussians, 150 draws,
+200 resamples each) it covered the expected CKA at that text count 98.7% of the time at N = 24 and 96.7% at N = 100
+for a nominal 95% (the unshifted percentile interval: 93% and 96%), and it holds the value it belongs to.
 """
 
 from __future__ import annotations
@@ -49,8 +54,8 @@ def _cka_centered(Kc: np.ndarray, Lc: np.ndarray) -> float:
 def cka_uncertainty(
     X: np.ndarray, Y: np.ndarray, *, bootstrap: int, permutations: int, ci: float, seed: int
 ) -> dict[str, float | int]:
-    """Linear CKA of ``X`` and ``Y`` (rows aligned) with a percentile bootstrap interval at level ``ci`` over
-    ``bootstrap`` resamples of the texts, and a null of ``permutations`` shuffles of ``Y``'s rows: its mean, its
+    """Linear CKA of ``X`` and ``Y`` (rows aligned) with a bias-shifted percentile bootstrap interval at level ``ci``
+    over ``bootstrap`` resamples of the texts (see the module's notes), and a null of ``permutations`` shuffles of ``Y``'s rows: its mean, its
     ``ci`` quantile and the permutation p-value ``(1 + #null ≥ observed) / (1 + permutations)``. Seeded: the same
     inputs and seed give the same numbers."""
     Xc = center(np.asarray(X, dtype=np.float64))
@@ -70,9 +75,12 @@ def cka_uncertainty(
             c = np.bincount(rng.integers(0, n, n), minlength=n).astype(K.dtype)
             boots[b] = _weighted_cka(K, L, c)
         lo, hi = np.nanquantile(boots, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-        out.update(ci_low=float(lo), ci_high=float(hi))
+        bias = float(np.nanmedian(boots)) - obs  # the median: the shifted interval always holds the value
+        out.update(
+            ci_low=float(np.clip(lo - bias, 0.0, 1.0)), ci_high=float(np.clip(hi - bias, 0.0, 1.0)), bootstrap_bias=bias
+        )
     else:
-        out.update(ci_low=float("nan"), ci_high=float("nan"))
+        out.update(ci_low=float("nan"), ci_high=float("nan"), bootstrap_bias=float("nan"))
     if permutations:
         null = np.empty(permutations)
         for p in range(permutations):
