@@ -117,6 +117,11 @@ def test_adding_a_model_runs_only_its_chain_and_the_aggregates(tiny_run, tiny_co
         "metrics_summary": 1,
         "plots_bars": 1,
         "report_headlines": 1,  # the front matter reads the summary
+        # two models of one text set now: the similarity study compares them (one pair, its table and figures)
+        "similarity_pair": 1,
+        "similarity_summary": 1,
+        "plots_similarity_pair": 1,
+        "plots_similarity_models": 1,
         "all": 1,
     }
 
