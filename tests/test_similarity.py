@@ -208,7 +208,6 @@ def test_bad_similarity_config_is_refused_by_name():
     cases = {
         "'similarity.datasets' = 'nope': not a text set": {"datasets": ["nope"]},
         "'similarity.models' = 'ghost': unknown model": {"models": ["ghost"]},
-        "'similarity.knn_k' = 24: sequence set 'numbers' has 24 texts": {"knn_k": 24},
         "'similarity.datasets' = 'numbers': 1 model(s)": {"datasets": ["numbers"], "models": ["all-minilm-l6-v2"]},
     }
     for message, sim in cases.items():
@@ -269,3 +268,17 @@ def test_representations_wider_than_their_text_count_give_the_same_measures():
     Xc, Yc = X - X.mean(0), Y - Y.mean(0)
     direct = 2 - 2 * np.linalg.svd(Xc.T @ Yc / (np.linalg.norm(Xc) * np.linalg.norm(Yc)), compute_uv=False).sum()
     assert procrustes_distance(fx, fy) == pytest.approx(direct, abs=1e-10)
+
+
+def test_mutual_knn_on_a_set_smaller_than_k_uses_every_other_text(tmp_path):
+    """A tiny text set (a config that never mentions the similarity study) is not refused for the default k: k
+    becomes N − 1, which the record says."""
+    rng = np.random.default_rng(12)
+    X, Y = _related(rng, n=8, noise=0.5)
+    ids = [f"t{i}" for i in range(8)]
+    a, b = _embeddings_file(tmp_path / "a.h5", ids, X, "a"), _embeddings_file(tmp_path / "b.h5", ids, Y, "b")
+    rec = compare_pair([a], [b], _params(knn_k=10, measures=["cka", "mutual_knn"]))
+    assert rec["knn_k_used"] == 7 and rec["measures"]["mutual_knn"][0][0] == pytest.approx(1.0)
+    cfg = rgconfig.load_yaml(rgconfig_path())
+    cfg["sequences"]["numbers"]["n_sequences"] = 1  # 6 texts, below the default k = 10: still a valid config
+    rgconfig.validate_config(cfg)

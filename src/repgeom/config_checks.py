@@ -404,7 +404,7 @@ def _merging_offset_problems(start: int | None, spec: dict | None) -> list[str]:
 
 
 def _similarity_problems(config: dict) -> list[str]:
-    """Named text sets and models that exist and have representations; k below the smallest set's size."""
+    """Named text sets and models that exist and have representations."""
     from . import stages
 
     sim = config.get("similarity", {})
@@ -429,15 +429,4 @@ def _similarity_problems(config: dict) -> list[str]:
                 f"({', '.join(have) or 'none'}); a comparison needs two: add models to activations, embeddings or "
                 "sts.models, or widen similarity.models"
             )
-    k = sim.get("knn_k", 10)
-    if "mutual_knn" in sim.get("measures", []):
-        for ds in stages.similarity_datasets(config) if not problems else []:
-            spec = seqs.get(ds)
-            if spec is not None:
-                n = len(spec["families"]) * spec["n_sequences"]
-                if k >= min(n, sim.get("max_texts", 1000)):
-                    problems.append(
-                        f"config key 'similarity.knn_k' = {k}: sequence set {ds!r} has {n} texts; mutual kNN needs "
-                        f"k below the text count (at most {min(n, sim.get('max_texts', 1000)) - 1})"
-                    )
     return problems

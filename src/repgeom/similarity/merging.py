@@ -17,6 +17,7 @@ import pandas as pd
 from ..artifacts import ArtifactError
 from ..params import SimilarityParams
 from .measures import Features, cka_from, knn_sets, mutual_knn_from
+from .pairs import knn_k
 from .representations import subsample
 from .uncertainty import cka_uncertainty, too_wide
 
@@ -35,8 +36,9 @@ def _measures(X: np.ndarray, Y: np.ndarray, p: SimilarityParams) -> dict:
     cka, deb = cka_from(fa, fb)
     out = {"cka": cka, "cka_debiased": deb}
     idx = subsample(X.shape[0], p.max_texts, p.seed)
-    if p.knn_k < len(idx):
-        out["mutual_knn"] = mutual_knn_from(knn_sets(X[idx], p.knn_k), knn_sets(Y[idx], p.knn_k))
+    if "mutual_knn" in p.measures:
+        k = knn_k(p, len(idx))
+        out["mutual_knn"] = mutual_knn_from(knn_sets(X[idx], k), knn_sets(Y[idx], k))
     u = cka_uncertainty(X[idx], Y[idx], bootstrap=p.bootstrap, permutations=p.permutations, ci=p.ci, seed=p.seed)
     out.update(
         cka_sub=u["cka"], ci_low=u["ci_low"], ci_high=u["ci_high"], n_sub=u["n_texts"], null_q=u["null_q"],

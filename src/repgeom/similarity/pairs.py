@@ -62,12 +62,21 @@ class _Side:
         if self.idx is None:
             self.idx = subsample(X.shape[0], self.p.max_texts, self.p.seed)
         sub = X[self.idx]
-        knn = knn_sets(sub, self.p.knn_k) if "mutual_knn" in self.p.measures else None
+        knn = knn_sets(sub, knn_k(self.p, len(sub))) if "mutual_knn" in self.p.measures else None
         out = _Loaded(Features.of(X), sub, knn)
         self.timer["compute"] += time.perf_counter() - t
         if keep:
             self.held[i] = out
         return out
+
+
+def knn_k(params: SimilarityParams, n: int) -> int:
+    """The neighbours mutual kNN counts among ``n`` texts: ``knn_k``, or ``n − 1`` on a set too small for it
+    (logged, and recorded in the pair's record as ``knn_k_used``)."""
+    if params.knn_k < n:
+        return params.knn_k
+    log.warning("mutual kNN: knn_k = %d is not below the %d texts compared; using k = %d", params.knn_k, n, n - 1)
+    return n - 1
 
 
 def _best(M: np.ndarray) -> tuple[int, int]:
@@ -182,6 +191,7 @@ def compare_pair(
         "model_b": reps_b[0].model,
         "n_texts": int(n),
         "n_subsample": int(len(A.idx)) if A.idx is not None else 0,
+        "knn_k_used": knn_k(params, len(A.idx)) if "mutual_knn" in want and A.idx is not None else None,
         "reps_a": [r.record() for r in reps_a],
         "reps_b": [r.record() for r in reps_b],
         "measures": {m: v.tolist() for m, v in M.items()},
