@@ -173,17 +173,22 @@ def test_a_merging_library_edit_reruns_only_the_jobs_that_run_it(merging_run, tm
     "target,seed", [("results/merging/minilm/seed_1/adapters", 21), ("results/merging/minilm/seed_0/variants", 22)]
 )
 def test_sigkill_at_a_random_point_then_rerun_gives_the_same_weights(merging_run, target, seed):
-    from conftest import kill_mid_job_then_rerun
+    from conftest import kill_at_random_point, unlock_and_rerun
     from safetensors.torch import load_file
 
     wd = merging_run
     path = wd / target
     name = "step_00008/adapter_model.safetensors" if target.endswith("adapters") else "soup/model/model.safetensors"
     before = load_file(path / name)
-    state = kill_mid_job_then_rerun(wd, target, wd / "config.yaml", seed, max_delay=25)
-    if not state["finished_before_kill"]:
-        assert not state["exists_after_kill"], state  # nothing under the final name
+    state = kill_at_random_point(wd, target, wd / "config.yaml", seed, max_delay=25)
+    if state["exists_after_kill"]:
+        # the job renamed its folder into place (whole: it is assembled under a dot-name first) and Snakemake was
+        # killed before it exited (seen on a slower CPU, where the seeded kill fell in that last second)
+        recipe = path / ("recipe.json" if target.endswith("adapters") else "soup/recipe.json")
+        assert (path / name).is_file() and recipe.is_file(), state
+        load_file(path / name)
     assert all(p.split("/")[-1].startswith(".") for p in state["leftovers"]), state
+    unlock_and_rerun(wd, target, configfile=wd / "config.yaml")
     after = load_file(path / name)
     assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before), state
     assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.tmp-")]
