@@ -43,8 +43,6 @@ class _Side:
     def __init__(self, reps: Sequence[Rep], order: TextOrder, params: SimilarityParams, timer: dict):
         self.reps, self.order, self.p, self.timer = list(reps), order, params, timer
         self.held: dict[int, _Loaded] = {}
-        self.subs: list[np.ndarray] = []
-        self.knns: list[np.ndarray | None] = []
         self.idx: np.ndarray | None = None
 
     def raw(self, i: int) -> np.ndarray:
