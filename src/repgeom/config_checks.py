@@ -99,9 +99,23 @@ def _data_problems(config: dict) -> list[str]:
             need = {"local": "path", "url": "url", "hf": "dataset"}[src["type"]]
             if need not in src:
                 problems.append(f"config key '{key}': a {src['type']} source needs '{need}'")
+            for k in src:
+                owner = next((t for t, keys in SOURCE_KEYS.items() if k in keys), src["type"])
+                if owner != src["type"]:
+                    problems.append(
+                        f"config key '{key}.{k}': only a {owner} source reads it; this source is of type {src['type']!r}"
+                    )
         problems += _pairs_problems(name, kind, c)
     return problems
 
+
+#: the keys each corpus source type reads besides ``type``: another type's key is refused by name (it would be
+#: silently ignored, e.g. ``retries`` on a local copy)
+SOURCE_KEYS = {
+    "local": ("path",),
+    "url": ("url", "sha256", "retries", "timeout", "backoff"),
+    "hf": ("dataset", "config", "revision"),
+}
 
 #: the data-entry keys only a ``pairs`` corpus reads
 PAIRS_KEYS = ("columns", "score_range", "splits")

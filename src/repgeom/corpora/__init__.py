@@ -2,8 +2,8 @@
 
 Each corpus comes from a *source*: ``local`` (a folder or file, e.g. the copies in
 ``../shared/data``) or ``url`` (the canonical archive or file, downloaded to a
-temporary file, sha256-checked when the config pins one, unpacked). What arrives
-is parsed strictly, verified (row counts where they are known) and normalised
+temporary file, retried and resumed, size- and sha256-checked when the config pins one,
+unpacked). What arrives is parsed strictly, verified (row counts where they are known) and normalised
 into one JSON artifact per corpus: ``{"meta": …, "splits": {split: [rows]}}``.
 
 Parsing rules (from the data's own formats):
@@ -27,6 +27,7 @@ version covers only the submodules whose names it imports, see :mod:`repgeom.cod
 
 :mod:`.errors`   :class:`DataError`
 :mod:`.parsers`  the strict file parsers and the canonical row counts
+:mod:`.download` :func:`download_file`: one HTTP(S) file, retried with back-off, resumed, checked, renamed when whole
 :mod:`.sources`  :data:`SOURCES`: ``local``, ``url``, ``hf``; :func:`fetch_first`
 :mod:`.kinds`    :data:`CORPORA`: ``stsb``, ``genericskb``, ``snli``
 :mod:`.store`    :func:`prepare` (the corpora stage), :func:`load_corpus`, :func:`corpus_sentences`
@@ -45,6 +46,7 @@ _EXPORTS = {
     "parse_stsb_file": "parsers",
     "parse_genericskb_file": "parsers",
     "parse_snli_file": "parsers",
+    "download_file": "download",
     "fetch_first": "sources",
     "SOURCES": "sources",
     "fetch": "sources",
@@ -67,6 +69,6 @@ _EXPORTS = {
     "stsb_pairs": "pairs",
     "snli_pairs": "pairs",
 }
-_SUBMODULES = ("errors", "parsers", "sources", "kinds", "store", "pairs")
+_SUBMODULES = ("errors", "parsers", "download", "sources", "kinds", "store", "pairs")
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

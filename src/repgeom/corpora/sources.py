@@ -5,37 +5,16 @@ from __future__ import annotations
 
 import csv
 import logging
-import shutil
 import tarfile
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..artifacts import sha256_file
 from ..registry import Registry
+from .download import BACKOFF, RETRIES, TIMEOUT, download_file
 from .errors import DataError
 
 log = logging.getLogger(__name__)
-
-
-def _download(url: str, dest: Path, sha256: str | None) -> Path:
-    log.info("downloading %s", url)
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as out:  # noqa: S310 - configured URL
-            shutil.copyfileobj(r, out, 1 << 20)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise DataError(
-            f"cannot download {url}: {e}. Point the corpus at a local copy instead (source: {{type: local, path: …}})"
-        ) from None
-    if sha256 and sha256_file(tmp) != sha256:
-        got = sha256_file(tmp)
-        tmp.unlink()
-        raise DataError(f"{url}: sha256 {got} does not match the configured {sha256}")
-    tmp.rename(dest)
-    return dest
 
 
 def fetch_first(sources: dict | list[dict], work: Path, kind: str) -> tuple[Path, dict]:
@@ -78,9 +57,17 @@ def fetch_local(source: dict, work: Path, kind: str | None) -> Path:
 
 @SOURCES.register("url")
 def fetch_url(source: dict, work: Path, kind: str | None) -> Path:
-    """Download (checking the sha256 when given) and unpack a tar or zip archive."""
+    """Download (retried, resumed, size- and sha256-checked: :func:`.download.download_file`) and unpack a tar or zip
+    archive."""
     name = source["url"].rstrip("/").rsplit("/", 1)[-1] or "download"
-    got = _download(source["url"], work / name, source.get("sha256"))
+    got = download_file(
+        source["url"],
+        work / name,
+        source.get("sha256"),
+        retries=source.get("retries", RETRIES),
+        timeout=source.get("timeout", TIMEOUT),
+        backoff=source.get("backoff", BACKOFF),
+    )
     if tarfile.is_tarfile(got):
         with tarfile.open(got) as tf:
             tf.extractall(work / "unpacked", filter="data")
