@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -313,3 +314,39 @@ def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfil
         if rule not in importing:  # the rest only because an input is remade (Snakemake names one reason a job)
             assert why == {"Input files updated by another job"}, (rule, why)
     return set(reasons)
+
+
+REMOTE_CODE = ROOT / "tests" / "fixtures" / "remote_code"
+
+
+@pytest.fixture(scope="session")
+def remote_dir(tmp_path_factory):
+    """A random-weight model of the fixture's class, its code and tokenizer beside the weights."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from repgeom.architectures import tiny_tokenizer
+
+    out = tmp_path_factory.mktemp("remote") / "tiny-remote"
+    out.mkdir()
+    for f in REMOTE_CODE.glob("*.py"):
+        shutil.copy(f, out / f.name)
+    tok = tiny_tokenizer("byte_bpe")
+    config = {
+        "model_type": "tiny-remote",
+        "architectures": ["TinyRemoteModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_tiny_remote.TinyRemoteConfig",
+            "AutoModel": "modeling_tiny_remote.TinyRemoteModel",
+        },
+        "vocab_size": len(tok),
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "pad_token_id": tok.pad_token_id,
+    }
+    (out / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    model = AutoModel.from_config(AutoConfig.from_pretrained(out, trust_remote_code=True), trust_remote_code=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

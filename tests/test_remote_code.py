@@ -2,54 +2,20 @@
 gte, nomic and nemotron models do), through both runtimes and the activation stage; the refusal of unpinned remote
 code, the security warning, and the code's hash in the prepared model's provenance."""
 
-import json
 import shutil
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 from repgeom import activations as A
 from repgeom import stages
-from repgeom.architectures import tiny_tokenizer
 from repgeom.config import ConfigError, remote_code_warnings, validate_config
 from repgeom.embeddings import load_runtime
 from repgeom.models import ModelSourceError, code_sha256, load_manifest, prepare
 
 torch = pytest.importorskip("torch")
 
-CODE = ROOT / "tests" / "fixtures" / "remote_code"
 TEXTS = ["1, 2, 3", "2, 3, 5, 7, 11, 13, 17", "A man is playing a guitar.", "10"]
-
-
-@pytest.fixture(scope="module")
-def remote_dir(tmp_path_factory):
-    """A random-weight model of the fixture's class, its code and tokenizer beside the weights."""
-    from transformers import AutoConfig, AutoModel
-
-    out = tmp_path_factory.mktemp("remote") / "tiny-remote"
-    out.mkdir()
-    for f in CODE.glob("*.py"):
-        shutil.copy(f, out / f.name)
-    tok = tiny_tokenizer("byte_bpe")
-    config = {
-        "model_type": "tiny-remote",
-        "architectures": ["TinyRemoteModel"],
-        "auto_map": {
-            "AutoConfig": "configuration_tiny_remote.TinyRemoteConfig",
-            "AutoModel": "modeling_tiny_remote.TinyRemoteModel",
-        },
-        "vocab_size": len(tok),
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "pad_token_id": tok.pad_token_id,
-    }
-    (out / "config.json").write_text(json.dumps(config))
-    torch.manual_seed(0)
-    model = AutoModel.from_config(AutoConfig.from_pretrained(out, trust_remote_code=True), trust_remote_code=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")

