@@ -159,18 +159,6 @@ def run_shared_data_config(wd: Path, config: str, models: dict[str, Path]) -> Pa
     return wd
 
 
-def kill_mid_job_then_rerun(workdir: Path, target: str, configfile: Path, seed: int, max_delay: float) -> dict:
-    """Fault injection: :func:`kill_at_random_point` on ``target`` (delay uniform in [0.5 s, ``max_delay``],
-    seeded), then finish the job with :func:`unlock_and_rerun` (a SIGKILLed Snakemake cannot remove its lock).
-
-    Returns what happened, for the caller's assertions (``delay``, ``finished_before_kill``, ``exists_after_kill``,
-    ``leftovers``).
-    """
-    state = kill_at_random_point(workdir, target, configfile, seed, max_delay)
-    unlock_and_rerun(workdir, target, configfile=configfile)
-    return state
-
-
 def kill_at_random_point(
     workdir: Path,
     target: str,
@@ -182,9 +170,11 @@ def kill_at_random_point(
     leftovers: str = ".*.tmp",
     env: dict | None = None,
 ) -> dict:
-    """Like :func:`kill_mid_job_then_rerun`, without the rerun: delete ``target``, start Snakemake on ``targets``
-    (default: ``target`` alone; ``()`` runs the default target, i.e. the whole workflow), SIGKILL its whole process
-    group after a seeded delay uniform in [``min_delay``, ``max_delay``] and report what is left.
+    """Fault injection: delete ``target``, start Snakemake on ``targets`` (default: ``target`` alone; ``()`` runs
+    the default target, i.e. the whole workflow), SIGKILL its whole process group after a seeded delay uniform in
+    [``min_delay``, ``max_delay``] and report what is left; :func:`unlock_and_rerun` then finishes the job. A kill
+    can fall after the job renamed its output into place and before Snakemake exited: such an output is whole, and
+    the callers check it reads.
 
     Returns ``delay``, ``finished_before_kill`` (Snakemake had exited), ``exists_after_kill`` (something is under
     the final name) and ``leftovers`` (paths under ``target``'s parent matching the glob ``leftovers``).

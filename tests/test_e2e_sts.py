@@ -241,17 +241,27 @@ def test_an_sts_library_edit_reruns_only_the_jobs_that_run_it(sts_run, tmp_path,
     ],
 )
 def test_sigkill_at_a_random_point_then_plain_rerun_gives_the_same_result(sts_run, target, seed):
-    from conftest import kill_mid_job_then_rerun
+    from conftest import kill_at_random_point, unlock_and_rerun
 
     wd = sts_run
     path = wd / target
     before = path.read_bytes()
     before_json = read_json(path) if path.suffix == ".json" else None
-    state = kill_mid_job_then_rerun(wd, target, wd / "config.yaml", seed, max_delay=10)
-    if not state["finished_before_kill"]:
-        assert not state["exists_after_kill"], state  # nothing under the final name...
-    # ... and any temporary left behind is dot-named, never globbed by a reader
+    state = kill_at_random_point(wd, target, wd / "config.yaml", seed, max_delay=10)
+    if state["exists_after_kill"]:
+        # the job renamed its output into place (whole: written under a dot-name first) and Snakemake was killed
+        # before it exited (the race the merging kill test met on a slower CPU): what is there must read whole
+        if path.suffix == ".json":
+            read_json(path)
+        elif path.suffix == ".pt":
+            import torch
+
+            torch.load(path, weights_only=True)
+        else:
+            assert path.read_bytes()[:4] == b"\x89PNG" and path.read_bytes()[-8:-4] == b"IEND", state
+    # any temporary left behind is dot-named, never globbed by a reader
     assert all(p.split("/")[-1].startswith(".") for p in state["leftovers"]), state
+    unlock_and_rerun(wd, target, configfile=wd / "config.yaml")
     if before_json is not None:  # identical numbers to the uninterrupted run
         after = read_json(path)
         assert [r["test_pred"] for r in after["runs"]] == [r["test_pred"] for r in before_json["runs"]], state
