@@ -34,7 +34,8 @@ version covers only the submodules whose names it imports, see :mod:`repgeom.cod
 :mod:`.model`      the prepared base model and its transformer module
 :mod:`.training`   LoRA training and the adapters folder it writes
 :mod:`.variants`   the merged variant folders of one seed, their recipes and ``variants.tsv``
-:mod:`.scores`     scores on the evaluation set, the held-out split and STS-B; the embeddings file
+:mod:`.eval_embeddings`  the evaluation-set embeddings file of one run (written by the scores, read by plots)
+:mod:`.scores`     scores on the evaluation set, the held-out split and STS-B
 :mod:`.claims`     a verdict per claim of the paper (:func:`verdicts`; the module is not named ``verdicts`` so
                    that this package's ``verdicts`` stays the function)
 :mod:`.tables`     the long and summary tables, their markdown, :func:`write_summary`, :func:`best_merge`
@@ -74,7 +75,8 @@ _EXPORTS = {
     "base_recipe": "scores",
     "score_variants": "scores",
     "scores_for_run": "scores",
-    "load_eval_embeddings": "scores",
+    "write_eval_embeddings": "eval_embeddings",
+    "load_eval_embeddings": "eval_embeddings",
     "TASKS": "claims",
     "verdicts": "claims",
     "SCORE_COLUMNS": "tables",
@@ -85,6 +87,18 @@ _EXPORTS = {
     "write_summary": "tables",
     "best_merge": "tables",
 }
-_SUBMODULES = ("errors", "methods", "placement", "data", "model", "training", "variants", "scores", "claims", "tables")
+_SUBMODULES = (
+    "errors",
+    "methods",
+    "placement",
+    "data",
+    "model",
+    "training",
+    "variants",
+    "eval_embeddings",
+    "scores",
+    "claims",
+    "tables",
+)
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

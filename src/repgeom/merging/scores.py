@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import ArtifactError, library_versions, read_h5, read_json, write_h5, write_json
+from ..artifacts import ArtifactError, library_versions, read_json, write_json
 from ..corpora import stsb_pairs
 from ..metrics import cluster_metrics, correlations
 from ..params import MergingScoresParams
 from ..sequences import load_dataset
 from .data import load_training_data
+from .eval_embeddings import write_eval_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -154,36 +155,6 @@ def score_variants(
     }
     write_eval_embeddings(out_h5, run, [r["variant"] for r in out], eval_emb, eval_meta, eval_records)
     return blob
-
-
-def write_eval_embeddings(
-    path: str | os.PathLike,
-    run: str,
-    variants: Sequence[str],
-    embeddings: Sequence[np.ndarray],
-    eval_meta: Mapping[str, Any],
-    eval_records: Sequence[Mapping[str, Any]],
-) -> None:
-    """The evaluation set's embeddings of every variant of a run (for the t-SNE maps), read back by
-    :func:`load_eval_embeddings`."""
-    write_h5(
-        path,
-        {
-            "embeddings": np.stack(embeddings).astype(np.float32),
-            "variants": np.array(list(variants), dtype=object),
-            "ids": np.array([r["id"] for r in eval_records], dtype=object),
-            "labels": np.array([r["family"] for r in eval_records], dtype=object),
-        },
-        {"kind": "merging-embeddings", "run": run, "texts_sha256": eval_meta["texts_sha256"]},
-        checksum=("embeddings",),
-    )
-
-
-def load_eval_embeddings(path: str | os.PathLike, expect: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
-    """``({variant: evaluation-set embeddings}, labels)`` from a :func:`score_variants` ``out_h5``."""
-    data, attrs = read_h5(path, expect=expect)
-    names = [str(v) for v in data["variants"]]
-    return {n: data["embeddings"][i] for i, n in enumerate(names)}, [str(x) for x in data["labels"]]
 
 
 def scores_for_run(

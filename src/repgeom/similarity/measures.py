@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: every measure a pair artifact can hold, in the order tables list them
+MEASURES = ("cka", "cka_debiased", "mutual_knn", "rsa", "procrustes")
+
 
 def center(X: np.ndarray) -> np.ndarray:
     """Columns centred (the feature-space form of centring the kernel matrix)."""

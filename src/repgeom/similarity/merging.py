@@ -2,7 +2,7 @@
 one (the final adapter merged), on the merging study's evaluation set, per seed.
 
 Reads the evaluation-set embeddings the merging study already wrote (``results/merging/{model}/{run}/embeddings.h5``,
-:func:`repgeom.merging.scores.load_eval_embeddings`): one representation per variant, the model's output embedding.
+:func:`repgeom.merging.eval_embeddings.load_eval_embeddings`): one representation per variant, the model's output embedding.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def markdown(model: str, s: pd.DataFrame, params: SimilarityParams) -> str:
 def load_runs(base_path: str | os.PathLike, seed_paths: Mapping[str, str | os.PathLike]) -> tuple[dict, dict]:
     """``(base, seeds)`` for :func:`variant_similarity`; every run must hold the base run's texts."""
     from ..artifacts import read_h5
-    from ..merging.scores import load_eval_embeddings
+    from ..merging.eval_embeddings import load_eval_embeddings
 
     _, attrs = read_h5(base_path, names=("ids",))
     expect = {"texts_sha256": attrs["texts_sha256"]}

@@ -19,17 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import SimilarityParams
-from .measures import Features, cka_from, cross_dot, knn_sets, mutual_knn_from, procrustes_distance
+from .measures import MEASURES, Features, cka_from, cross_dot, knn_sets, mutual_knn_from, procrustes_distance
 from .representations import Rep, TextOrder, final_rep, subsample
 from .rsa import ranked_rdms, rsa_matrix
 from .uncertainty import cka_uncertainty
 
 log = logging.getLogger(__name__)
 
+
 #: every measure the stage knows, in table order
-MEASURES = ("cka", "cka_debiased", "mutual_knn", "rsa", "procrustes")
-
-
 @dataclass
 class _Loaded:
     feats: Features

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import ArtifactError, read_json
-from .pairs import MEASURES
+from .measures import MEASURES
 from .uncertainty import too_wide
 
 
