@@ -1,0 +1,43 @@
+"""The merging study's evaluation-set embeddings file: every variant of one run embedding the same held-out
+sequences, written by the scores stage and read by the t-SNE maps and the similarity stage (its own module, so that
+their code version does not cover the scoring code)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import read_h5, write_h5
+
+
+def write_eval_embeddings(
+    path: str | os.PathLike,
+    run: str,
+    variants: Sequence[str],
+    embeddings: Sequence[np.ndarray],
+    eval_meta: Mapping[str, Any],
+    eval_records: Sequence[Mapping[str, Any]],
+) -> None:
+    """The evaluation set's embeddings of every variant of a run (for the t-SNE maps), read back by
+    :func:`load_eval_embeddings`."""
+    write_h5(
+        path,
+        {
+            "embeddings": np.stack(embeddings).astype(np.float32),
+            "variants": np.array(list(variants), dtype=object),
+            "ids": np.array([r["id"] for r in eval_records], dtype=object),
+            "labels": np.array([r["family"] for r in eval_records], dtype=object),
+        },
+        {"kind": "merging-embeddings", "run": run, "texts_sha256": eval_meta["texts_sha256"]},
+        checksum=("embeddings",),
+    )
+
+
+def load_eval_embeddings(path: str | os.PathLike, expect: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
+    """``({variant: evaluation-set embeddings}, labels)`` from a :func:`repgeom.merging.scores.score_variants` ``out_h5``."""
+    data, attrs = read_h5(path, expect=expect)
+    names = [str(v) for v in data["variants"]]
+    return {n: data["embeddings"][i] for i, n in enumerate(names)}, [str(x) for x in data["labels"]]
