@@ -13,7 +13,7 @@ from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_c
 from repgeom import stages
 from repgeom.artifacts import read_json
 from repgeom.embeddings import load_runtime
-from repgeom.merging import load_eval_embeddings, load_training_data
+from repgeom.merging import load_eval_embeddings, load_eval_layers, load_training_data
 from repgeom.models import load_manifest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -130,6 +130,24 @@ def test_each_variant_is_placed_between_base_and_fine_tuned(merging_run):
     assert "| slerp_0.5 |" in md
     assert (df.too_wide == (df.ci_high - df.ci_low > 0.2)).all()  # the flag the tables carry is the interval's width
     assert (wd / "results/plots/similarity/merging/minilm.png").read_bytes()[:4] == b"\x89PNG"
+    # per layer: MiniLM's input embeddings and 6 blocks, each variant's layer against the same layer of each reference
+    layers = pd.read_csv(wd / "results/similarity/merging/minilm.layers.tsv", sep="\t")
+    assert set(layers.layer) == set(range(7)) and len(layers) == 2 * len(VARIANTS) * 2 * 7
+    lrow = layers.set_index(["run", "variant", "reference", "layer"])
+    assert lrow.loc[("seed_0", "final", "final", 6), "cka"] == pytest.approx(1.0)
+    L = load_eval_layers(wd / "results/merging/minilm/seed_0/embeddings.h5")
+    Lb = next(iter(load_eval_layers(wd / "results/merging/minilm/base/embeddings.h5").values()))
+    assert L["soup"].shape == (7, 18, 384)
+    for layer in (0, 3, 6):
+        want = linear_cka(L["soup"][layer].astype(np.float64), Lb[layer].astype(np.float64))
+        assert lrow.loc[("seed_0", "soup", "base", layer), "cka"] == pytest.approx(want, abs=1e-5)
+    # LoRA adapts attention only: the input embeddings of every variant are the base model's
+    assert np.allclose(lrow.xs(0, level="layer").xs("base", level="reference").cka, 1.0, atol=1e-6)
+    # the last layer's token mean, normalised, is the variant's output embedding (mean pooling, Normalize)
+    last = L["soup"][6] / np.linalg.norm(L["soup"][6], axis=1, keepdims=True)
+    np.testing.assert_allclose(last, seed0["soup"], atol=1e-5)
+    assert "Per layer: linear CKA" in md
+    assert (wd / "results/plots/similarity/merging/minilm.layers.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rerun_is_noop_and_a_variant_parameter_reruns_only_what_follows(merging_run):

@@ -282,3 +282,43 @@ def test_mutual_knn_on_a_set_smaller_than_k_uses_every_other_text(tmp_path):
     cfg = rgconfig.load_yaml(rgconfig_path())
     cfg["sequences"]["numbers"]["n_sequences"] = 1  # 6 texts, below the default k = 10: still a valid config
     rgconfig.validate_config(cfg)
+
+
+def test_merging_layer_similarity_compares_each_layer_with_the_same_layer_of_each_reference():
+    from repgeom.similarity.merging import layer_markdown, layer_similarity, layer_summary
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 40, 16))  # 3 blocks and the input embeddings, 40 texts
+    q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    final = rng.normal(size=(4, 40, 16))
+    mixed = base.copy()
+    mixed[2:] = final[2:]  # the first layers as the base's, the last as the fine-tuned model's
+    seeds = {"seed_0": {"final": final, "linear_0.5": base @ q * 3.0, "soup": mixed}}
+    df = layer_similarity({"base": base}, seeds, _params(measures=["cka", "mutual_knn"], knn_k=5))
+    assert len(df) == 3 * 2 * 4 and set(df.depth) == {0, 1 / 3, 2 / 3, 1}
+    r = df.set_index(["variant", "reference", "layer"])
+    for layer in range(4):  # a rotated, scaled copy of the base is the base, layer by layer
+        assert r.loc[("linear_0.5", "base", layer), "cka"] == pytest.approx(1.0)
+        assert r.loc[("linear_0.5", "base", layer), "mutual_knn"] == pytest.approx(1.0)
+        assert r.loc[("final", "final", layer), "cka"] == pytest.approx(1.0)
+    assert r.loc[("soup", "base", 1), "cka"] == pytest.approx(1.0) and r.loc[("soup", "final", 3), "cka"] == 1.0
+    assert r.loc[("soup", "base", 3), "cka"] < 0.9 and r.loc[("soup", "final", 0), "cka"] < 0.9
+    assert r.loc[("linear_0.5", "base", 0), "method"] == "linear" and r.loc[("linear_0.5", "base", 0), "t"] == 0.5
+    md = layer_markdown(layer_summary(df))
+    assert md.count("| soup |") == 2 and "| variant | 0 | 1 | 2 | 3 |" in md
+    with pytest.raises(ArtifactError, match=r"seed_0/soup: 3 layers × 40 texts, the base run 4 × 40"):
+        layer_similarity({"base": base}, {"seed_0": {"final": final, "soup": mixed[:3]}}, _params())
+
+
+def test_an_evaluation_embeddings_file_without_layers_is_refused_by_name(tmp_path):
+    from repgeom.merging import load_eval_embeddings, load_eval_layers, write_eval_embeddings
+
+    rec = [{"id": f"s{i}", "family": "even"} for i in range(3)]
+    X = np.ones((3, 4), np.float32)
+    write_eval_embeddings(tmp_path / "old.h5", "seed_0", ["final"], [X], {"texts_sha256": "x"}, rec)
+    assert load_eval_embeddings(tmp_path / "old.h5")[0]["final"].shape == (3, 4)
+    with pytest.raises(ArtifactError, match=r"old\.h5: no per-layer states .*rerun merging_scores"):
+        load_eval_layers(tmp_path / "old.h5")
+    L = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    write_eval_embeddings(tmp_path / "new.h5", "seed_0", ["final"], [X], {"texts_sha256": "x"}, rec, layers=[L])
+    np.testing.assert_array_equal(load_eval_layers(tmp_path / "new.h5")["final"], L)

@@ -181,6 +181,31 @@ class SentenceTransformersRuntime(Runtime):
                 log.warning("out of memory at batch size %d; halving it and starting over", batch_size)
                 batch_size //= 2
 
+    def layer_means(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """``(L + 1, N, d)`` float32: the transformer's input embeddings and each of its ``L`` blocks' outputs,
+        averaged over each text's tokens (its attention mask; the prompt, if any, included), for comparing a
+        model's layers with another's (the merging study's variants). Batched as :meth:`encode`, without its
+        out-of-memory back-off (the evaluation sets are small)."""
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        tr = self.model[0]
+        cfg = tr.auto_model.config
+        keep, cfg.output_hidden_states = cfg.output_hidden_states, True
+        out = []
+        try:
+            for s in range(0, len(texts), batch_size):
+                feats = self.model.preprocess(list(texts[s : s + batch_size]), prompt=self.prompt or None)
+                feats = batch_to_device(feats, self.model.device)
+                with torch.inference_mode():
+                    hs = tr(feats)["all_layer_embeddings"]
+                m = feats["attention_mask"].unsqueeze(-1).to(torch.float32)
+                means = [(h.float() * m).sum(1) / m.sum(1).clamp(min=1) for h in hs]
+                out.append(torch.stack(means).cpu().numpy())
+        finally:
+            cfg.output_hidden_states = keep
+        return np.concatenate(out, axis=1).astype(np.float32)
+
 
 @runtime("decoder")
 class DecoderRuntime(Runtime):

@@ -109,6 +109,7 @@ rule similarity_merging:
     output:
         tsv="results/similarity/merging/{model}.tsv",
         summary="results/similarity/merging/{model}.summary.tsv",
+        layers="results/similarity/merging/{model}.layers.tsv",
         md=report(
             "results/similarity/merging/{model}.md",
             caption="../report/similarity_merging.rst",
@@ -122,6 +123,13 @@ rule similarity_merging:
             category="LoRA and merging",
             subcategory="{model}",
             labels={"figure": "similarity to base and fine-tuned", "model": "{model}"},
+        ),
+        layers_png=report(
+            "results/plots/similarity/merging/{model}.layers.png",
+            caption="../report/similarity_merging_layers.rst",
+            category="LoRA and merging",
+            subcategory="{model}",
+            labels={"figure": "similarity to base and fine-tuned per layer", "model": "{model}"},
         ),
     log:
         "logs/similarity/merging/{model}.log",

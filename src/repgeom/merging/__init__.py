@@ -77,6 +77,7 @@ _EXPORTS = {
     "scores_for_run": "scores",
     "write_eval_embeddings": "eval_embeddings",
     "load_eval_embeddings": "eval_embeddings",
+    "load_eval_layers": "eval_embeddings",
     "TASKS": "claims",
     "verdicts": "claims",
     "SCORE_COLUMNS": "tables",

@@ -1,6 +1,6 @@
 """The merging study's evaluation-set embeddings file: every variant of one run embedding the same held-out
-sequences, written by the scores stage and read by the t-SNE maps and the similarity stage (its own module, so that
-their code version does not cover the scoring code)."""
+sequences (its output embedding, and each layer's token mean), written by the scores stage and read by the t-SNE
+maps and the similarity stage (its own module, so that their code version does not cover the scoring code)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import read_h5, write_h5
+from ..artifacts import ArtifactError, read_h5, write_h5
 
 
 def write_eval_embeddings(
@@ -20,19 +20,24 @@ def write_eval_embeddings(
     embeddings: Sequence[np.ndarray],
     eval_meta: Mapping[str, Any],
     eval_records: Sequence[Mapping[str, Any]],
+    layers: Sequence[np.ndarray] | None = None,
 ) -> None:
     """The evaluation set's embeddings of every variant of a run (for the t-SNE maps), read back by
-    :func:`load_eval_embeddings`."""
+    :func:`load_eval_embeddings`; with ``layers``, each variant's ``(L + 1, N, d)`` per-layer token means, read back
+    by :func:`load_eval_layers`."""
+    data = {"embeddings": np.stack(embeddings).astype(np.float32)}
+    if layers is not None:
+        data["layers"] = np.stack(layers).astype(np.float32)
     write_h5(
         path,
         {
-            "embeddings": np.stack(embeddings).astype(np.float32),
+            **data,
             "variants": np.array(list(variants), dtype=object),
             "ids": np.array([r["id"] for r in eval_records], dtype=object),
             "labels": np.array([r["family"] for r in eval_records], dtype=object),
         },
         {"kind": "merging-embeddings", "run": run, "texts_sha256": eval_meta["texts_sha256"]},
-        checksum=("embeddings",),
+        checksum=tuple(data),
     )
 
 
@@ -41,3 +46,11 @@ def load_eval_embeddings(path: str | os.PathLike, expect: Mapping[str, Any] | No
     data, attrs = read_h5(path, expect=expect)
     names = [str(v) for v in data["variants"]]
     return {n: data["embeddings"][i] for i, n in enumerate(names)}, [str(x) for x in data["labels"]]
+
+
+def load_eval_layers(path: str | os.PathLike, expect: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """``{variant: (L + 1, N, d) per-layer token means}`` from a :func:`write_eval_embeddings` file that has them."""
+    data, _ = read_h5(path, expect=expect)
+    if "layers" not in data:
+        raise ArtifactError(f"{path}: no per-layer states (written before they were kept); rerun merging_scores")
+    return {str(v): data["layers"][i] for i, v in enumerate(data["variants"])}

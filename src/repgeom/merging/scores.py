@@ -63,9 +63,11 @@ def score_one(
     params: MergingScoresParams,
     run: str,
     progress: bool,
-) -> tuple[dict, np.ndarray]:
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Embed the evaluation set, the held-out split and the STS sentences with one model folder; returns its
-    scores and the evaluation set's embeddings. ``eval_set``/``held_set`` = (texts, labels)."""
+    scores, the evaluation set's embeddings and its per-layer token means (``(L + 1, N, d)``, see
+    :meth:`repgeom.embeddings.SentenceTransformersRuntime.layer_means`). ``eval_set``/``held_set`` = (texts,
+    labels)."""
     from ..embeddings import load_runtime
 
     t0 = time.time()
@@ -73,6 +75,7 @@ def score_one(
     t_load = time.time() - t0
     batch_size, mkw = params.embed.batch_size, params.metrics.cluster_kwargs()
     X = rt.encode(eval_set[0], batch_size, progress=False)
+    layers = rt.layer_means(eval_set[0], batch_size)
     H = rt.encode(held_set[0], batch_size, progress=False)
     S = rt.encode(sts["sentences"], batch_size, progress=progress)
     Sn = S / np.maximum(np.linalg.norm(S, axis=1, keepdims=True), 1e-12)
@@ -97,7 +100,7 @@ def score_one(
         spearman,
         res["seconds"]["total"],
     )
-    return res, X
+    return res, X, layers
 
 
 def score_variants(
@@ -114,7 +117,7 @@ def score_variants(
     """Embed the evaluation set, the held-out split and the STS pairs with every variant and score them.
 
     ``folders`` = [(recipe, model folder)]. Returns every score; writes ``out_h5`` (the evaluation set's
-    embeddings per variant, for the t-SNE maps).
+    embeddings and per-layer token means per variant, for the t-SNE maps and the similarity stage).
     """
     eval_meta, eval_records = load_dataset(eval_path)
     dmeta, drecords = load_training_data(data_path)
@@ -124,10 +127,10 @@ def score_variants(
     sts = sts_inputs(corpus_path, params.sts_split, params.sts_max_pairs)
     eval_set = ([r["text"] for r in eval_records], [r["family"] for r in eval_records])
     held_set = ([r["text"] for r in held], [r["family"] for r in held])
-    out, eval_emb = [], []
+    out, eval_emb, eval_layers = [], [], []
     t_all = time.time()
     for recipe, folder in folders:
-        res, X = score_one(
+        res, X, layers = score_one(
             recipe,
             folder,
             eval_set=eval_set,
@@ -139,6 +142,7 @@ def score_variants(
         )
         out.append(res)
         eval_emb.append(X)
+        eval_layers.append(layers)
     blob = {
         "kind": "merging-scores",
         "run": run,
@@ -153,7 +157,8 @@ def score_variants(
         "seconds": round(time.time() - t_all, 2),
         "versions": library_versions(),
     }
-    write_eval_embeddings(out_h5, run, [r["variant"] for r in out], eval_emb, eval_meta, eval_records)
+    names = [r["variant"] for r in out]
+    write_eval_embeddings(out_h5, run, names, eval_emb, eval_meta, eval_records, layers=eval_layers)
     return blob
 
 

@@ -144,3 +144,35 @@ def plot_merging_similarity(summary: pd.DataFrame, model: str, out_path: str | o
     fig.suptitle(f"{model}: how far each merged variant moves the representation", fontsize=11)
     fig.tight_layout()
     save_figure(fig, out_path, dpi)
+
+
+def plot_merging_layers(summary: pd.DataFrame, model: str, out_path: str | os.PathLike, *, dpi: int = 150) -> None:
+    """Per layer, each variant's CKA to the same layer of the base model (left) and of the fine-tuned model (right):
+    one colour per method, lighter for smaller t; the variants without a t (soup, task-vector merges) dashed."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    methods = sorted(summary.method.unique())
+    ts = summary.t.dropna()
+    t_max = float(ts.max()) if len(ts) else 1.0
+    for ax, ref in zip(axes, ("base", "final")):
+        s = summary[summary.reference == ref]
+        seen = set()
+        for _, g in s.groupby("variant", sort=False):
+            g = g.sort_values("layer")
+            method, t = g.method.iloc[0], g.t.iloc[0]
+            c = f"C{methods.index(method)}"
+            solid = pd.notna(t)
+            alpha = 0.35 + 0.65 * (float(t) / t_max if solid and t_max else 1.0)
+            label = method if method not in seen else None
+            seen.add(method)
+            ax.plot(g.layer, g.cka, "-" if solid else "--", marker="o", ms=3, color=c, alpha=alpha, lw=1.2,
+                    label=label)  # fmt: skip
+        ax.set_xlabel("layer (0: input embeddings)")
+        ax.set_title(f"CKA to the same layer of the {'base model' if ref == 'base' else 'fine-tuned model'}",
+                     fontsize=10)  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title="method (lighter: smaller t)", title_fontsize=7)
+    axes[0].set_ylabel("linear CKA, mean over seeds")
+    fig.suptitle(f"{model}: where in the network each merged variant moves", fontsize=11)
+    fig.tight_layout()
+    save_figure(fig, out_path, dpi)

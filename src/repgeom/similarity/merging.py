@@ -2,7 +2,9 @@
 one (the final adapter merged), on the merging study's evaluation set, per seed.
 
 Reads the evaluation-set embeddings the merging study already wrote (``results/merging/{model}/{run}/embeddings.h5``,
-:func:`repgeom.merging.eval_embeddings.load_eval_embeddings`): one representation per variant, the model's output embedding.
+:func:`repgeom.merging.eval_embeddings.load_eval_embeddings`): per variant the model's output embedding (with a
+bootstrap interval and a permutation null) and each layer's token mean (:func:`layer_similarity`: a variant's layer
+against the same layer of the base and of the fine-tuned model, point values).
 """
 
 from __future__ import annotations
@@ -70,6 +72,65 @@ def variant_similarity(
     return pd.DataFrame(rows)
 
 
+def layer_similarity(
+    base: Mapping[str, np.ndarray], seeds: Mapping[str, Mapping[str, np.ndarray]], params: SimilarityParams
+) -> pd.DataFrame:
+    """One row per seed × variant × reference × layer: linear CKA, debiased CKA and (when configured) mutual kNN
+    of the variant's layer ``l`` token means against layer ``l`` of the base model and of the fine-tuned model.
+    ``base``/``seeds`` as in :func:`variant_similarity`, each value ``(L + 1, N, d)`` (layer 0: the input
+    embeddings). No intervals here: the output-embedding rows of :func:`variant_similarity` carry them."""
+    if len(base) != 1:
+        raise ArtifactError(f"the base run holds {len(base)} variants ({sorted(base)}), expected one")
+    Lb = next(iter(base.values()))
+    n_layers = Lb.shape[0] - 1
+    idx = subsample(Lb.shape[1], params.max_texts, params.seed)
+    k = knn_k(params, len(idx)) if "mutual_knn" in params.measures else None
+    rows = []
+    for run, variants in seeds.items():
+        if FINE_TUNED not in variants:
+            raise ArtifactError(f"{run}: no {FINE_TUNED!r} variant (the fine-tuned model) among {sorted(variants)}")
+        for name, L in variants.items():
+            if L.shape[:2] != Lb.shape[:2]:
+                raise ArtifactError(
+                    f"{run}/{name}: {L.shape[0]} layers × {L.shape[1]} texts, the base run {Lb.shape[0]} × {Lb.shape[1]}"
+                )
+            method, t = _method_t(name)
+            for ref, R in (("base", Lb), (FINE_TUNED, variants[FINE_TUNED])):
+                for layer in range(n_layers + 1):
+                    cka, deb = cka_from(Features.of(L[layer]), Features.of(R[layer]))
+                    row = {"run": run, "variant": name, "method": method, "t": t, "reference": ref,
+                           "layer": layer, "depth": layer / max(n_layers, 1), "cka": cka, "cka_debiased": deb}  # fmt: skip
+                    if k is not None:
+                        row["mutual_knn"] = mutual_knn_from(knn_sets(L[layer][idx], k), knn_sets(R[layer][idx], k))
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def layer_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over seeds of each variant's per-layer CKA to each reference."""
+    g = df.groupby(["variant", "method", "t", "reference", "layer", "depth"], dropna=False, sort=False)
+    return g.agg(cka=("cka", "mean"), cka_sd=("cka", "std"), cka_debiased=("cka_debiased", "mean"),
+                 seeds=("run", "nunique")).reset_index()  # fmt: skip
+
+
+def layer_markdown(s: pd.DataFrame) -> str:
+    """Per reference, a variant × layer table of the mean CKA (appended to :func:`markdown`'s)."""
+    lines = []
+    for ref, title in (("base", "the base model"), (FINE_TUNED, "the fine-tuned model")):
+        r = s[s.reference == ref]
+        wide = r.pivot_table(index="variant", columns="layer", values="cka", sort=False)
+        lines += [
+            "",
+            f"Per layer: linear CKA of each variant's layer (token means) to the same layer of {title} "
+            "(layer 0: the input embeddings), mean over seeds.",
+            "",
+            "| variant | " + " | ".join(str(c) for c in wide.columns) + " |",
+            "|---|" + "---|" * len(wide.columns),
+        ]
+        lines += [f"| {v} | " + " | ".join(f"{x:.3f}" for x in row) + " |" for v, row in wide.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread over seeds of each variant's CKA to each reference."""
     g = df.groupby(["variant", "method", "t", "reference"], dropna=False, sort=False)
@@ -123,3 +184,13 @@ def load_runs(base_path: str | os.PathLike, seed_paths: Mapping[str, str | os.Pa
     base, _ = load_eval_embeddings(base_path, expect)
     seeds = {run: load_eval_embeddings(p, expect)[0] for run, p in seed_paths.items()}
     return base, seeds
+
+
+def load_layer_runs(base_path: str | os.PathLike, seed_paths: Mapping[str, str | os.PathLike]) -> tuple[dict, dict]:
+    """``(base, seeds)`` for :func:`layer_similarity`: each variant's per-layer token means."""
+    from ..artifacts import read_h5
+    from ..merging.eval_embeddings import load_eval_layers
+
+    _, attrs = read_h5(base_path, names=("ids",))
+    expect = {"texts_sha256": attrs["texts_sha256"]}
+    return load_eval_layers(base_path, expect), {run: load_eval_layers(p, expect) for run, p in seed_paths.items()}
