@@ -6,7 +6,8 @@ again. So on every prepare with a network this module lists the commit's files o
 each local file with the digest the hub publishes for it (the sha256 of an LFS file, the git blob sha1 of a small
 one): a cached file that no longer matches (a corrupt cache, or a mirror that rewrote a published commit) is
 refused, naming the file and both digests. A branch or tag that now resolves to another commit than the cache
-last saw is logged with the files that changed. With ``HF_HUB_OFFLINE=1`` the warm cache is used as it is and the
+last saw is logged with both commits and recorded (``previous_commit``). The comparison is written here rather than
+with ``HfApi.verify_repo_checksums`` so that the weights are not hashed twice: the prepare's own sha256s serve. With ``HF_HUB_OFFLINE=1`` the warm cache is used as it is and the
 manifest says it was not checked.
 """
 

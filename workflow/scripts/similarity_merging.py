@@ -14,10 +14,10 @@ with job(snakemake):
     p = SimilarityParams.from_params(snakemake.params.similarity)
     model = snakemake.wildcards.model
     runs = dict(zip(snakemake.params.runs, snakemake.input.seeds))
-    base, seeds = merging.load_runs(snakemake.input.base, runs)
-    df = merging.variant_similarity(base, seeds, p)
+    outputs, per_layer = merging.load_runs(snakemake.input.base, runs)
+    df = merging.variant_similarity(*outputs, p)
     s = merging.summary(df)
-    layers = merging.layer_similarity(*merging.load_layer_runs(snakemake.input.base, runs), p)
+    layers = merging.layer_similarity(*per_layer, p)
     ls = merging.layer_summary(layers)
     out, dpi = snakemake.output, PlotParams.from_params(snakemake.params.plots).dpi
     write_text(out.tsv, df.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="NaN"))

@@ -78,6 +78,7 @@ _EXPORTS = {
     "write_eval_embeddings": "eval_embeddings",
     "load_eval_embeddings": "eval_embeddings",
     "load_eval_layers": "eval_embeddings",
+    "read_eval_file": "eval_embeddings",
     "TASKS": "claims",
     "verdicts": "claims",
     "SCORE_COLUMNS": "tables",

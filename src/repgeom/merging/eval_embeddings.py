@@ -41,16 +41,31 @@ def write_eval_embeddings(
     )
 
 
-def load_eval_embeddings(path: str | os.PathLike, expect: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
-    """``({variant: evaluation-set embeddings}, labels)`` from a :func:`repgeom.merging.scores.score_variants` ``out_h5``."""
+def read_eval_file(
+    path: str | os.PathLike, expect: Mapping[str, Any] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, list[str], dict]:
+    """One verified read of a :func:`write_eval_embeddings` file: ``({variant: embeddings}, {variant: (L + 1, N, d)
+    per-layer token means} or None when the file has none, labels, attributes)."""
     data, attrs = read_h5(path, expect=expect)
     names = [str(v) for v in data["variants"]]
-    return {n: data["embeddings"][i] for i, n in enumerate(names)}, [str(x) for x in data["labels"]]
+    emb = {n: data["embeddings"][i] for i, n in enumerate(names)}
+    layers = {n: data["layers"][i] for i, n in enumerate(names)} if "layers" in data else None
+    return emb, layers, [str(x) for x in data["labels"]], attrs
+
+
+def require_layers(path: str | os.PathLike, layers: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """``layers`` as :func:`read_eval_file` returned them for ``path``, refusing a file written without them."""
+    if layers is None:
+        raise ArtifactError(f"{path}: no per-layer states (written before they were kept); rerun merging_scores")
+    return layers
+
+
+def load_eval_embeddings(path: str | os.PathLike, expect: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
+    """``({variant: evaluation-set embeddings}, labels)`` from a :func:`write_eval_embeddings` file."""
+    emb, _, labels, _ = read_eval_file(path, expect)
+    return emb, labels
 
 
 def load_eval_layers(path: str | os.PathLike, expect: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """``{variant: (L + 1, N, d) per-layer token means}`` from a :func:`write_eval_embeddings` file that has them."""
-    data, _ = read_h5(path, expect=expect)
-    if "layers" not in data:
-        raise ArtifactError(f"{path}: no per-layer states (written before they were kept); rerun merging_scores")
-    return {str(v): data["layers"][i] for i, v in enumerate(data["variants"])}
+    return require_layers(path, read_eval_file(path, expect)[1])

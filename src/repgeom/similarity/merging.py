@@ -174,23 +174,17 @@ def markdown(model: str, s: pd.DataFrame, params: SimilarityParams) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_runs(base_path: str | os.PathLike, seed_paths: Mapping[str, str | os.PathLike]) -> tuple[dict, dict]:
-    """``(base, seeds)`` for :func:`variant_similarity`; every run must hold the base run's texts."""
-    from ..artifacts import read_h5
-    from ..merging.eval_embeddings import load_eval_embeddings
+def load_runs(
+    base_path: str | os.PathLike, seed_paths: Mapping[str, str | os.PathLike]
+) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+    """``((base, seeds), (base_layers, seed_layers))`` for :func:`variant_similarity` and :func:`layer_similarity`,
+    each file read (and verified) once; every run must hold the base run's texts."""
+    from ..merging.eval_embeddings import read_eval_file, require_layers
 
-    _, attrs = read_h5(base_path, names=("ids",))
+    base, base_layers, _, attrs = read_eval_file(base_path)
     expect = {"texts_sha256": attrs["texts_sha256"]}
-    base, _ = load_eval_embeddings(base_path, expect)
-    seeds = {run: load_eval_embeddings(p, expect)[0] for run, p in seed_paths.items()}
-    return base, seeds
-
-
-def load_layer_runs(base_path: str | os.PathLike, seed_paths: Mapping[str, str | os.PathLike]) -> tuple[dict, dict]:
-    """``(base, seeds)`` for :func:`layer_similarity`: each variant's per-layer token means."""
-    from ..artifacts import read_h5
-    from ..merging.eval_embeddings import load_eval_layers
-
-    _, attrs = read_h5(base_path, names=("ids",))
-    expect = {"texts_sha256": attrs["texts_sha256"]}
-    return load_eval_layers(base_path, expect), {run: load_eval_layers(p, expect) for run, p in seed_paths.items()}
+    seeds, seed_layers = {}, {}
+    for run, p in seed_paths.items():
+        seeds[run], layers, _, _ = read_eval_file(p, expect)
+        seed_layers[run] = require_layers(p, layers)
+    return (base, seeds), (require_layers(base_path, base_layers), seed_layers)
