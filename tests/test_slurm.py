@@ -164,6 +164,8 @@ def test_parts_ran_as_concurrent_gpu_jobs_and_equal_one_local_job(slurm_parts):
     parts = acct[acct.rule == "activation_part"]
     assert len(parts) == 3 and (parts.State == "COMPLETED").all(), acct.to_string()
     assert parts.AllocTRES.str.contains("gres/gpu=1").all(), parts.to_string()
+    gather = acct[acct.rule == "activations"]  # the job that only gathers the parts' files holds no GPU
+    assert len(gather) == 1 and not gather.AllocTRES.str.contains("gpu").any(), gather.to_string()
     spans = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in zip(parts.Start, parts.End)]
     assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), parts.to_string()
     assert "activation_plan" not in set(acct.rule.dropna())  # a localrule

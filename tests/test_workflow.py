@@ -212,6 +212,28 @@ def test_profiles_parse_and_keep_forbidden_flags_out_of_slurm_extra():
     )
 
 
+def test_the_slurm_profile_gives_a_gather_job_no_gpu():
+    """The activations job asks for a GPU where it extracts a one-part text set, for none where it only gathers
+    row-parts (its input then names the parts): the profile's expression, evaluated by Snakemake's own parser."""
+    import asyncio
+
+    from snakemake.iocontainers import InputFiles
+    from snakemake.resources import Resources
+
+    slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    expr = slurm["set-resources"]["activations"]["gpu"]
+    res = Resources.parse([f"gpu={expr}"], allow_expressions=True)["gpu"]
+
+    def gpus(**named):
+        inp = InputFiles(fromdict=named)
+        return res.evaluate(
+            wildcards={}, input=inp, attempt=1, threads=1, rulename="activations", async_run=asyncio.run
+        )
+
+    assert gpus(dataset="results/sequences/seq.json", model="resources/models/m").value == 1
+    assert gpus(plan="results/activation_plans/seq.json", parts=["a", "b"]).value == 0
+
+
 def test_each_study_can_be_asked_for_by_name(tmp_path):
     """`snakemake numbers|layers|sts|merging|similarity` plans that study's jobs and none of another's."""
     own = {
