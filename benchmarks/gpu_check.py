@@ -13,7 +13,10 @@ ones. Per shape, in bfloat16 (float32 on a CPU):
 - peak device memory, the largest batch that fits (doubling until out of memory, capped), and the out-of-memory
   back-off on a batch made too large on purpose
 - bf16 against fp32 agreement (mean cosine of the pooled block outputs)
-and once: the embedding runtime against bare ``SentenceTransformer.encode`` on a random-weight encoder (>= 0.95).
+and once: the embedding runtime against bare ``SentenceTransformer.encode`` on a random-weight encoder (>= 0.95),
+and the similarity stage's linear and debiased CKA of every SmolLM2-135M × Gemma-3-270m layer pair (31 × 19, on
+15 457 texts on a GPU as for STS-B) with the products on the device, against reading those layers' shards once
+(``benchmarks/similarity.py``, synthetic shards of the real shapes)                    target <= 2
 
     python benchmarks/gpu_check.py                      # every shape that fits the device (CPU: small ones only)
     python benchmarks/gpu_check.py --shapes tiny --n 8  # what the test runs
@@ -265,6 +268,26 @@ def embedding_runtime(device: str, tmp: Path, n: int) -> dict:
     return {"runtime_vs_bare_encode": round(t_bare / t_rt, 3)}
 
 
+def similarity_check(device: str, tmp: Path, n: int) -> dict:
+    """``benchmarks/similarity.py`` on synthetic shards of ``n`` rows, the products on ``device``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_similarity", ROOT / "benchmarks/similarity.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    t = time.perf_counter()
+    dirs = [bench.synthetic_shards(tmp / "similarity", m, n) for m in (bench.A, bench.B)]
+    write = time.perf_counter() - t
+    r = bench.measure(dirs, device, ("read", "held"))  # the re-read path is memory-bounded, not the target
+    return {
+        "texts": n, "pairs": r["read"]["layers"][0] * r["read"]["layers"][1], "device": r["held"]["device"],
+        "write_s": round(write, 1), "read_s": round(r["read"]["seconds"], 2),
+        "held_s": round(r["held"]["seconds"], 2), "held_compute_s": round(r["held"]["compute"], 2),
+        "held_vs_read": r["held"]["ratio_to_read"],
+        "peak_rss_mb": round(r["held"]["peak_rss_mb"]),
+    }  # fmt: skip
+
+
 def main() -> None:
     import torch
 
@@ -272,6 +295,7 @@ def main() -> None:
     ap.add_argument("--shapes", nargs="*", default=None, help="default: every shape (CPU: the small ones)")
     ap.add_argument("--n", type=int, default=None, help="texts per shape (default 512 on GPU, 24 on CPU)")
     ap.add_argument("--length", type=int, default=50, help="terms per numeric sequence")
+    ap.add_argument("--sim-n", type=int, default=None, help="texts of the similarity check (GPU 15457, CPU 512)")
     ap.add_argument("--out", default="gpu_check.json")
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -295,6 +319,9 @@ def main() -> None:
                 torch.cuda.empty_cache()
             print(json.dumps(rows[-1]), f"({time.time() - t0:.0f} s)", flush=True)
         info["embedding"] = embedding_runtime(device, Path(tmp), n)
+        print(json.dumps(info["embedding"]), flush=True)
+        info["similarity"] = similarity_check(device, Path(tmp), a.sim_n or (15457 if device == "cuda" else 512))
+        print(json.dumps(info["similarity"]), flush=True)
     Path(a.out).write_text(json.dumps({**info, "shapes": rows}, indent=2) + "\n")
     cols = ["shape", "parameters", "tokens_per_s", "vs_bare", "vs_naive", "mfu", "bf16_vs_fp32_cosine"]
     cols += [c for c in ("peak_gib", "max_batch_2048_tokens", "stage_vs_bare") if any(c in r for r in rows)]
@@ -302,6 +329,10 @@ def main() -> None:
     for r in rows:
         print(" | ".join(str(r.get(c, "")) for c in cols))
     print(f"embedding runtime vs bare encode: {info['embedding']['runtime_vs_bare_encode']}")
+    sim = info["similarity"]
+    print(f"similarity, {sim['pairs']} layer pairs × {sim['texts']} texts, products on {sim['device']}: read "
+          f"{sim['read_s']} s; CKA of every pair {sim['held_s']} s (compute {sim['held_compute_s']} s) = "
+          f"{sim['held_vs_read']}× the read (target <= 2)")  # fmt: skip
     if skipped:
         print(f"skipped (too large for {device}): {', '.join(skipped)}")
 

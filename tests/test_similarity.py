@@ -256,6 +256,47 @@ def test_held_and_re_read_layers_give_the_same_grid_as_direct_computation():
     assert np.allclose(C, C.T) and np.allclose(np.diag(C), 1.0, atol=1e-6) and own["headline"] == {}
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_the_torch_products_equal_numpy_s_and_give_the_same_grid(device, monkeypatch):
+    """The GPU path's code (torch; on the CPU where no GPU is here) gives numpy's sums: float32 products in float32
+    (TF32 off), squares summed in float64; and a pair's whole grid through it equals the numpy grid."""
+    import torch
+
+    from repgeom.similarity import pairs
+    from repgeom.similarity.products import Products
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no GPU here: the torch path runs on the CPU in the other case")
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(300, 16)).astype(np.float32)
+    wide = rng.normal(size=(300, 7 + 9 + 5)).astype(np.float32)
+    bounds = np.array([0, 7, 16, 21])
+    cpu, tch = Products("cpu"), Products(device, use_torch=True)
+    assert tch.gram_sq(X) == pytest.approx(cpu.gram_sq(X), rel=1e-6)
+    for j0 in (0, 1, 2):
+        got, want = tch.cross_sq(X, tch.hold(wide), bounds, j0), cpu.cross_sq(X, wide, bounds, j0)
+        assert list(got) == list(want) == list(range(j0, 3))
+        for j in want:
+            direct = float(np.sum((X.astype(np.float64).T @ wide[:, bounds[j] : bounds[j + 1]]) ** 2))
+            assert got[j] == pytest.approx(want[j], rel=1e-6) and want[j] == pytest.approx(direct, rel=1e-5)
+    assert tch.cross_dot(X, wide) == pytest.approx(cpu.cross_dot(X, wide), rel=1e-6)
+    with pytest.raises(ValueError, match="rows must be aligned"):
+        tch.cross_dot(X, wide[:10])
+    # the pair job's grid through the torch path
+    for k in range(3):
+        _ARRAYS[f"ta{k}"] = rng.normal(size=(40, 6 + k)).astype(np.float32)
+    ra = [_MemRep("ta", f"ta{k}", "last", k, 2) for k in range(3)]
+    rb = [_MemRep("tb", f"ta{k}", "mean", k, 2) for k in range(3)]
+    params = _params(cache_mb=64, measures=["cka", "cka_debiased"], bootstrap=0, permutations=0)
+    want = compare_pair(ra, rb, params)
+    monkeypatch.setattr(pairs, "Products", lambda dev: Products(device, use_torch=True))
+    got = compare_pair(ra, rb, params)
+    assert got["device"] == device and want["device"] == "cpu"
+    for m in ("cka", "cka_debiased"):
+        np.testing.assert_allclose(got["measures"][m], want["measures"][m], rtol=1e-6, atol=1e-7)
+    assert np.allclose(np.diag(got["measures"]["cka"]), 1.0, atol=1e-6)
+
+
 def test_representations_wider_than_their_text_count_give_the_same_measures():
     """Features of a representation wider than N are its principal coordinates: every measure unchanged."""
     rng = np.random.default_rng(11)

@@ -188,6 +188,7 @@ class SimilarityParams(StageParams):
     ci: float
     wide_ci: float
     cache_mb: int
+    device: str  # where the products run: auto (a GPU when torch sees one), cpu, cuda
     seed: int
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .products import Products
+
 #: every measure a pair artifact can hold, in the order tables list them
 MEASURES = ("cka", "cka_debiased", "mutual_knn", "rsa", "procrustes")
 
@@ -39,10 +41,11 @@ class Features:
     self_hsic_u: float  # unbiased HSIC of X with itself (times n(n-3))
 
     @classmethod
-    def of(cls, X: np.ndarray) -> Features:
+    def of(cls, X: np.ndarray, products: Products | None = None) -> Features:
         """``X`` centred; wider than its text count, in its principal coordinates (``U·S`` of its SVD: the same
         rows up to a rotation, which no measure here sees), so that a pair costs N³ rather than N·d_a·d_b and
-        Procrustes an N × N SVD rather than a d_a × d_b one (24 texts, 640 wide: 0.3 s → 1 ms per pair)."""
+        Procrustes an N × N SVD rather than a d_a × d_b one (24 texts, 640 wide: 0.3 s → 1 ms per pair).
+        ``products``: where ``XᵀX`` is computed (:class:`~.products.Products`; the CPU by default)."""
         Xc = center(X)
         n, d = Xc.shape
         if n < 4:
@@ -50,8 +53,7 @@ class Features:
         if d > n:
             U, S, _ = np.linalg.svd(Xc.astype(np.float64), full_matrices=False)
             Xc = (U * S).astype(Xc.dtype)
-        gram = (Xc.T @ Xc).astype(np.float64)
-        self_dot = float(np.sum(gram * gram))
+        self_dot = (products or Products()).gram_sq(Xc)
         row_sq = np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
         return cls(Xc, row_sq, self_dot, _hsic_u(self_dot, row_sq, row_sq, n))
 
@@ -68,10 +70,7 @@ def _hsic_u(xty_sq: float, row_x: np.ndarray, row_y: np.ndarray, n: int) -> floa
 
 def cross_dot(a: Features, b: Features) -> float:
     """``||XᵀY||²_F`` of two centred representations (the one product a pair costs: N·d_a·d_b)."""
-    if a.X.shape[0] != b.X.shape[0]:
-        raise ValueError(f"representations of {a.X.shape[0]} and {b.X.shape[0]} texts: rows must be aligned")
-    P = a.X.T @ b.X
-    return float(np.sum(np.square(P, dtype=np.float64)))
+    return Products().cross_dot(a.X, b.X)
 
 
 def cka_from(a: Features, b: Features, xty_sq: float | None = None) -> tuple[float, float]:

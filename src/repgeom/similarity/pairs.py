@@ -6,7 +6,8 @@ subsample) and is computed once. The other model's layers are held in memory whe
 side in one matrix, so that one product per layer of the first model gives every cross product), else read again for
 each layer of the first model (verified once per process, then from the page cache). Uncertainty (a
 bootstrap interval and a permutation null, :mod:`.uncertainty`) is computed for the pair's headline numbers: the two
-models' final representations, and the best-aligned layer pair.
+models' final representations, and the best-aligned layer pair. The products run where ``similarity.device`` says
+(:mod:`.products`: a GPU when ``auto`` finds one); the subsample's measures stay on the CPU.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import pick_device
 from ..params import SimilarityParams
-from .measures import MEASURES, Features, cka_from, cross_dot, knn_sets, mutual_knn_from, procrustes_distance
+from .measures import MEASURES, Features, cka_from, knn_sets, mutual_knn_from, procrustes_distance
+from .products import Products
 from .representations import Rep, TextOrder, final_rep, subsample
 from .rsa import ranked_rdms, rsa_matrix
 from .uncertainty import cka_uncertainty
@@ -38,8 +41,8 @@ class _Loaded:
 class _Side:
     """One model's representations, loaded through one :class:`TextOrder`; the per-representation work once."""
 
-    def __init__(self, reps: Sequence[Rep], order: TextOrder, params: SimilarityParams, timer: dict):
-        self.reps, self.order, self.p, self.timer = list(reps), order, params, timer
+    def __init__(self, reps: Sequence[Rep], order: TextOrder, params: SimilarityParams, timer: dict, prod: Products):
+        self.reps, self.order, self.p, self.timer, self.prod = list(reps), order, params, timer, prod
         self.held: dict[int, _Loaded] = {}
         self.idx: np.ndarray | None = None
 
@@ -59,7 +62,7 @@ class _Side:
             self.idx = subsample(X.shape[0], self.p.max_texts, self.p.seed)
         sub = X[self.idx]
         knn = knn_sets(sub, knn_k(self.p, len(sub))) if "mutual_knn" in self.p.measures else None
-        out = _Loaded(Features.of(X), sub, knn)
+        out = _Loaded(Features.of(X, self.prod), sub, knn)
         self.timer["compute"] += time.perf_counter() - t
         if keep:
             self.held[i] = out
@@ -95,8 +98,9 @@ def compare_pair(
     t0 = time.perf_counter()
     same = reps_a[0].model == reps_b[0].model
     order = TextOrder()
-    A = _Side(reps_a, order, params, timer)
-    B = A if same else _Side(reps_b, order, params, timer)
+    prod = Products(pick_device(params.device))
+    A = _Side(reps_a, order, params, timer, prod)
+    B = A if same else _Side(reps_b, order, params, timer, prod)
     na, nb = len(reps_a), len(reps_b)
     want = set(params.measures)
     M = {m: np.full((na, nb), np.nan) for m in MEASURES if m in want}
@@ -107,14 +111,14 @@ def compare_pair(
     # product per layer of the first model gives its cross products with every layer of the second
     hold = 2 * nb * row_bytes <= params.cache_mb * 2**20
     log.info(
-        "%s × %s: %d × %d representations of %d texts (%s the second model's layers: %.0f MB)",
+        "%s × %s: %d × %d representations of %d texts (%s the second model's layers: %.0f MB; products on %s)",
         reps_a[0].model, reps_b[0].model, na, nb, first_b.feats.X.shape[0],
-        "holding" if hold else "re-reading", nb * row_bytes / 2**20,
+        "holding" if hold else "re-reading", nb * row_bytes / 2**20, prod.device,
     )  # fmt: skip
     subs_a: list[np.ndarray] = [None] * na  # type: ignore[list-item]
     subs_b: list[np.ndarray] = [None] * nb  # type: ignore[list-item]
     subs_b[0] = first_b.sub
-    wide, offs = None, None
+    wide, offs, on_device = None, None, None
     if hold:
         B.held[0] = first_b
         held = [B.load(j, keep=True) for j in range(nb)]
@@ -123,18 +127,15 @@ def compare_pair(
         for j, h in enumerate(held):
             h.feats.X = wide[:, offs[j] : offs[j + 1]]
         del held
+        on_device = prod.hold(wide) if want & {"cka", "cka_debiased"} else None
     for i in range(na):
         a = A.load(i, keep=same and hold)
         subs_a[i] = a.sub
         j0 = i if same else 0
         xty: dict[int, float] = {}
-        if wide is not None and want & {"cka", "cka_debiased"}:
+        if on_device is not None:
             t = time.perf_counter()
-            P = a.feats.X.T @ wide[:, offs[j0] :]
-            for j in range(j0, nb):
-                block = P[:, offs[j] - offs[j0] : offs[j + 1] - offs[j0]]
-                xty[j] = float(np.sum(np.square(block, dtype=np.float64)))
-            del P
+            xty = prod.cross_sq(a.feats.X, on_device, offs, j0)
             timer["compute"] += time.perf_counter() - t
         for j in range(j0, nb):
             b = B.load(j, keep=hold)
@@ -142,7 +143,7 @@ def compare_pair(
                 subs_b[j] = b.sub
             t = time.perf_counter()
             if want & {"cka", "cka_debiased"}:
-                cka, deb = cka_from(a.feats, b.feats, xty[j] if j in xty else cross_dot(a.feats, b.feats))
+                cka, deb = cka_from(a.feats, b.feats, xty[j] if j in xty else prod.cross_dot(a.feats.X, b.feats.X))
                 if "cka" in M:
                     M["cka"][i, j] = cka
                 if "cka_debiased" in M:
@@ -199,4 +200,5 @@ def compare_pair(
             "total": round(time.perf_counter() - t0, 3),
         },  # fmt: skip
         "held_in_memory": bool(hold),
+        "device": prod.device,
     }
