@@ -3,6 +3,7 @@
     python benchmarks/compare_tiny.py run REV OUT          # the tiny configs at commit REV, into OUT/<config>/
     python benchmarks/compare_tiny.py compare OUT_A OUT_B  # every numeric artifact of A against B
     python benchmarks/compare_tiny.py both REV_A REV_B OUT # both runs, then the comparison
+    ... run|both ... --configs tiny_similarity.yaml        # only these configs (of tests/configs/)
 
 A refactor that must not change a number is checked this way: HDF5 datasets (embeddings, activation shards),
 JSON (metrics, scores, STS results), TSV tables and torch state dicts are compared value by value; what differs
@@ -22,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-CONFIGS = ("tiny.yaml", "tiny_layers.yaml", "tiny_sts.yaml", "tiny_merging.yaml")
+CONFIGS = ("tiny.yaml", "tiny_layers.yaml", "tiny_sts.yaml", "tiny_merging.yaml", "tiny_similarity.yaml")
 # provenance that differs between two runs by design (times, ids, code and library versions, folders)
 VOLATILE = {
     "created",
@@ -55,7 +56,7 @@ VOLATILE = {
 NUMERIC = (".h5", ".json", ".tsv", ".pt", ".safetensors")
 
 
-def run(rev: str, out: Path) -> None:
+def run(rev: str, out: Path, configs=CONFIGS) -> None:
     """The tiny configs with the workflow and library of commit ``rev`` (a detached worktree)."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,7 @@ def run(rev: str, out: Path) -> None:
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
         )
         try:
-            for name in CONFIGS:
+            for name in configs:
                 wd = out / Path(name).stem
                 wd.mkdir(exist_ok=True)
                 cfg = wd / "config.yaml"
@@ -219,14 +220,18 @@ def _kept(p: Path, top: Path) -> bool:
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:] or ["help"]
+    configs = CONFIGS
+    if "--configs" in args:
+        configs = tuple(args[args.index("--configs") + 1 :])
+        args = args[: args.index("--configs")]
     if cmd == "run":
-        run(args[0], Path(args[1]))
+        run(args[0], Path(args[1]), configs)
     elif cmd == "compare":
         sys.exit(1 if compare(Path(args[0]), Path(args[1])) else 0)
     elif cmd == "both":
         out = Path(args[2])
-        run(args[0], out / "A")
-        run(args[1], out / "B")
+        run(args[0], out / "A", configs)
+        run(args[1], out / "B", configs)
         sys.exit(1 if compare(out / "A", out / "B") else 0)
     else:
         sys.exit(__doc__)
