@@ -111,6 +111,9 @@ def test_a_corrupt_or_truncated_part_is_named(runs, tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_02\.h5"):
         A.load_layer(out, 2)
+    with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_02\.h5: activations do not match"):
+        A.check_shard(A.shard_path(out, 2))  # verified through the gathered layer, the part opened once
+    A.check_shard(A.shard_path(out, 2), verify=False)  # unverified: the part's attributes and shapes only
     path.write_bytes(bytes(raw[: len(raw) // 2]))
     with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_02\.h5"):
         A.load_layer(out, 2)
