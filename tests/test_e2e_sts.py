@@ -29,7 +29,7 @@ def test_corpora_and_sentence_shards(sts_run):
     wd = sts_run
     meta, splits = load_corpus(wd / "resources/data/stsb.json")
     assert {s: len(r) for s, r in splits.items()} == {"train": 300, "dev": 100, "test": 100}
-    assert len(load_corpus(wd / "resources/data/genericskb.json")[1]["train"]) == 600
+    assert len(load_corpus(wd / "resources/data/genericskb.json")[1]["train"]) == 300
     ids, texts = corpus_sentences(wd / "resources/data/stsb.json")
     for position in ("last", "mean"):
         layers = [
@@ -78,7 +78,7 @@ def test_progression_table_and_variant_results(sts_run):
             elif v.startswith("ae_"):
                 assert all(run["autoencoder"]["final_heldout_mse"] for run in r["runs"])
             elif v == "snli":
-                assert all(run["snli"]["pairs"] == 300 for run in r["runs"])
+                assert all(run["snli"]["pairs"] == 150 for run in r["runs"])
     # the trained probes learn something even from 300 pairs
     assert df.loc[df.variant == "siamese", "dev_pearson"].max() > 40
 

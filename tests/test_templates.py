@@ -50,8 +50,9 @@ def test_template_rules():
 def tokenizer(request):
     from transformers import AutoTokenizer
 
-    folder = request.getfixturevalue(f"prepared_{request.param}")
-    return AutoTokenizer.from_pretrained(folder / "model")
+    if request.param == "gemma":
+        return AutoTokenizer.from_pretrained(request.getfixturevalue("gemma_tokenizer"))
+    return AutoTokenizer.from_pretrained(request.getfixturevalue("prepared_smollm2") / "model")
 
 
 @pytest.mark.model
