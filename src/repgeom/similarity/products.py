@@ -2,9 +2,11 @@
 
 Linear CKA in feature space costs one product per representation (``XᵀX``, N·d²) and one per layer pair (``XᵀY``,
 N·d_a·d_b): for every layer of SmolLM2-135M × Gemma-3-270m on the 15 457 STS-B sentences that is 6.7 TFLOP, two
-minutes at the ~70 GFLOP/s of two CPU cores and a fraction of a second on a GPU, against a few seconds to read the
-shards. Both paths multiply in the inputs' precision (float32 for activation shards; TF32 is switched off, so a GPU
-rounds like a CPU's float32 GEMM) and sum the squares in float64. Only the sums leave the GPU.
+minutes at the 55–75 GFLOP/s measured on two CPU cores, against a few seconds to read the shards; a GPU's float32
+rate would make it a second or less (estimated: ``benchmarks/gpu_check.py`` measures it, and has not yet run on a
+GPU). Both paths multiply in the inputs' precision (float32 for activation shards; the GPU path switches TF32 off
+for the process, so a GPU rounds like a CPU's float32 GEMM) and sum the squares in float64. Only the sums leave
+the GPU.
 """
 
 from __future__ import annotations
