@@ -150,13 +150,13 @@ def main() -> int:
     print(
         f"1. read every shard once, verified:        {read['seconds']:7.1f} s   peak RSS {read['peak_rss_mb']:.0f} MB"
     )
-    for name, r in (
+    for name, res in (
         ("2. CKA + debiased, layers held:          ", held),
         ("3. CKA + debiased, cache_mb 0 (re-read): ", reread),
     ):
-        print(f"{name}  {r['seconds']:7.1f} s   (read {r['read']:.1f} s, compute {r['compute']:.1f} s)  "
-              f"peak RSS {r['peak_rss_mb']:.0f} MB")  # fmt: skip
-        print(f"   ratio to the read:                       {r['seconds'] / read['seconds']:7.2f}   (target <= 2)")
+        print(f"{name}  {res['seconds']:7.1f} s   (read {res['read']:.1f} s, compute {res['compute']:.1f} s)  "
+              f"peak RSS {res['peak_rss_mb']:.0f} MB")  # fmt: skip
+        print(f"   ratio to the read:                       {res['seconds'] / read['seconds']:7.2f}   (target <= 2)")
     if not a.real:
         flops = 2 * n * (SHAPES[A][0] * SHAPES[A][1]) * (SHAPES[B][0] * SHAPES[B][1])
         print(f"   cross products: {flops / 1e12:.2f} TFLOP, {flops / held['compute'] / 1e9:.0f} GFLOP/s when held")
