@@ -41,7 +41,9 @@ def _file_key(path: Path) -> tuple:
     return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _read_verified(ds, path: Path, attrs: Mapping[str, Any], verify: bool, out: np.ndarray | None = None, checks=None):
+def _read_verified(
+    ds, path: Path, attrs: Mapping[str, Any], verify: bool, out: np.ndarray | None = None, checks=None, infos=None
+):
     """The activations of ``ds`` (into ``out`` where given), checked against their stored checksum (xxh3 where the
     shard has it) while they are read, unless ``verify`` is off or this process verified the unchanged file.
     With a ``checks`` list the check is appended to it, to be run (:func:`_run_checks`) once later reads are under
@@ -52,7 +54,7 @@ def _read_verified(ds, path: Path, attrs: Mapping[str, Any], verify: bool, out: 
     if verify and _VERIFIED.get(fkey) != attrs[key]:
         digest = _RowSha(ds.dtype, ds.shape, alg)
     futures: list = []
-    X = _read_activations(ds, path, out, digest, futures)
+    X = _read_activations(ds, path, out, digest, futures, infos)
     if digest is not None:
         pending = [(futures, digest, attrs[key], fkey, path)]
         if checks is None:
@@ -169,14 +171,40 @@ def _open_part(part: Path, entry: Mapping[str, Any], label) -> tuple[Any, dict, 
     return f, attrs, ds
 
 
-def _read_gathered(path: Path, attrs: Mapping[str, Any], out: np.ndarray, verify: bool, label) -> None:
-    """Fill ``out`` (N, d) from the part files, each checked (and with ``verify`` its checksum)."""
+def _read_gathered(path: Path, attrs: Mapping[str, Any], shape, dtype, verify: bool, label) -> np.ndarray:
+    """The (N, d) rows of a gathered shard, read from its part files, each checked (and with ``verify`` its
+    checksum). The array is placed so that the first part's rows share its file offset's page alignment."""
     checks: list = []
+    out = None
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
     for part, entry in _part_files(path, attrs):
         f, pattrs, ds = _open_part(part, entry, label)
         with f:
-            _read_verified(ds, part, pattrs, verify, out[entry["slot_start"] : entry["slot_stop"]], checks)
+            infos = _chunk_infos(ds)
+            if out is None:
+                first = (infos[0].byte_offset - entry["slot_start"] * row_bytes) if infos else 0
+                out = _aligned_empty(shape, dtype, first)
+            _read_verified(ds, part, pattrs, verify, out[entry["slot_start"] : entry["slot_stop"]], checks, infos)
     _run_checks(checks)
+    return _aligned_empty(shape, dtype, 0) if out is None else out
+
+
+#: the page size the destination of a read is aligned against (see :func:`_aligned_empty`)
+_PAGE = 4096
+
+
+def _aligned_empty(shape, dtype, file_offset: int) -> np.ndarray:
+    """An uninitialised array whose data starts at the same offset within a page as ``file_offset`` does.
+
+    The kernel copies a read from the page cache with ``rep movsb``, which on some CPUs (measured: AMD Zen 3,
+    2.4x slower) crawls when destination and source differ by 1-31 bytes modulo the page; numpy's large arrays
+    start 16 bytes into a page, so a shard whose rows sit page-aligned in the file read at half speed. Equal
+    offsets are the fast case on every CPU."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.empty(nbytes + _PAGE, dtype=np.uint8)
+    start = (file_offset - buf.ctypes.data) % _PAGE
+    return buf[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def _read_ids(ds, path, attrs, verify: bool = True) -> np.ndarray:
@@ -205,6 +233,14 @@ def _read_ids(ds, path, attrs, verify: bool = True) -> np.ndarray:
         while len(_IDS) > _IDS_KEEP:
             _IDS.popitem(last=False)
     return out
+
+
+def _read_rows_and_ids(ds, ids_ds, path: Path, attrs: Mapping[str, Any], verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, ids)`` of an opened shard, single or gathered over row-parts, each checked."""
+    ids = _read_ids(ids_ds, path, attrs, verify)
+    if "parts" in attrs:
+        return _read_gathered(path, attrs, ds.shape, ds.dtype, verify, path), ids
+    return _read_verified(ds, path, attrs, verify), ids
 
 
 def _bytes_key(raw: np.ndarray) -> tuple:
@@ -277,15 +313,20 @@ def _read_chunks(fh, infos: list, out: np.ndarray, rows: int, path: Path, on_blo
 
 
 def _read_activations(
-    ds, path: Path, out: np.ndarray | None = None, digest: _RowSha | None = None, futures: list | None = None
+    ds,
+    path: Path,
+    out: np.ndarray | None = None,
+    digest: _RowSha | None = None,
+    futures: list | None = None,
+    infos: list | None = None,
 ) -> np.ndarray:
     """The whole dataset (into ``out`` where given); unfiltered row chunks are read straight from the file by their
     offsets. ``digest`` is fed the rows in order, each block in a worker thread while the next is read (hashing
     releases the GIL); the hashing's futures are appended to ``futures`` (wait for them before the digest)."""
     futures = [] if futures is None else futures
+    infos = _chunk_infos(ds) if infos is None else infos
     if out is None:
-        out = np.empty(ds.shape, dtype=ds.dtype)
-    infos = _chunk_infos(ds)
+        out = _aligned_empty(ds.shape, ds.dtype, infos[0].byte_offset) if infos else np.empty(ds.shape, ds.dtype)
     if infos is None:
         if out.size:
             ds.read_direct(out)
@@ -384,12 +425,7 @@ def load_layer(
                 raise ArtifactError(f"{p}: holds position {attrs.get('position')!r}, not {position!r}")
             if position == "tokens":
                 raise ArtifactError(f"{p}: an all-token shard (one row per token): read it with load_tokens")
-            ids = _read_ids(ids_ds, p, attrs, verify)
-            if "parts" in attrs:
-                X = np.empty(ds.shape, dtype=ds.dtype)
-                _read_gathered(p, attrs, X, verify, p)
-            else:
-                X = _read_verified(ds, p, attrs, verify)
+            X, ids = _read_rows_and_ids(ds, ids_ds, p, attrs, verify)
         except ArtifactError:
             raise
         except (OSError, KeyError, ValueError) as e:

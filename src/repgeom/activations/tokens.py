@@ -120,7 +120,7 @@ class TokenLayer:
 def load_tokens(outdir: str | os.PathLike, layer: int, expect: dict | None = None, verify: bool = True) -> TokenLayer:
     """Read one layer's all-token shard, checked as every shard is (complete, provenance, checksums)."""
     from .layout import shard_path
-    from .reader import _check_open, _open, _read_gathered, _read_ids, _read_verified
+    from .reader import _check_open, _open, _read_rows_and_ids
 
     p = Path(outdir)
     p = shard_path(p, layer, TOKENS) if p.is_dir() else p
@@ -129,12 +129,7 @@ def load_tokens(outdir: str | os.PathLike, layer: int, expect: dict | None = Non
             attrs, ds, ids_ds = _check_open(f, p, expect)
             if attrs.get("position") != TOKENS or attrs.get("layer") != int(layer):
                 raise ArtifactError(f"{p}: holds {attrs.get('position')!r} of layer {attrs.get('layer')}")
-            ids = _read_ids(ids_ds, p, attrs, verify)
-            if "parts" in attrs:  # gathered over row-parts
-                X = np.empty(ds.shape, dtype=ds.dtype)
-                _read_gathered(p, attrs, X, verify, p)
-            else:
-                X = _read_verified(ds, p, attrs, verify)
+            X, ids = _read_rows_and_ids(ds, ids_ds, p, attrs, verify)  # single or gathered over row-parts
             out = TokenLayer(X, f["token_ids"][()], f["row_start"][()], f["n_tokens"][()], ids, attrs)
         except ArtifactError:
             raise
