@@ -262,3 +262,21 @@ def test_rows_are_read_to_the_page_alignment_of_their_file_offset(runs):
         assert infos, "the writer's layout is read by chunk offsets"
         X = A.load_layer(read_from, L, dtype=None)[0]
         assert X.ctypes.data % 4096 == infos[0].byte_offset % 4096
+
+
+def test_a_plan_file_is_parsed_once_per_version(tmp_path, monkeypatch):
+    """The workflow asks for the plan once per part job and per input/param/resource function: it is parsed once,
+    and again only when the file is replaced."""
+    from repgeom import artifacts
+
+    path = tmp_path / "plan.json"
+    plan = _plan(tmp_path, 256)
+    artifacts.write_json(path, plan)
+    reads = []
+    real = artifacts.read_json
+    monkeypatch.setattr(artifacts, "read_json", lambda p: reads.append(p) or real(p))
+    assert P.read_plan(path) == plan and P.read_plan(path) is P.read_plan(path) and len(reads) == 1
+    artifacts.write_json(path, _plan(tmp_path, 512))  # atomically replaced: a new inode
+    assert len(P.read_plan(path)["parts"]) == 2 and len(reads) == 2
+    with pytest.raises(ArtifactError, match="missing"):
+        P.read_plan(tmp_path / "none.json")

@@ -147,11 +147,10 @@ def get_activation_input(wildcards):
 
 def get_activation_plan(wildcards):
     """The text set's row-parts (the activation_plan checkpoint's output, read once it exists)."""
-    import json
+    from repgeom.activations.parts import read_plan
 
     path = checkpoints.activation_plan.get(dataset=wildcards.dataset).output[0]
-    with open(path) as fh:
-        return path, json.load(fh)
+    return path, read_plan(path)
 
 
 def get_activation_job_input(wildcards):
@@ -167,7 +166,7 @@ def get_activation_part(wildcards):
     """The plan's entry of one part (its rows and their texts' sha256: a part reruns when they change, not when
     the plan is remade). Read from the plan file, not through the checkpoint: a part job exists only once the
     activations job has read the plan (a checkpoint input would rerun every part whenever the plan is remade)."""
-    import json
+    from repgeom.activations.parts import read_plan
 
     path = Path(f"results/activation_plans/{wildcards.dataset}.json")
     if not path.exists():
@@ -175,7 +174,7 @@ def get_activation_part(wildcards):
             f"{wildcards.part} of {wildcards.dataset}: the text set has no row plan yet ({path}); ask for the "
             f"activations (results/activations/{wildcards.model}/{wildcards.dataset}), which plan the parts first"
         )
-    for p in json.loads(path.read_text())["parts"]:
+    for p in read_plan(path)["parts"]:
         if p["name"] == wildcards.part:
             return p
     raise WorkflowError(f"{wildcards.part}: not a part of the current plan for {wildcards.dataset} ({path})")

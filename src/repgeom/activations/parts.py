@@ -110,6 +110,28 @@ def write_plan(
     return plan
 
 
+#: plans parsed by :func:`read_plan`: path → (the file's inode, size and mtime, the plan)
+_PLANS: dict[str, tuple[tuple, dict]] = {}
+
+
+def read_plan(path: str | os.PathLike) -> dict:
+    """The plan in ``path``, parsed once per version of the file. The workflow asks for it once per part job and
+    per input, param and resource function (O(parts²) JSON parsing for a big plan otherwise); a file replaced
+    since (new inode, size or mtime) is read again. Treat the result as read-only: it is shared."""
+    from ..artifacts import read_json
+
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing") from None
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _PLANS.get(str(path))
+    if hit is None or hit[0] != key:
+        hit = _PLANS[str(path)] = (key, read_json(path))
+    return hit[1]
+
+
 def _check_part(attrs: dict, entry: dict, first: dict | None, label: Path) -> None:
     """A part's shard against the plan (its rows and their texts) and against the first part (same run)."""
     if (attrs.get("row_start"), attrs.get("row_stop")) != (entry["row_start"], entry["row_stop"]):
