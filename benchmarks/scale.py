@@ -62,8 +62,11 @@ def child(a) -> None:
     t, ids = texts(a.n)
     r0, r1 = a.rows
     t0 = time.perf_counter()
-    extra = {"row_start": r0, "row_stop": r1} if (r0, r1) != (0, a.n) else None
-    A.extract(t[r0:r1], ids[r0:r1], a.model, a.out, sort_window=WINDOW, device="cpu", extra_attrs=extra, **KW)
+    whole = (r0, r1) == (0, a.n)
+    extra = None if whole else {"row_start": r0, "row_stop": r1}
+    if not whole:  # a whole run's lists as they are, as a job reading its text set holds them
+        t, ids = t[r0:r1], ids[r0:r1]
+    A.extract(t, ids, a.model, a.out, sort_window=WINDOW, device="cpu", extra_attrs=extra, **KW)
     print(json.dumps({"seconds": time.perf_counter() - t0, "vm_hwm_kb": vm_hwm_kb()}))
 
 

@@ -356,6 +356,25 @@ def test_reader_refuses_mismatch_and_corruption(gpt2_dir, tmp_path):
     assert attrs["layer"] == 2
 
 
+def test_corrupt_ids_are_refused_by_every_reader(gpt2_dir, tmp_path):
+    """One flipped byte in the ids: refused by load_layer and by check_shard (which checks the raw bytes' xxh3
+    without decoding them)."""
+    out, _ = _run(tmp_path, gpt2_dir, layers=[1])
+    path = out / "layer_01.h5"
+    A.check_shard(path)
+    with h5py.File(path, "r", locking=False) as f:
+        off = f["ids"].id.get_offset()
+    assert off is not None, "ids stored contiguously"
+    with open(path, "r+b") as fh:
+        fh.seek(off + 1)
+        b = fh.read(1)
+        fh.seek(off + 1)
+        fh.write(bytes([b[0] ^ 0x01]))
+    for call in (lambda: A.load_layer(path, 1), lambda: A.check_shard(path)):
+        with pytest.raises(ArtifactError, match="ids do not match"):
+            call()
+
+
 def test_iter_layers_refuses_mixed_runs(gpt2_dir, tmp_path):
     out, _ = _run(tmp_path, gpt2_dir, layers=[1, 2])
     other = tmp_path / "other"

@@ -76,17 +76,26 @@ def _check_arguments(
     """``(texts, ids, ids as fixed-length UTF-8, positions without repeats)``, or a ValueError before any work."""
     import h5py
 
-    texts, ids = list(texts), [str(i) for i in ids]
+    # no copies of lists that are lists of str already, and no list of encoded ids: at 200k texts these were a
+    # third of what a job's peak memory grows by with N (the texts themselves are the rest)
+    texts = texts if isinstance(texts, list) else list(texts)
+    ids = ids if isinstance(ids, list) and all(type(i) is str for i in ids) else [str(i) for i in ids]
     if len(texts) != len(ids):
         raise ValueError(f"{len(texts)} texts but {len(ids)} ids")
     if not texts:
         raise ValueError("no texts to extract")
     if len(set(ids)) != len(ids):
         raise ValueError("ids are not unique")
-    enc_ids = [i.encode("utf-8") for i in ids]  # fixed-length UTF-8: reads 5x faster than variable-length
-    if any(not b or b.endswith(b"\0") for b in enc_ids):
-        raise ValueError("ids must be non-empty and must not end in NUL characters")
-    ids_bytes = np.array(enc_ids, dtype=h5py.string_dtype("utf-8", max(len(b) for b in enc_ids)))
+    width = 0
+    for i in ids:
+        b = i.encode("utf-8")
+        if not b or b.endswith(b"\0"):
+            raise ValueError("ids must be non-empty and must not end in NUL characters")
+        width = max(width, len(b))
+    # fixed-length UTF-8 (reads 5x faster than variable-length), filled without a list of the encoded ids
+    ids_bytes = np.fromiter((i.encode("utf-8") for i in ids), dtype=f"S{width}", count=len(ids)).view(
+        h5py.string_dtype("utf-8", width)
+    )
     positions = tuple(dict.fromkeys(positions))
     if not positions or any(p not in POSITIONS for p in positions):
         raise ValueError(f"positions: {list(positions)!r}; each must be one of {POSITIONS}")
