@@ -119,6 +119,41 @@ def test_a_corrupt_or_truncated_part_is_named(runs, tmp_path):
         A.load_layer(out, 2)
 
 
+def test_unchanged_parts_are_read_by_their_recorded_offsets_and_still_verified(runs, tmp_path, monkeypatch):
+    """A part whose size and mtime are those the gather recorded is read from the rows' recorded offset without
+    opening it as HDF5 (a copy that keeps mtimes too), its checksum still verified; a part touched since goes
+    through HDF5 and every identity check; bit rot that keeps the mtime is caught by the checksum, naming the part."""
+    import os
+
+    whole, _, _ = runs
+    out, part = _copy(runs, tmp_path)
+    attrs = A.check_shard(A.shard_path(out, 1))
+    assert all(e["raw"]["offset"] == _first_chunk_offset(out / e["file"]) for e in attrs["parts"])
+    opened = []
+    real_open_part = reader._open_part
+    monkeypatch.setattr(reader, "_open_part", lambda *a: opened.append(a[0]) or real_open_part(*a))
+    reader._VERIFIED.clear()
+    for pos in ("last", "mean"):
+        for L in A.list_layers(whole, pos):
+            np.testing.assert_array_equal(
+                A.load_layer(out, L, position=pos)[0], A.load_layer(whole, L, position=pos)[0]
+            )
+    assert opened == [] and len(reader._VERIFIED) >= 3  # every part verified, none opened as HDF5
+    path = A.shard_path(part, 2)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    A.load_layer(out, 2)
+    assert [p.resolve() for p in opened] == [path.resolve()]
+    raw = bytearray(path.read_bytes())
+    raw[_first_chunk_offset(path) + 100] ^= 0xFF  # bit rot: same size, and the mtime put back
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    reader._VERIFIED.clear()
+    with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_02\.h5: activations do not match"):
+        A.load_layer(out, 2)
+    assert [p.resolve() for p in opened] == [path.resolve()]
+
+
 def test_a_part_of_another_run_is_refused(runs, gpt2, tmp_path):
     out, part = _copy(runs, tmp_path)
     A.extract(TEXTS[256:512], IDS[256:512], gpt2, tmp_path / "again", sort_window=WINDOW, **KW)

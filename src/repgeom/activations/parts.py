@@ -30,7 +30,7 @@ import numpy as np
 from ..artifacts import ArtifactError, atomic_path, attr_value, fsync_dir, json_default, now_iso, texts_sha256
 from .layout import FAST_CHECKSUM, SHARED_ATTRS, _sha_array, have_fast_checksum, list_layers, shard_path, window_rows
 from .pooling import POSITIONS
-from .reader import check_shard
+from .reader import check_shard, raw_layout
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,9 @@ def _check_part(attrs: dict, entry: dict, first: dict | None, label: Path) -> No
             )
 
 
-def _gathered_attrs(part_attrs: list[dict], plan: dict, files: list[str]) -> dict:
-    """A gathered shard's attributes: the parts' shared ones, the whole set's sizes and sums, the parts' list."""
+def _gathered_attrs(part_attrs: list[dict], plan: dict, files: list[str], raws: list[dict | None]) -> dict:
+    """A gathered shard's attributes: the parts' shared ones, the whole set's sizes and sums, the parts' list
+    (with where each part's rows lie in its file, :func:`.reader.raw_layout`, so that reads need not open it)."""
     first = part_attrs[0]
     attrs = {k: v for k, v in first.items() if k not in _PER_PART and k not in ("complete", "created")}
     sums = ("n_truncated", "n_nonfinite_rows", "oom_halvings") + (
@@ -177,6 +178,7 @@ def _gathered_attrs(part_attrs: list[dict], plan: dict, files: list[str]) -> dic
                 "slot_stop": int(slots[i + 1]),
                 "run_id": a["run_id"],
                 **{k: a[k] for k in ("sha256_activations", "xxh3_activations") if k in a},
+                **({"raw": raws[i]} if raws[i] else {}),
             }
             for i, (f, a) in enumerate(zip(files, part_attrs))
         ],
@@ -241,16 +243,17 @@ def gather(plan: dict | str | os.PathLike, outdir: str | os.PathLike, positions:
     for p in positions:
         for L in layers[p]:
             paths = [shard_path(pdir / nm, L, p) for nm in names]
-            part_attrs, first = [], None
+            part_attrs, raws, first = [], [], None
             for path, entry in zip(paths, plan["parts"]):
                 a = check_shard(path, verify=True)
                 _check_part(a, entry, first, path)
                 first = first or a
                 part_attrs.append(a)
+                raws.append(raw_layout(path))
             final = shard_path(outdir, L, p)
             final.parent.mkdir(parents=True, exist_ok=True)
             files = [os.path.relpath(path, final.parent) for path in paths]
-            _write_gathered(final, _gathered_attrs(part_attrs, plan, files), paths, part_attrs)
+            _write_gathered(final, _gathered_attrs(part_attrs, plan, files, raws), paths, part_attrs)
             written.append(str(final))
     for d_ in {shard_path(outdir, 0, p).parent for p in positions}:
         fsync_dir(d_)

@@ -3,7 +3,8 @@
 Needs neither torch nor transformers. Refuses incomplete shards, shards whose attributes do not match
 ``expect`` and shards whose checksum fails, with :class:`repgeom.artifacts.ArtifactError`. A gathered shard
 (row-parts, :mod:`.parts`) is read from its part files, each checked to be the file the gather recorded and
-verified; a missing, moved, truncated or foreign part is refused by name. Checksums: xxh3 where a shard has it,
+verified; a missing, moved, truncated or foreign part is refused by name. A part whose size and mtime are those the
+gather recorded is read from the rows' offset it recorded, without opening it as HDF5 (still verified). Checksums: xxh3 where a shard has it,
 and a file this process verified already (same inode, size and mtime) is not hashed again. The attributes come
 from the one JSON attribute ``provenance`` (one read instead of ~35); unfiltered row chunks are read straight
 from the file by their offsets (:func:`_read_activations`, counted in :data:`_FAST_READS`).
@@ -173,20 +174,69 @@ def _open_part(part: Path, entry: Mapping[str, Any], label) -> tuple[Any, dict, 
 
 def _read_gathered(path: Path, attrs: Mapping[str, Any], shape, dtype, verify: bool, label) -> np.ndarray:
     """The (N, d) rows of a gathered shard, read from its part files, each checked (and with ``verify`` its
-    checksum). The array is placed so that the first part's rows share its file offset's page alignment."""
+    checksum). A part unchanged since the gather (the size and mtime it recorded) is read straight from the rows'
+    offset it recorded, without opening it as HDF5; any other goes through HDF5 and every identity check. The
+    array is placed so that the first part's rows share its file offset's page alignment."""
     checks: list = []
     out = None
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
     for part, entry in _part_files(path, attrs):
+        s0, s1 = entry["slot_start"], entry["slot_stop"]
+        raw = _unchanged_raw(part, entry)
+        if raw is not None:
+            if out is None:
+                out = _aligned_empty(shape, dtype, raw["offset"] - s0 * row_bytes)
+            _read_raw_part(part, entry, raw["offset"], out[s0:s1], verify, checks)
+            continue
         f, pattrs, ds = _open_part(part, entry, label)
         with f:
             infos = _chunk_infos(ds)
             if out is None:
-                first = (infos[0].byte_offset - entry["slot_start"] * row_bytes) if infos else 0
-                out = _aligned_empty(shape, dtype, first)
-            _read_verified(ds, part, pattrs, verify, out[entry["slot_start"] : entry["slot_stop"]], checks, infos)
+                out = _aligned_empty(shape, dtype, (infos[0].byte_offset - s0 * row_bytes) if infos else 0)
+            _read_verified(ds, part, pattrs, verify, out[s0:s1], checks, infos)
     _run_checks(checks)
     return _aligned_empty(shape, dtype, 0) if out is None else out
+
+
+def raw_layout(path: str | os.PathLike) -> dict | None:
+    """Where a shard's rows lie in its file, recorded by a gather for each part: ``{"offset", "size",
+    "mtime_ns"}`` when the rows are one unfiltered run of whole-row chunks in row order, else ``None``."""
+    path = Path(path)
+    with _open(path) as f:
+        infos = _chunk_infos(f["activations"])
+        if not infos or any(b.byte_offset != a.byte_offset + a.size for a, b in zip(infos, infos[1:])):
+            return None
+        offset = int(infos[0].byte_offset)
+    st = path.stat()
+    return {"offset": offset, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _unchanged_raw(part: Path, entry: Mapping[str, Any]) -> dict | None:
+    """The part's recorded raw layout when the file still has the size and mtime the gather saw, else ``None``
+    (then the part is opened as HDF5 and checked in full, which names a missing or replaced one)."""
+    raw = entry.get("raw")
+    if not raw:
+        return None
+    try:
+        st = part.stat()
+    except OSError:
+        return None
+    return raw if (st.st_size, st.st_mtime_ns) == (raw["size"], raw["mtime_ns"]) else None
+
+
+def _read_raw_part(part: Path, entry: Mapping[str, Any], offset: int, out: np.ndarray, verify: bool, checks: list):
+    """Fill ``out`` with a part's rows from ``offset`` of its file; with ``verify`` its checksum (the one the
+    gather recorded) is queued on ``checks``, unless this process verified the unchanged file already."""
+    alg, key = checksum_key(entry)
+    fkey = (*_file_key(part), key)
+    digest = _RowSha(out.dtype, out.shape, alg) if verify and _VERIFIED.get(fkey) != entry[key] else None
+    futures: list = []
+    runs = _byte_runs([(offset, 0, out.shape[0])], out)
+    with open(part, "rb", buffering=0) as fh:
+        _read_runs(fh, runs, out, part, _hash_blocks(digest, out, futures))
+    _FAST_READS[0] += 1
+    if digest is not None:
+        checks.append((futures, digest, entry[key], fkey, part))
 
 
 #: the page size the destination of a read is aligned against (see :func:`_aligned_empty`)
@@ -297,23 +347,36 @@ def _chunk_infos(ds) -> list | None:
 READ_BLOCK = 8 << 20
 
 
-def _read_chunks(fh, infos: list, out: np.ndarray, rows: int, path: Path, on_block=None) -> None:
-    """Fill ``out`` from the chunks ``infos``, with one read for chunks that lie back to back in the file (up to
-    :data:`READ_BLOCK` bytes); ``on_block(r0, r1)`` after each read, in row order."""
-    n = out.shape[0]
-    per_block = max(1, READ_BLOCK // max(1, infos[0].size)) if infos else 1
-    i = 0
-    while i < len(infos):
-        j = i
-        while (
-            j + 1 < len(infos)
-            and j + 1 - i < per_block
-            and infos[j + 1].byte_offset == infos[j].byte_offset + infos[j].size
-        ):
-            j += 1
-        r0, r1 = infos[i].chunk_offset[0], min(infos[j].chunk_offset[0] + rows, n)
+def _byte_runs(spans: list[tuple[int, int, int]], out: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(byte offset, first row, stop row)`` reads of at most :data:`READ_BLOCK` bytes (whole rows) covering
+    ``spans``, each a run of rows that lie back to back in the file from its byte offset."""
+    row_bytes = max(1, out.strides[0] if out.ndim else out.itemsize)
+    step = max(1, READ_BLOCK // row_bytes)
+    runs = []
+    for off, r0, r1 in spans:
+        for a in range(r0, r1, step):
+            runs.append((off + (a - r0) * row_bytes, a, min(a + step, r1)))
+    return runs
+
+
+def _chunk_spans(infos: list, rows: int, n: int) -> list[tuple[int, int, int]]:
+    """The chunks ``infos`` (sorted by row) as spans of rows back to back in the file."""
+    spans: list[list[int]] = []
+    for ci in infos:
+        r0 = ci.chunk_offset[0]
+        r1 = min(r0 + rows, n)
+        if spans and ci.byte_offset == spans[-1][3] and r0 == spans[-1][2]:
+            spans[-1][2], spans[-1][3] = r1, ci.byte_offset + ci.size
+        else:
+            spans.append([ci.byte_offset, r0, r1, ci.byte_offset + ci.size])
+    return [(o, a, b) for o, a, b, _ in spans]
+
+
+def _read_runs(fh, runs: list[tuple[int, int, int]], out: np.ndarray, path: Path, on_block=None) -> None:
+    """Fill ``out`` by the reads ``runs``; ``on_block(r0, r1)`` after each, in row order."""
+    for off, r0, r1 in runs:
         view = memoryview(out[r0:r1]).cast("B")
-        fh.seek(infos[i].byte_offset)
+        fh.seek(off)
         got = 0
         while got < len(view):
             k = fh.readinto(view[got:])
@@ -322,7 +385,14 @@ def _read_chunks(fh, infos: list, out: np.ndarray, rows: int, path: Path, on_blo
             got += k
         if on_block is not None:
             on_block(r0, r1)
-        i = j + 1
+
+
+def _hash_blocks(digest: _RowSha | None, out: np.ndarray, futures: list):
+    """An ``on_block`` that hashes each block read in the worker thread (hashing releases the GIL), or ``None``."""
+    if digest is None:
+        return None
+    pool = _hasher()
+    return lambda r0, r1: futures.append(pool.submit(digest.update, out[r0:r1]))
 
 
 def _read_activations(
@@ -346,19 +416,9 @@ def _read_activations(
         if digest is not None:
             digest.update(out)
         return out
+    runs = _byte_runs(_chunk_spans(infos, ds.chunks[0], out.shape[0]), out)
     with open(path, "rb", buffering=0) as fh:
-        if digest is None:
-            _read_chunks(fh, infos, out, ds.chunks[0], path)
-        else:
-            pool = _hasher()
-            _read_chunks(
-                fh,
-                infos,
-                out,
-                ds.chunks[0],
-                path,
-                lambda r0, r1: futures.append(pool.submit(digest.update, out[r0:r1])),
-            )
+        _read_runs(fh, runs, out, path, _hash_blocks(digest, out, futures))
     _FAST_READS[0] += 1
     return out
 
