@@ -3,11 +3,12 @@
 Needs neither torch nor transformers. Refuses incomplete shards, shards whose attributes do not match
 ``expect`` and shards whose checksum fails, with :class:`repgeom.artifacts.ArtifactError`. A gathered shard
 (row-parts, :mod:`.parts`) is read from its part files, each checked to be the file the gather recorded and
-verified; a missing, moved, truncated or foreign part is refused by name. A part whose size and mtime are those the
-gather recorded is read from the rows' offset it recorded, without opening it as HDF5 (still verified). Checksums: xxh3 where a shard has it,
-and a file this process verified already (same inode, size and mtime) is not hashed again. The attributes come
-from the one JSON attribute ``provenance`` (one read instead of ~35); unfiltered row chunks are read straight
-from the file by their offsets (:func:`_read_activations`, counted in :data:`_FAST_READS`).
+verified; a missing, moved, truncated or foreign part is refused by name. A part whose size and mtime are those
+the gather recorded is read from the rows' offset it recorded, without opening it as HDF5 (still verified).
+Checksums: xxh3 where a shard has it, and a file this process verified already (same inode, size and mtime) is
+not hashed again. The attributes come from the one JSON attribute ``provenance`` (one read instead of ~35);
+unfiltered row chunks are read straight from the file by their offsets (:func:`_read_activations`, counted in
+:data:`_FAST_READS`) into an array at their offset's page alignment (:func:`_aligned_empty`).
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ def _aligned_empty(shape, dtype, file_offset: int) -> np.ndarray:
     """An uninitialised array whose data starts at the same offset within a page as ``file_offset`` does.
 
     The kernel copies a read from the page cache with ``rep movsb``, which on some CPUs (measured: AMD Zen 3,
-    2.4x slower) crawls when destination and source differ by 1-31 bytes modulo the page; numpy's large arrays
+    2-3x slower) crawls when destination and source differ by 1-31 bytes modulo the page; numpy's large arrays
     start 16 bytes into a page, so a shard whose rows sit page-aligned in the file read at half speed. Equal
     offsets are the fast case on every CPU."""
     dtype = np.dtype(dtype)
