@@ -50,20 +50,26 @@ def _read_verified(
     shard has it) while they are read, unless ``verify`` is off or this process verified the unchanged file.
     With a ``checks`` list the check is appended to it, to be run (:func:`_run_checks`) once later reads are under
     way, so that hashing one file's last block overlaps reading the next file."""
-    alg, key = checksum_key(attrs)
-    fkey = (*_file_key(path), key)
-    digest = None
-    if verify and _VERIFIED.get(fkey) != attrs[key]:
-        digest = _RowSha(ds.dtype, ds.shape, alg)
-    futures: list = []
-    X = _read_activations(ds, path, out, digest, futures, infos)
-    if digest is not None:
-        pending = [(futures, digest, attrs[key], fkey, path)]
+    digest, pending = _pending_check(path, attrs, verify, ds.dtype, ds.shape)
+    X = _read_activations(ds, path, out, digest, pending[0][0] if pending else None, infos)
+    if pending:
         if checks is None:
             _run_checks(pending)
         else:
             checks.extend(pending)
     return X
+
+
+def _pending_check(path: Path, attrs: Mapping[str, Any], verify: bool, dtype, shape) -> tuple[_RowSha | None, list]:
+    """``(digest to feed the rows, [(futures, digest, wanted checksum, file key, path)])`` for a file whose
+    checksum ``attrs`` records, or ``(None, [])`` when ``verify`` is off or this process verified the unchanged
+    file already."""
+    alg, key = checksum_key(attrs)
+    fkey = (*_file_key(path), key)
+    if not verify or _VERIFIED.get(fkey) == attrs[key]:
+        return None, []
+    digest = _RowSha(dtype, shape, alg)
+    return digest, [([], digest, attrs[key], fkey, path)]
 
 
 def _run_checks(checks: list) -> None:
@@ -228,16 +234,12 @@ def _unchanged_raw(part: Path, entry: Mapping[str, Any]) -> dict | None:
 def _read_raw_part(part: Path, entry: Mapping[str, Any], offset: int, out: np.ndarray, verify: bool, checks: list):
     """Fill ``out`` with a part's rows from ``offset`` of its file; with ``verify`` its checksum (the one the
     gather recorded) is queued on ``checks``, unless this process verified the unchanged file already."""
-    alg, key = checksum_key(entry)
-    fkey = (*_file_key(part), key)
-    digest = _RowSha(out.dtype, out.shape, alg) if verify and _VERIFIED.get(fkey) != entry[key] else None
-    futures: list = []
+    digest, pending = _pending_check(part, entry, verify, out.dtype, out.shape)
     runs = _byte_runs([(offset, 0, out.shape[0])], out)
     with open(part, "rb", buffering=0) as fh:
-        _read_runs(fh, runs, out, part, _hash_blocks(digest, out, futures))
+        _read_runs(fh, runs, out, part, _hash_blocks(digest, out, pending[0][0] if pending else []))
     _FAST_READS[0] += 1
-    if digest is not None:
-        checks.append((futures, digest, entry[key], fkey, part))
+    checks.extend(pending)
 
 
 #: the page size the destination of a read is aligned against (see :func:`_aligned_empty`)
