@@ -70,6 +70,31 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
+def test_job_threads_set_the_threads_of_every_model_job(tmp_path):
+    """`resources.job_threads` (default 2) is what the model jobs claim; 1 lets two of them share two cores."""
+
+    def threads(extra: dict) -> dict[str, set[int]]:
+        c = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text()) | extra
+        p = tmp_path / "c.yaml"
+        p.write_text(yaml.safe_dump(c))
+        out = snakemake(tmp_path, "--dry-run", "--cores", "4", configfile=p).stdout
+        got: dict[str, set[int]] = {}
+        for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+            if m := re.match(r"(?:local)?rule (\w+):", block):
+                t = re.search(r"^\s+threads: (\d+)$", block, re.M)
+                got.setdefault(m.group(1), set()).add(int(t.group(1)) if t else 1)
+        return got
+
+    default, one, three = (
+        threads({}),
+        threads({"resources": {"job_threads": 1}}),
+        threads({"resources": {"job_threads": 3}}),
+    )
+    assert default["models"] == default["embeddings"] == {2} and default["metrics"] == {1}
+    assert set(one["models"]) | set(one["embeddings"]) == {1}
+    assert three["models"] == three["embeddings"] == {3} and three["metrics"] == {1}
+
+
 def test_every_rule_has_a_log_and_heavy_rules_a_benchmark():
     text = "\n".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
     rules = re.split(r"^rule ", text, flags=re.M)[1:]

@@ -33,7 +33,7 @@ rule activation_part:
         "results/benchmarks/activations/{model}/{dataset}.parts/{part}.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_model_resource("mem_mb", "activations_mem_mb"),
         runtime=get_model_resource("runtime", "activations_runtime"),
@@ -57,7 +57,7 @@ rule activations:
         "results/benchmarks/activations/{model}/{dataset}.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_activation_resource("mem_mb", "activations_mem_mb"),
         runtime=get_activation_resource("runtime", "activations_runtime"),

@@ -10,7 +10,7 @@ rule embeddings:
         "results/benchmarks/embeddings/{dataset}/{model}.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_model_resource("mem_mb", "embed_mem_mb"),
         runtime=get_model_resource("runtime", "embed_runtime"),

@@ -33,7 +33,7 @@ rule merging_train:
         "results/benchmarks/merging/{model}/seed_{seed}/train.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_model_resource("mem_mb", "merging_mem_mb"),
         runtime=get_model_resource("runtime", "merging_runtime"),
@@ -56,7 +56,7 @@ rule merging_variants:
         "results/benchmarks/merging/{model}/seed_{seed}/variants.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_model_resource("mem_mb", "merging_mem_mb"),
         runtime=get_model_resource("runtime", "merging_runtime"),
@@ -79,7 +79,7 @@ rule merging_scores:
         "results/benchmarks/merging/{model}/{run}/scores.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_model_resource("mem_mb", "merging_mem_mb"),
         runtime=get_model_resource("runtime", "merging_runtime"),

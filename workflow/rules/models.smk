@@ -7,7 +7,7 @@ rule models:
         "results/benchmarks/models/{model}.tsv"
     conda:
         "../../envs/models.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_resource("prepare_mem_mb"),
         runtime=get_resource("prepare_runtime"),

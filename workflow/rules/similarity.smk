@@ -17,7 +17,7 @@ rule similarity_pair:
         "results/benchmarks/similarity/{dataset}/{model_a}__{model_b}.tsv"
     conda:
         "../../envs/analysis.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_similarity_mem_mb,
         runtime=get_resource("cpu_runtime"),

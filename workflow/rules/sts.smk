@@ -17,7 +17,7 @@ rule sts_autoencoders:
         "results/benchmarks/sts/{model}/{template}/{position}/autoencoders_{ae_loss}.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_model_resource("mem_mb", "sts_mem_mb"),
         runtime=get_model_resource("runtime", "sts_runtime"),
@@ -41,7 +41,7 @@ rule sts_variant:
         "results/benchmarks/sts/{model}/{template}/{position}/{variant}.tsv"
     conda:
         "../../envs/embeddings.yaml"
-    threads: 2
+    threads: config["resources"]["job_threads"]
     resources:
         mem_mb=get_model_resource("mem_mb", "sts_mem_mb"),
         runtime=get_model_resource("runtime", "sts_runtime"),
