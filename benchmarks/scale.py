@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from repgeom import activations as A  # noqa: E402
 from repgeom.activations import parts as P  # noqa: E402
-from repgeom.activations import reader  # noqa: E402
+from repgeom.activations import rowread, shardfile  # noqa: E402
 from repgeom.artifacts import texts_sha256  # noqa: E402
 
 WINDOW = 1024
@@ -128,8 +128,8 @@ def uncached(fn):
     """``fn`` as a first read in a process: nothing verified yet (neither the rows nor the ids)."""
 
     def run():
-        reader._VERIFIED.clear()
-        reader._IDS.clear()
+        rowread._VERIFIED.clear()
+        shardfile._IDS.clear()
         return fn()
 
     return run
@@ -250,10 +250,10 @@ def page_aligned(X: np.ndarray, tmp: Path) -> None:
         f.create_dataset("activations", data=X, chunks=(256, X.shape[1]))
     with h5py.File(path, "r", locking=False) as f:
         ds = f["activations"]
-        off = reader._chunk_infos(ds)[0].byte_offset
-        t_np = timed(lambda: reader._read_activations(ds, path, np.empty(ds.shape, ds.dtype)))
-        t_al = timed(lambda: reader._read_activations(ds, path))
-        assert np.array_equal(reader._read_activations(ds, path), X)
+        off = rowread._chunk_infos(ds)[0].byte_offset
+        t_np = timed(lambda: rowread._read_activations(ds, path, np.empty(ds.shape, ds.dtype)))
+        t_al = timed(lambda: rowread._read_activations(ds, path))
+        assert np.array_equal(rowread._read_activations(ds, path), X)
     place = np.empty(X.shape, X.dtype).ctypes.data % 4096
     print(
         f"[5] rows at file offset {off} (page offset {off % 4096}): into numpy's placement (page offset {place}) "
@@ -263,12 +263,12 @@ def page_aligned(X: np.ndarray, tmp: Path) -> None:
 
 def _with_sha256(fn):
     """Run ``fn`` with readers verifying by sha256 (as shards without an xxh3 checksum are)."""
-    orig = reader.checksum_key
-    reader.checksum_key = lambda attrs: ("sha256", "sha256_activations")
+    orig = rowread.checksum_key
+    rowread.checksum_key = lambda attrs: ("sha256", "sha256_activations")
     try:
         return fn()
     finally:
-        reader.checksum_key = orig
+        rowread.checksum_key = orig
 
 
 if __name__ == "__main__":

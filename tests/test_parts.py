@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from repgeom import activations as A
+from repgeom.activations import gathered, rowread, shardfile
 from repgeom.activations import parts as P
-from repgeom.activations import reader
 from repgeom.architectures import build_tiny
 from repgeom.artifacts import ArtifactError
 
@@ -130,15 +130,15 @@ def test_unchanged_parts_are_read_by_their_recorded_offsets_and_still_verified(r
     attrs = A.check_shard(A.shard_path(out, 1))
     assert all(e["raw"]["offset"] == _first_chunk_offset(out / e["file"]) for e in attrs["parts"])
     opened = []
-    real_open_part = reader._open_part
-    monkeypatch.setattr(reader, "_open_part", lambda *a: opened.append(a[0]) or real_open_part(*a))
-    reader._VERIFIED.clear()
+    real_open_part = gathered._open_part
+    monkeypatch.setattr(gathered, "_open_part", lambda *a: opened.append(a[0]) or real_open_part(*a))
+    rowread._VERIFIED.clear()
     for pos in ("last", "mean"):
         for L in A.list_layers(whole, pos):
             np.testing.assert_array_equal(
                 A.load_layer(out, L, position=pos)[0], A.load_layer(whole, L, position=pos)[0]
             )
-    assert opened == [] and len(reader._VERIFIED) >= 3  # every part verified, none opened as HDF5
+    assert opened == [] and len(rowread._VERIFIED) >= 3  # every part verified, none opened as HDF5
     path = A.shard_path(part, 2)
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
@@ -148,7 +148,7 @@ def test_unchanged_parts_are_read_by_their_recorded_offsets_and_still_verified(r
     raw[_first_chunk_offset(path) + 100] ^= 0xFF  # bit rot: same size, and the mtime put back
     path.write_bytes(bytes(raw))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    reader._VERIFIED.clear()
+    rowread._VERIFIED.clear()
     with pytest.raises(ArtifactError, match=r"rows_000000256-000000512/layer_02\.h5: activations do not match"):
         A.load_layer(out, 2)
     assert [p.resolve() for p in opened] == [path.resolve()]
@@ -195,14 +195,14 @@ def test_verification_uses_xxh3_and_happens_once_per_unchanged_file(runs, monkey
     assert len(attrs["xxh3_activations"]) == 32 and len(attrs["sha256_activations"]) == 64
     calls = []
 
-    class Counting(reader._RowSha):
+    class Counting(rowread._RowSha):
         def __init__(self, dtype, shape, algorithm="sha256"):
             calls.append((algorithm, len(shape)))
             super().__init__(dtype, shape, algorithm)
 
-    monkeypatch.setattr(reader, "_RowSha", Counting)
-    reader._VERIFIED.clear()
-    reader._IDS.clear()
+    monkeypatch.setattr(rowread, "_RowSha", Counting)
+    rowread._VERIFIED.clear()
+    shardfile._IDS.clear()
     X1, ids1, _ = A.load_layer(whole, 1)
     X2, ids2, _ = A.load_layer(whole, 1)
     A.load_layer(whole, 2)
@@ -284,7 +284,7 @@ def test_rows_are_read_to_the_page_alignment_of_their_file_offset(runs):
     import h5py
 
     for off in (0, 16, 2048, 4095, 5000):
-        a = reader._aligned_empty((3, 5), np.float32, off)
+        a = rowread._aligned_empty((3, 5), np.float32, off)
         assert a.ctypes.data % 4096 == off % 4096 and a.shape == (3, 5) and a.dtype == np.float32
         a[:] = 1  # writable, and exactly its own size
         assert a.sum() == 15
@@ -293,7 +293,7 @@ def test_rows_are_read_to_the_page_alignment_of_their_file_offset(runs):
     first_part = P.parts_dir(gathered) / plan["parts"][0]["name"]
     for read_from, rows_in in ((whole, whole), (gathered, first_part)):
         with h5py.File(A.shard_path(rows_in, L, "last"), "r") as f:
-            infos = reader._chunk_infos(f["activations"])
+            infos = rowread._chunk_infos(f["activations"])
         assert infos, "the writer's layout is read by chunk offsets"
         X = A.load_layer(read_from, L, dtype=None)[0]
         assert X.ctypes.data % 4096 == infos[0].byte_offset % 4096

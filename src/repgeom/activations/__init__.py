@@ -26,6 +26,9 @@ Submodules, one concept each:
 ``extraction``  :func:`extract`, one run in steps: check, load, capture into the writer, verify, summarise;
                 :func:`extract_dataset`, the stage: a text set artifact and the stage's typed parameters
 ``reader``      :func:`load_layer`, :func:`iter_layers`, :func:`check_shard` (need neither torch nor transformers)
+``shardfile``   opening one shard, the checks that need no data, and its ids
+``rowread``     a shard's rows read straight from the file by their offsets, hashed while read
+``gathered``    a gathered shard (row-parts) read from its part files, each checked and verified
 
 The names below are exported lazily (:data:`_EXPORTS`, read by :mod:`repgeom.codeversion`): importing the package
 imports no submodule, and a wrapper that imports only :func:`load_layer` depends on ``reader`` (and what it
@@ -72,7 +75,7 @@ _EXPORTS = {
     "check_shard": "reader",
     "load_layer": "reader",
     "iter_layers": "reader",
-    "_FAST_READS": "reader",
+    "_FAST_READS": "rowread",
 }
 _SUBMODULES = (
     "pooling",
@@ -84,6 +87,9 @@ _SUBMODULES = (
     "layout",
     "writer",
     "extraction",
+    "rowread",
+    "shardfile",
+    "gathered",
     "reader",
 )
 

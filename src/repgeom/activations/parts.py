@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import ArtifactError, atomic_path, attr_value, fsync_dir, json_default, now_iso, texts_sha256
+from .gathered import raw_layout
 from .layout import FAST_CHECKSUM, SHARED_ATTRS, _sha_array, have_fast_checksum, list_layers, shard_path, window_rows
 from .pooling import POSITIONS
-from .reader import check_shard, raw_layout
+from .reader import check_shard
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _check_part(attrs: dict, entry: dict, first: dict | None, label: Path) -> No
 
 def _gathered_attrs(part_attrs: list[dict], plan: dict, files: list[str], raws: list[dict | None]) -> dict:
     """A gathered shard's attributes: the parts' shared ones, the whole set's sizes and sums, the parts' list
-    (with where each part's rows lie in its file, :func:`.reader.raw_layout`, so that reads need not open it)."""
+    (with where each part's rows lie in its file, :func:`.gathered.raw_layout`, so that reads need not open it)."""
     first = part_attrs[0]
     attrs = {k: v for k, v in first.items() if k not in _PER_PART and k not in ("complete", "created")}
     sums = ("n_truncated", "n_nonfinite_rows", "oom_halvings") + (

@@ -120,7 +120,8 @@ class TokenLayer:
 def load_tokens(outdir: str | os.PathLike, layer: int, expect: dict | None = None, verify: bool = True) -> TokenLayer:
     """Read one layer's all-token shard, checked as every shard is (complete, provenance, checksums)."""
     from .layout import shard_path
-    from .reader import _check_open, _open, _read_rows_and_ids
+    from .reader import _read_rows_and_ids
+    from .shardfile import _check_open, _open
 
     p = Path(outdir)
     p = shard_path(p, layer, TOKENS) if p.is_dir() else p

@@ -1,0 +1,213 @@
+"""Reading a shard's rows straight from its file, hashed while they are read.
+
+Unfiltered row chunks are read by their byte offsets (:func:`_read_activations`, counted in :data:`_FAST_READS`)
+in blocks of :data:`READ_BLOCK`, into an array placed at their offset's page alignment (:func:`_aligned_empty`);
+each block is hashed in a worker thread while the next one is read, and the digest compared once the last block
+is in (:func:`_pending_check`, :func:`_run_checks`). A file this process verified already (same inode, size and
+mtime) is not hashed again (:data:`_VERIFIED`). Used by :mod:`.reader` and :mod:`.gathered`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import ArtifactError
+from .layout import _RowSha, checksum_key
+
+_FAST_READS = [0]  # how many reads took the direct path (for tests)
+#: files this process has verified: (path, inode, size, mtime) → the digest checked; a file changed since (new
+#: inode, size or mtime) is verified again
+_VERIFIED: dict[tuple, str] = {}
+
+
+def _file_key(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_verified(
+    ds, path: Path, attrs: Mapping[str, Any], verify: bool, out: np.ndarray | None = None, checks=None, infos=None
+):
+    """The activations of ``ds`` (into ``out`` where given), checked against their stored checksum (xxh3 where the
+    shard has it) while they are read, unless ``verify`` is off or this process verified the unchanged file.
+    With a ``checks`` list the check is appended to it, to be run (:func:`_run_checks`) once later reads are under
+    way, so that hashing one file's last block overlaps reading the next file."""
+    digest, futures, pending = _pending_check(path, attrs, verify, ds.dtype, ds.shape)
+    X = _read_activations(ds, path, out, digest, futures, infos)
+    if pending:
+        if checks is None:
+            _run_checks(pending)
+        else:
+            checks.extend(pending)
+    return X
+
+
+def _pending_check(
+    path: Path, attrs: Mapping[str, Any], verify: bool, dtype, shape
+) -> tuple[_RowSha | None, list, list]:
+    """``(digest to feed the rows, the list its hashing's futures go to, [(those futures, digest, wanted checksum,
+    file key, path)])`` for a file whose checksum ``attrs`` records, or ``(None, [], [])`` when ``verify`` is off or
+    this process verified the unchanged file already."""
+    alg, key = checksum_key(attrs)
+    fkey = (*_file_key(path), key)
+    if not verify or _VERIFIED.get(fkey) == attrs[key]:
+        return None, [], []
+    digest, futures = _RowSha(dtype, shape, alg), []
+    return digest, futures, [(futures, digest, attrs[key], fkey, path)]
+
+
+def _run_checks(checks: list) -> None:
+    """Wait for each file's hashing and compare its digest with the stored one."""
+    for futures, digest, want, fkey, path in checks:
+        for f in futures:
+            f.result()
+        if digest.hexdigest() != want:
+            raise ArtifactError(
+                f"{path}: activations do not match their stored checksum (the file is corrupt); "
+                "delete it and rerun the workflow"
+            )
+        _VERIFIED[fkey] = want
+
+
+_HASHER: list = []  # one worker thread, made on first use: blocks are hashed in the order they were read
+
+
+def _hasher():
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not _HASHER:
+        _HASHER.append(ThreadPoolExecutor(1, thread_name_prefix="repgeom-hash"))
+    return _HASHER[0]
+
+
+#: the page size the destination of a read is aligned against (see :func:`_aligned_empty`)
+_PAGE = 4096
+
+
+def _aligned_empty(shape, dtype, file_offset: int) -> np.ndarray:
+    """An uninitialised array whose data starts at the same offset within a page as ``file_offset`` does.
+
+    The kernel copies a read from the page cache with ``rep movsb``, which on some CPUs (measured: AMD Zen 3,
+    2-3x slower) crawls when destination and source differ by 1-31 bytes modulo the page; numpy's large arrays
+    start 16 bytes into a page, so a shard whose rows sit page-aligned in the file read at half speed. Equal
+    offsets are the fast case on every CPU."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.empty(nbytes + _PAGE, dtype=np.uint8)
+    start = (file_offset - buf.ctypes.data) % _PAGE
+    return buf[start : start + nbytes].view(dtype).reshape(shape)
+
+
+def _chunk_infos(ds) -> list | None:
+    """The chunks of ``ds`` sorted by row, when every one is a whole, unfiltered row block; else ``None``."""
+    n, d = ds.shape
+    if not (
+        ds.chunks
+        and ds.chunks[1] == d
+        and not ds.compression
+        and not ds.shuffle
+        and not ds.fletcher32
+        and ds.scaleoffset is None
+        and ds.dtype.isnative
+        and n > 0
+    ):
+        return None
+    infos: list = []
+    try:
+        ds.id.chunk_iter(infos.append)
+    except Exception:  # older HDF5: one call per chunk
+        with contextlib.suppress(Exception):
+            infos = [ds.id.get_chunk_info(i) for i in range(ds.id.get_num_chunks())]
+    rows = ds.chunks[0]
+    row_bytes = d * ds.dtype.itemsize
+    if len(infos) != -(-n // rows) or not all(
+        ci.byte_offset is not None and ci.filter_mask == 0 and ci.size == rows * row_bytes for ci in infos
+    ):
+        return None
+    infos.sort(key=lambda ci: ci.chunk_offset[0])
+    return infos if [ci.chunk_offset[0] for ci in infos] == list(range(0, n, rows)) else None
+
+
+#: bytes read at once from a shard; each block is hashed (in another thread) while the next one is read
+READ_BLOCK = 8 << 20
+
+
+def _byte_runs(spans: list[tuple[int, int, int]], out: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(byte offset, first row, stop row)`` reads of at most :data:`READ_BLOCK` bytes (whole rows) covering
+    ``spans``, each a run of rows that lie back to back in the file from its byte offset."""
+    row_bytes = max(1, out.strides[0] if out.ndim else out.itemsize)
+    step = max(1, READ_BLOCK // row_bytes)
+    runs = []
+    for off, r0, r1 in spans:
+        for a in range(r0, r1, step):
+            runs.append((off + (a - r0) * row_bytes, a, min(a + step, r1)))
+    return runs
+
+
+def _chunk_spans(infos: list, rows: int, n: int) -> list[tuple[int, int, int]]:
+    """The chunks ``infos`` (sorted by row) as spans of rows back to back in the file."""
+    spans: list[list[int]] = []
+    for ci in infos:
+        r0 = ci.chunk_offset[0]
+        r1 = min(r0 + rows, n)
+        if spans and ci.byte_offset == spans[-1][3] and r0 == spans[-1][2]:
+            spans[-1][2], spans[-1][3] = r1, ci.byte_offset + ci.size
+        else:
+            spans.append([ci.byte_offset, r0, r1, ci.byte_offset + ci.size])
+    return [(o, a, b) for o, a, b, _ in spans]
+
+
+def _read_runs(fh, runs: list[tuple[int, int, int]], out: np.ndarray, path: Path, on_block=None) -> None:
+    """Fill ``out`` by the reads ``runs``; ``on_block(r0, r1)`` after each, in row order."""
+    for off, r0, r1 in runs:
+        view = memoryview(out[r0:r1]).cast("B")
+        fh.seek(off)
+        got = 0
+        while got < len(view):
+            k = fh.readinto(view[got:])
+            if not k:
+                raise ArtifactError(f"{path}: file ends inside the activations (truncated)")
+            got += k
+        if on_block is not None:
+            on_block(r0, r1)
+
+
+def _hash_blocks(digest: _RowSha | None, out: np.ndarray, futures: list):
+    """An ``on_block`` that hashes each block read in the worker thread (hashing releases the GIL), or ``None``."""
+    if digest is None:
+        return None
+    pool = _hasher()
+    return lambda r0, r1: futures.append(pool.submit(digest.update, out[r0:r1]))
+
+
+def _read_activations(
+    ds,
+    path: Path,
+    out: np.ndarray | None = None,
+    digest: _RowSha | None = None,
+    futures: list | None = None,
+    infos: list | None = None,
+) -> np.ndarray:
+    """The whole dataset (into ``out`` where given); unfiltered row chunks are read straight from the file by their
+    offsets. ``digest`` is fed the rows in order, each block in a worker thread while the next is read (hashing
+    releases the GIL); the hashing's futures are appended to ``futures`` (wait for them before the digest)."""
+    futures = [] if futures is None else futures
+    infos = _chunk_infos(ds) if infos is None else infos
+    if out is None:
+        out = _aligned_empty(ds.shape, ds.dtype, infos[0].byte_offset) if infos else np.empty(ds.shape, ds.dtype)
+    if infos is None:
+        if out.size:
+            ds.read_direct(out)
+        if digest is not None:
+            digest.update(out)
+        return out
+    runs = _byte_runs(_chunk_spans(infos, ds.chunks[0], out.shape[0]), out)
+    with open(path, "rb", buffering=0) as fh:
+        _read_runs(fh, runs, out, path, _hash_blocks(digest, out, futures))
+    _FAST_READS[0] += 1
+    return out
