@@ -299,6 +299,41 @@ def test_rows_are_read_to_the_page_alignment_of_their_file_offset(runs):
         assert X.ctypes.data % 4096 == infos[0].byte_offset % 4096
 
 
+def test_read_destinations_are_faulted_in_ahead_and_a_failing_madvise_is_given_up(runs, monkeypatch):
+    """Reads of several blocks have a worker fault in the destination of the block after next (madvise
+    MADV_POPULATE_WRITE): the rows read are the file's, single shard or gathered, verified; prefaulting never
+    changes memory; where the call fails the reader gives it up once and reads as before."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    buf = rng.integers(0, 256, 3 << 20, dtype=np.uint8)
+    before = buf.copy()
+    rowread._prefault(buf[100 : (2 << 20) + 7])  # partial pages at both ends: a neighbour's pages are left alone
+    np.testing.assert_array_equal(buf, before)
+
+    whole, gathered, _ = runs
+    L = A.list_layers(whole)[0]
+    with h5py.File(A.shard_path(whole, L, "last"), "r") as f:
+        ref = f["activations"][()]
+    monkeypatch.setattr(rowread, "READ_BLOCK", 8192)  # a small layer in many blocks (each with a whole page)
+    blocks = []
+    real = rowread._prefault
+    monkeypatch.setattr(rowread, "_prefault", lambda b: blocks.append(b.shape[0]) or real(b))
+    for src in (whole, gathered):
+        rowread._VERIFIED.clear()
+        np.testing.assert_array_equal(A.load_layer(src, L, dtype=None)[0], ref)
+    assert len(blocks) > 2 * rowread.PREFAULT_MIN_BLOCKS and sum(blocks) <= 2 * ref.shape[0]
+
+    monkeypatch.setattr(rowread, "_POPULATE", [True, lambda *a: -1])  # e.g. EINVAL on a kernel before 5.14
+    rowread._VERIFIED.clear()
+    np.testing.assert_array_equal(A.load_layer(whole, L, dtype=None)[0], ref)
+    assert rowread._POPULATE == [False]
+    n = len(blocks)
+    rowread._VERIFIED.clear()
+    np.testing.assert_array_equal(A.load_layer(gathered, L, dtype=None)[0], ref)
+    assert len(blocks) == n  # given up: no more prefaults
+
+
 def test_a_plan_file_is_parsed_once_per_version(tmp_path, monkeypatch):
     """The workflow asks for the plan once per part job and per input/param/resource function: it is parsed once,
     and again only when the file is replaced."""
