@@ -140,7 +140,7 @@ def _chunk_infos(ds) -> list | None:
 READ_BLOCK = 2 << 20
 #: reads of fewer blocks than this fault their destination in themselves (a worker's hand-off costs more)
 PREFAULT_MIN_BLOCKS = 3
-#: whether ``madvise(MADV_POPULATE_WRITE)`` works here (Linux >= 5.14): ``[True]``, ``[False]`` once it failed
+#: ``madvise(MADV_POPULATE_WRITE)`` here (Linux >= 5.14): ``[]`` untried, ``[True, madvise]``, ``[False]`` once it failed
 _POPULATE: list = []
 _MADV_POPULATE_WRITE = 23  # linux/mman.h
 
@@ -150,7 +150,7 @@ def _prefault(block: np.ndarray) -> None:
 
     Over half of reading a large layer into fresh memory is the kernel zeroing and mapping its pages on first touch
     (measured: 10 of 17 ms for 67 MB). Done by the worker thread for the block after next while this one is read,
-    it costs the read nothing: ``madvise(MADV_POPULATE_WRITE)`` through ctypes, which releases the GIL. Where that
+    it overlaps the read instead of stalling it: ``madvise(MADV_POPULATE_WRITE)`` through ctypes, which releases the GIL. Where that
     call is not there (not Linux, a kernel before 5.14) it is given up once and the reads fault their own pages,
     as before."""
     if _POPULATE == [False]:
