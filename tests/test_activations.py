@@ -423,6 +423,24 @@ def test_non_ascii_texts_and_ids(gpt2, gpt2_dir, tmp_path):
     _close(X[:, None], A.forward_latents(m, tok, texts, layers=[3], batch_size=1))
 
 
+def test_ids_decoded_in_one_pass_equal_ids_decoded_one_by_one():
+    """The reader decodes fixed-width ids joined in one pass; an id holding the separator falls back to one by one."""
+    from repgeom.activations.shardfile import _decode
+
+    for ids in (
+        [f"stsb-train-{i:05d}" for i in range(300)],
+        ["ß-1", "日本", "🙂", "id4"],
+        ["a\nb", "c", "\n"],  # the separator inside ids: split would give too many pieces
+        ["", "x", ""],
+        ["only"],
+    ):
+        raw = np.array([s.encode("utf-8") for s in ids])
+        assert raw.dtype.kind == "S"
+        assert _decode(raw) == ids == [x.decode("utf-8") for x in raw.tolist()]
+    assert _decode(np.array([], dtype="S4")) == []
+    assert _decode(np.array([b"v", "w"], dtype=object)) == ["v", "w"]  # variable-length (older shards)
+
+
 def test_failure_mid_run_removes_temporaries(gpt2_dir, tmp_path, monkeypatch):
     orig = A.iter_batches
 

