@@ -229,6 +229,7 @@ def reads(a, tmp: Path) -> None:
     )
     base = timed(lambda: np.load(npy))
     sha_only = uncached(lambda: _with_sha256(lambda: A.load_layer(wide, L, dtype=None)))
+
     def rows_first():  # iter_layers past its first layer: the run's ids are decoded already, the rows not
         rowread._VERIFIED.clear()
         return A.load_layer(wide, L, dtype=None)
