@@ -93,8 +93,7 @@ def _read_ids(ds, path, attrs, verify: bool = True) -> np.ndarray:
     ids = _decode(raw)
     if verify and not fast and texts_sha256(ids) != attrs["ids_sha256"]:
         raise ArtifactError(f"{path}: ids do not match their stored checksum (the file is corrupt)")
-    out = np.empty(len(ids), dtype=object)
-    out[:] = ids
+    out = np.array(ids, dtype=object)
     if verify and key:
         _IDS[key] = (attrs["ids_sha256"], out.copy())
         while len(_IDS) > _IDS_KEEP:
