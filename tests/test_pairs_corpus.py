@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED
 
 from repgeom.config import ConfigError, validate_config
-from repgeom.corpora import prepare, stsb_pairs
+from repgeom.corpora import prepare, snli_pairs, stsb_pairs
 from repgeom.corpora.errors import DataError
 
 pytestmark = pytest.mark.skipif(not (SHARED / "stsb").is_dir(), reason="needs ../shared/data/stsb")
@@ -152,3 +152,51 @@ def test_config_checks_of_pairs_entries():
         check({**SPEC, "format": {"header": False}})
     with pytest.raises(ConfigError, match=r"data.p.score_range': only a pairs corpus"):
         check({"kind": "stsb", "score_range": [0, 5]})
+
+
+@pytest.mark.skipif(not (SHARED / "snli").is_dir(), reason="needs ../shared/data/snli")
+def test_text_labels_as_scores_read_snli_as_the_snli_kind_does(tmp_path):
+    """An NLI table as a graded relatedness set: ``labels`` maps its gold labels onto score_range, a row without
+    one ('-', as in SNLI's full release; this copy has none, so one is added) is skipped and counted, and the pairs
+    and targets equal those the SNLI parser gives."""
+    (tmp_path / "snli").mkdir()
+    path = tmp_path / "snli" / "snli_test.csv"
+    path.write_bytes((SHARED / "snli" / "snli_test.csv").read_bytes() + b"-,A man sleeps.,A man is awake.\n")
+    spec = {
+        "kind": "pairs",
+        "source": {"type": "local", "path": str(path)},
+        "format": {"delimiter": ","},
+        "columns": {"sentence1": "sentence1", "sentence2": "sentence2", "score": "gold_label"},
+        "score_range": [0, 1],
+        "labels": {"entailment": 1, "neutral": 0.5, "contradiction": 0},
+        "on_bad_row": "skip",
+    }
+    meta = prepare("snli_rel", spec, tmp_path / "p.json")
+    snli_meta = prepare("snli", {"source": {"type": "local", "path": str(path.parent)}}, tmp_path / "s.json")
+    got, want = stsb_pairs(tmp_path / "p.json", ("test",))["test"], snli_pairs(tmp_path / "s.json")
+    assert meta["n_skipped"] == sum(snli_meta["no_gold_label"].values()) == 1
+    assert "score label '-'" in meta["skipped"][0] and len(got["y"]) == 9824
+    assert got["id1"] == want["id1"] and got["id2"] == want["id2"]
+    np.testing.assert_allclose(got["y"], want["y"], atol=1e-6)  # entailment 1, neutral 0.5, contradiction 0
+    assert sorted(set(np.round(got["y"], 6))) == [0.0, 0.5, 1.0]
+
+
+def test_unknown_text_label_is_named_and_labels_are_checked(tmp_path):
+    path = _table(tmp_path, ["a\tb\ty", "one\ttwo\tyes", "one\ttwo\tmaybe"])
+    spec = {
+        **SPEC,
+        "source": {"type": "local", "path": str(path)},
+        "score_range": [0, 1],
+        "labels": {"yes": 1, "no": 0},
+    }
+    with pytest.raises(DataError, match=r"t.tsv:3: score label 'maybe' is none of \['no', 'yes'\]"):
+        prepare("bad", spec, tmp_path / "x.json")
+    base = {"models": {}, "sequences": {}}
+    with pytest.raises(ConfigError, match=r"data.p.labels': \{'yes': 5\} lie outside score_range \[0, 1\]"):
+        validate_config(
+            {**base, "data": {"p": {**spec, "source": {"type": "local", "path": "x"}, "labels": {"yes": 5, "no": 0}}}}
+        )
+    with pytest.raises(ConfigError, match=r"data.p.labels': only a pairs corpus"):
+        validate_config(
+            {**base, "data": {"p": {"kind": "stsb", "source": {"type": "local", "path": "x"}, "labels": {"a": 1}}}}
+        )

@@ -118,7 +118,7 @@ SOURCE_KEYS = {
 }
 
 #: the data-entry keys only a ``pairs`` corpus reads
-PAIRS_KEYS = ("columns", "score_range", "splits")
+PAIRS_KEYS = ("columns", "score_range", "labels", "splits")
 
 
 def _pairs_problems(name: str, kind: str, c: dict) -> list[str]:
@@ -138,6 +138,10 @@ def _pairs_problems(name: str, kind: str, c: dict) -> list[str]:
     rng = c.get("score_range")
     if rng is None or not rng[0] < rng[1]:
         problems.append(f"config key '{key}.score_range' = {rng!r}: give [low, high] with low < high (mapped to 0–5)")
+    elif c.get("labels"):
+        out = {k: v for k, v in c["labels"].items() if not rng[0] <= v <= rng[1]}
+        if out:
+            problems.append(f"config key '{key}.labels': {out} lie outside score_range {rng!r}")
     if "split" in cols and not c.get("splits"):
         problems.append(f"config key '{key}.splits': columns.split needs the split names' values, e.g. {{test: TEST}}")
     if not c.get("format", {}).get("header", True) and any(isinstance(v, str) for v in cols.values()):

@@ -348,4 +348,5 @@ class CorpusSpec(SchemaSpec):
     format: dict  # pairs: delimiter, header, quoting
     columns: dict  # pairs: sentence1, sentence2, score (and split): a header name or a 0-based index
     score_range: list | None  # pairs: the scores' scale, mapped to 0–5
+    labels: dict  # pairs: a text score → its number on score_range (an NLI table's gold labels), {}: scores are numbers
     splits: dict  # pairs: split → file glob, or → the split column's value

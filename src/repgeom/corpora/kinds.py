@@ -103,9 +103,10 @@ def load_pairs(root: Path, spec: CorpusSpec) -> tuple[dict, dict]:
         quoting=fmt["quoting"],
         columns=cols,
         score_range=tuple(spec.score_range),
+        labels=spec.labels,
         on_bad_row=spec.on_bad_row,
     )
-    meta: dict = {"files": {}, "skipped": [], "score_range": list(spec.score_range)}
+    meta: dict = {"files": {}, "skipped": [], "score_range": list(spec.score_range), "labels": dict(spec.labels)}
     by_file = spec.splits and "split" not in cols
     groups = {s: _find(root, g) for s, g in spec.splits.items()} if by_file else {None: _find(root, spec.files or "*")}
     splits: dict[str, list] = {}

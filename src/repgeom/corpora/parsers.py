@@ -138,12 +138,14 @@ def parse_pairs_file(
     quoting: str,
     columns: dict,
     score_range: tuple[float, float],
+    labels: dict[str, float] | None = None,
     split_values: dict[str, str] | None = None,
     on_bad_row: str = "error",
 ) -> _Rows:
     """Rows ``{"id", "sentence1", "sentence2", "score" (0–5, from score_range), "raw_score"[, "split"]}`` of a
     sentence-pair table. ``columns`` maps ``sentence1``, ``sentence2``, ``score`` (and ``split``, whose values
-    ``split_values`` maps to split names) to a header name or a 0-based index."""
+    ``split_values`` maps to split names) to a header name or a 0-based index. With ``labels`` the score column
+    holds text labels, each read as its number there (a label not listed is a bad row)."""
     lo, hi = float(score_range[0]), float(score_range[1])
     out = _Rows(path, on_bad_row)
     by_value = {str(v): k for k, v in (split_values or {}).items()}
@@ -164,11 +166,18 @@ def parse_pairs_file(
             if len(f) < need:
                 out.bad(i, f"{len(f)} fields, columns {columns} need {need}")
                 continue
-            try:
-                raw = float(f[idx["score"]])
-            except ValueError:
-                out.bad(i, f"score {f[idx['score']]!r} is not a number")
-                continue
+            if labels:
+                label = f[idx["score"]].strip()
+                if label not in labels:
+                    out.bad(i, f"score label {label!r} is none of {sorted(labels)} (labels in the data entry)")
+                    continue
+                raw = float(labels[label])
+            else:
+                try:
+                    raw = float(f[idx["score"]])
+                except ValueError:
+                    out.bad(i, f"score {f[idx['score']]!r} is not a number")
+                    continue
             if not lo <= raw <= hi:
                 out.bad(i, f"score {raw} is outside score_range [{lo:g}, {hi:g}]")
                 continue
