@@ -19,6 +19,9 @@ Measured in one run, as ratios:
 5. rows that sit page-aligned in a file, read into numpy's default placement (16 bytes into a page) vs into one
    at the file offset's page alignment (what the reader does): on some CPUs (AMD Zen 3) the kernel's copy crawls
    when destination and source differ by 1-31 bytes within a page                   ratio (how much it saves)
+6. the default read, float32 from a float16 shard (cast block by block as it is read, with numpy's look-up or,
+   where torch is loaded, torch's cast) vs ``np.load`` and ``astype(float32)``, verified and not; and the peak memory
+   that read adds beside the array, against the same read done as a float16 read then ``astype`` (as before)
 
     python benchmarks/scale.py [--quick]      # quick: N 8k parts, RSS at 4k and 40k
 """
@@ -281,6 +284,7 @@ def reads(a, tmp: Path) -> None:
         t = timed(uncached(fn))
         print(f"    {k:30s} {t * 1e3:7.2f} ms   {t / base:.3f} of np.load")
     page_aligned(X, tmp)
+    float32_reads(wide, L, npy)
 
 
 def page_aligned(X: np.ndarray, tmp: Path) -> None:
@@ -300,6 +304,45 @@ def page_aligned(X: np.ndarray, tmp: Path) -> None:
     print(
         f"[5] rows at file offset {off} (page offset {off % 4096}): into numpy's placement (page offset {place}) "
         f"{t_np * 1e3:.2f} ms, into the file offset's alignment {t_al * 1e3:.2f} ms; ratio {t_np / t_al:.2f}"
+    )
+
+
+def float32_reads(wide: Path, L: int, npy: Path) -> None:
+    """[6] the default read (float32 from float16) against np.load + astype, with each cast; its peak memory."""
+    import tracemalloc
+
+    from repgeom.activations import widen
+
+    base = timed(lambda: np.load(npy).astype(np.float32))
+    print(f"[6] np.load + astype(float32) {base * 1e3:.2f} ms (the default read: float32 from a float16 shard)")
+    real = rowread.converter
+    for name, cast in (("numpy's look-up", widen._f16_lookup), ("torch's cast", widen._f16_torch)):
+        rowread.converter = lambda s, d, cast=cast: cast
+        try:
+            for what, fn in (
+                ("verified", uncached(lambda: A.load_layer(wide, L))),
+                ("unverified", lambda: A.load_layer(wide, L, verify=False)),
+            ):
+                t = timed(fn)
+                print(f"    {name + ', ' + what:30s} {t * 1e3:7.2f} ms   ratio {base / t:.3f}")
+        finally:
+            rowread.converter = real
+
+    def peak(read) -> int:
+        rowread._VERIFIED.clear()
+        tracemalloc.start()
+        try:
+            X = read()
+            return tracemalloc.get_traced_memory()[1] - X.nbytes
+        finally:
+            tracemalloc.stop()
+
+    X = A.load_layer(wide, L)[0]
+    cast_as_read = peak(lambda: A.load_layer(wide, L)[0])
+    then_astype = peak(lambda: A.load_layer(wide, L, dtype=None)[0].astype(np.float32))
+    print(
+        f"    memory beside the {X.nbytes / 1e6:.0f} MB array: cast as read {cast_as_read / 1e6:.1f} MB, float16 read "
+        f"then astype {then_astype / 1e6:.1f} MB"
     )
 
 

@@ -29,6 +29,8 @@ Submodules, one concept each:
 ``shardfile``   opening one shard, the checks that need no data, and its ids
 ``rowread``     a shard's rows read straight from the file by their offsets, hashed while read
 ``gathered``    a gathered shard (row-parts) read from its part files, each checked and verified
+``widen``       casting stored rows, block by block, to the dtype a reader asks for (float16 to float32: torch's
+                cast where torch is loaded, else a look-up of numpy's)
 
 The names below are exported lazily (:data:`_EXPORTS`, read by :mod:`repgeom.codeversion`): importing the package
 imports no submodule, and a wrapper that imports only :func:`load_layer` depends on ``reader`` (and what it

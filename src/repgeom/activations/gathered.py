@@ -24,6 +24,7 @@ from .rowread import (
     _hash_blocks,
     _pending_check,
     _read_runs,
+    _read_runs_cast,
     _read_verified,
     _run_checks,
 )
@@ -59,30 +60,37 @@ def _open_part(part: Path, entry: Mapping[str, Any], label) -> tuple[Any, dict, 
     return f, attrs, ds
 
 
-def _read_gathered(path: Path, attrs: Mapping[str, Any], shape, dtype, verify: bool, label) -> np.ndarray:
-    """The (N, d) rows of a gathered shard, read from its part files, each checked (and with ``verify`` its
-    checksum). A part unchanged since the gather (the size and mtime it recorded) is read straight from the rows'
-    offset it recorded, without opening it as HDF5; any other goes through HDF5 and every identity check. The
-    array is placed so that the first part's rows share its file offset's page alignment."""
+def _read_gathered(path: Path, attrs: Mapping[str, Any], shape, dtype, verify: bool, label, want=None) -> np.ndarray:
+    """The (N, d) rows of a gathered shard (stored as ``dtype``; returned as ``want``, default the same), read from
+    its part files, each checked (and with ``verify`` its checksum). A part unchanged since the gather (the size and
+    mtime it recorded) is read straight from the rows' offset it recorded, without opening it as HDF5; any other
+    goes through HDF5 and every identity check. Rows read in their stored dtype go into an array placed so that the
+    first part's rows share its file offset's page alignment."""
     checks: list = []
     out = None
-    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+    dtype = np.dtype(dtype)
+    want = dtype if want is None else np.dtype(want)
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+
+    def new_out(file_offset: int) -> np.ndarray:
+        return _aligned_empty(shape, dtype, file_offset) if want == dtype else np.empty(shape, want)
+
     for part, entry in _part_files(path, attrs):
         s0, s1 = entry["slot_start"], entry["slot_stop"]
         raw = _unchanged_raw(part, entry)
         if raw is not None:
             if out is None:
-                out = _aligned_empty(shape, dtype, raw["offset"] - s0 * row_bytes)
-            _read_raw_part(part, entry, raw["offset"], out[s0:s1], verify, checks)
+                out = new_out(raw["offset"] - s0 * row_bytes)
+            _read_raw_part(part, entry, raw["offset"], out[s0:s1], dtype, verify, checks)
             continue
         f, pattrs, ds = _open_part(part, entry, label)
         with f:
             infos = _chunk_infos(ds)
             if out is None:
-                out = _aligned_empty(shape, dtype, (infos[0].byte_offset - s0 * row_bytes) if infos else 0)
+                out = new_out((infos[0].byte_offset - s0 * row_bytes) if infos else 0)
             _read_verified(ds, part, pattrs, verify, out[s0:s1], checks, infos)
     _run_checks(checks)
-    return _aligned_empty(shape, dtype, 0) if out is None else out
+    return new_out(0) if out is None else out
 
 
 def raw_layout(path: str | os.PathLike) -> dict | None:
@@ -111,12 +119,18 @@ def _unchanged_raw(part: Path, entry: Mapping[str, Any]) -> dict | None:
     return raw if (st.st_size, st.st_mtime_ns) == (raw["size"], raw["mtime_ns"]) else None
 
 
-def _read_raw_part(part: Path, entry: Mapping[str, Any], offset: int, out: np.ndarray, verify: bool, checks: list):
-    """Fill ``out`` with a part's rows from ``offset`` of its file; with ``verify`` its checksum (the one the
-    gather recorded) is queued on ``checks``, unless this process verified the unchanged file already."""
-    digest, futures, pending = _pending_check(part, entry, verify, out.dtype, out.shape)
-    runs = _byte_runs([(offset, 0, out.shape[0])], out)
+def _read_raw_part(
+    part: Path, entry: Mapping[str, Any], offset: int, out: np.ndarray, stored, verify: bool, checks: list
+):
+    """Fill ``out`` with a part's rows (stored as ``stored``) from ``offset`` of its file; with ``verify`` its
+    checksum (the one the gather recorded) is queued on ``checks``, unless this process verified the unchanged file
+    already."""
+    digest, futures, pending = _pending_check(part, entry, verify, stored, out.shape)
+    runs = _byte_runs([(offset, 0, out.shape[0])], out, np.dtype(stored).itemsize)
     with open(part, "rb", buffering=0) as fh:
-        _read_runs(fh, runs, out, part, _hash_blocks(digest, out, futures))
+        if out.dtype == stored:
+            _read_runs(fh, runs, out, part, _hash_blocks(digest, out, futures))
+        else:
+            _read_runs_cast(fh, runs, out, stored, part, digest)
     _FAST_READS[0] += 1
     checks.extend(pending)

@@ -26,12 +26,15 @@ if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
 
-def _read_rows_and_ids(ds, ids_ds, path: Path, attrs: Mapping[str, Any], verify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows, ids)`` of an opened shard, single or gathered over row-parts, each checked."""
+def _read_rows_and_ids(
+    ds, ids_ds, path: Path, attrs: Mapping[str, Any], verify: bool, dtype: DTypeLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, ids)`` of an opened shard, single or gathered over row-parts, each checked; the rows in ``dtype``
+    (default: as stored), cast block by block as they are read."""
     ids = _read_ids(ids_ds, path, attrs, verify)
     if "parts" in attrs:
-        return _read_gathered(path, attrs, ds.shape, ds.dtype, verify, path), ids
-    return _read_verified(ds, path, attrs, verify), ids
+        return _read_gathered(path, attrs, ds.shape, ds.dtype, verify, path, dtype), ids
+    return _read_verified(ds, path, attrs, verify, dtype=dtype), ids
 
 
 def check_shard(
@@ -113,7 +116,7 @@ def load_layer(
                 raise ArtifactError(f"{p}: holds position {attrs.get('position')!r}, not {position!r}")
             if position == "tokens":
                 raise ArtifactError(f"{p}: an all-token shard (one row per token): read it with load_tokens")
-            X, ids = _read_rows_and_ids(ds, ids_ds, p, attrs, verify)
+            X, ids = _read_rows_and_ids(ds, ids_ds, p, attrs, verify, dtype)
         except ArtifactError:
             raise
         except (OSError, KeyError, ValueError) as e:
