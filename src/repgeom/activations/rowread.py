@@ -6,8 +6,8 @@ whose pages a worker thread faults in ahead of the reads (:func:`_prefault`); ea
 thread while the next one is read, and the digest compared once the last block is in (:func:`_pending_check`,
 :func:`_run_checks`). Rows asked for in another dtype than stored (float32 from float16, every default read) are
 read into two small buffers in turn and cast from there by both threads (:func:`_read_runs_cast`, casts from
-:mod:`.widen`), with no stored-dtype copy of the layer. A file this process verified already (same inode, size and mtime) is not hashed again
-(:data:`_VERIFIED`). Used by :mod:`.reader` and :mod:`.gathered`.
+:mod:`.widen`), with no stored-dtype copy of the layer. A file this process verified already (same inode, size and
+mtime) is not hashed again (:data:`_VERIFIED`). Used by :mod:`.reader` and :mod:`.gathered`.
 """
 
 from __future__ import annotations
