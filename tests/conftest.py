@@ -67,6 +67,23 @@ def assert_same_features(got, want, what: str = "") -> None:
     )
 
 
+def extract_whole_and_parts(texts, ids, decoder, root: Path, rows_per_part: int, sort_window: int, **kw):
+    """One text set extracted as one whole run (``root/whole``) and again in row-parts of ``rows_per_part`` rows,
+    gathered (``root/set``), as the workflow's parts are (``decoder``: the model's folder; ``kw``: the rest of
+    :func:`repgeom.activations.extract`'s arguments); returns ``(whole, gathered, plan)``."""
+    from repgeom import activations as A
+    from repgeom.activations import parts as P
+
+    A.extract(texts, ids, decoder, root / "whole", sort_window=sort_window, **kw)
+    out, plan = root / "set", P.make_plan(ids, texts, rows_per_part, sort_window)
+    for e in plan["parts"]:
+        r0, r1 = e["row_start"], e["row_stop"]
+        A.extract(texts[r0:r1], ids[r0:r1], decoder, P.parts_dir(out) / e["name"], sort_window=sort_window,
+                  extra_attrs={"row_start": r0, "row_stop": r1}, **kw)  # fmt: skip
+    P.gather(plan, out)
+    return root / "whole", out, plan
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One intra-op thread: tiny inputs gain nothing from two, and lose a lot when the cores are shared."""

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import extract_whole_and_parts
 
 from repgeom import activations as A
 from repgeom.activations import gathered, rowread, shardfile
@@ -30,23 +31,7 @@ def gpt2(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(gpt2, tmp_path_factory):
     """The whole set in one run, and the same in parts of 256 rows gathered."""
-    root = tmp_path_factory.mktemp("runs")
-    A.extract(TEXTS, IDS, gpt2, root / "whole", sort_window=WINDOW, **KW)
-    out = root / "set"
-    plan = _plan(root, 256)
-    for e in plan["parts"]:
-        r0, r1 = e["row_start"], e["row_stop"]
-        A.extract(
-            TEXTS[r0:r1],
-            IDS[r0:r1],
-            gpt2,
-            P.parts_dir(out) / e["name"],
-            sort_window=WINDOW,
-            extra_attrs={"row_start": r0, "row_stop": r1},
-            **KW,
-        )
-    P.gather(plan, out)
-    return root / "whole", out, plan
+    return extract_whole_and_parts(TEXTS, IDS, gpt2, tmp_path_factory.mktemp("runs"), 256, WINDOW, **KW)
 
 
 def _plan(root, rows_per_part, n=N):
@@ -259,16 +244,9 @@ def test_an_all_token_run_over_the_cap_is_refused_before_writing(gpt2, tmp_path)
 def test_all_tokens_gathered_over_parts_equal_one_whole_run(gpt2, tmp_path):
     from repgeom.activations.tokens import load_tokens
 
-    kw = dict(KW, positions=("tokens",), sort_window=WINDOW)
-    A.extract(TEXTS, IDS, gpt2, tmp_path / "whole", **kw)
-    out, plan = tmp_path / "set", _plan(tmp_path, 256)
-    for e in plan["parts"]:
-        r0, r1 = e["row_start"], e["row_stop"]
-        A.extract(TEXTS[r0:r1], IDS[r0:r1], gpt2, P.parts_dir(out) / e["name"],
-                  extra_attrs={"row_start": r0, "row_stop": r1}, **kw)  # fmt: skip
-    P.gather(plan, out)
+    whole, out, _ = extract_whole_and_parts(TEXTS, IDS, gpt2, tmp_path, 256, WINDOW, **dict(KW, positions=("tokens",)))
     for L in A.list_layers(out, "tokens"):
-        w, g = load_tokens(tmp_path / "whole", L), load_tokens(out, L)
+        w, g = load_tokens(whole, L), load_tokens(out, L)
         assert g.attrs["n_tokens_total"] == w.X.shape[0] and len(g.attrs["parts"]) == 3
         for i in (0, 255, 256, 599):  # each text's tokens, either side of the part boundaries
             np.testing.assert_array_equal(g.text(i), w.text(i))
