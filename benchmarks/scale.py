@@ -20,8 +20,9 @@ Measured in one run, as ratios:
    at the file offset's page alignment (what the reader does): on some CPUs (AMD Zen 3) the kernel's copy crawls
    when destination and source differ by 1-31 bytes within a page                   ratio (how much it saves)
 6. the default read, float32 from a float16 shard (cast block by block as it is read, with numpy's look-up or,
-   where torch is loaded, torch's cast) vs ``np.load`` and ``astype(float32)``, verified and not; and the peak memory
-   that read adds beside the array, against the same read done as a float16 read then ``astype`` (as before)
+   where torch is loaded, torch's cast) vs ``np.load`` and ``astype(float32)``, verified and not, and vs ``np.load``
+   of the layer saved as float32 (twice the bytes); the peak memory that read adds beside the array, against the
+   same read done as a float16 read then ``astype`` (as before)
 
     python benchmarks/scale.py [--quick]      # quick: N 8k parts, RSS at 4k and 40k
 """
@@ -314,7 +315,14 @@ def float32_reads(wide: Path, L: int, npy: Path) -> None:
     from repgeom.activations import widen
 
     base = timed(lambda: np.load(npy).astype(np.float32))
-    print(f"[6] np.load + astype(float32) {base * 1e3:.2f} ms (the default read: float32 from a float16 shard)")
+    npy32 = npy.with_name("same_float32.npy")
+    np.save(npy32, np.load(npy).astype(np.float32))
+    as_f32 = timed(lambda: np.load(npy32))
+    npy32.unlink()
+    print(
+        f"[6] np.load + astype(float32) {base * 1e3:.2f} ms (the default read: float32 from a float16 shard); "
+        f"np.load of the layer saved as float32 {as_f32 * 1e3:.2f} ms"
+    )
     real = rowread.converter
     for name, cast in (("numpy's look-up", widen._f16_lookup), ("torch's cast", widen._f16_torch)):
         rowread.converter = lambda s, d, cast=cast: cast
@@ -324,7 +332,9 @@ def float32_reads(wide: Path, L: int, npy: Path) -> None:
                 ("unverified", lambda: A.load_layer(wide, L, verify=False)),
             ):
                 t = timed(fn)
-                print(f"    {name + ', ' + what:30s} {t * 1e3:7.2f} ms   ratio {base / t:.3f}")
+                print(
+                    f"    {name + ', ' + what:30s} {t * 1e3:7.2f} ms   ratio {base / t:.3f}  ({as_f32 / t:.3f} of the latter)"
+                )
         finally:
             rowread.converter = real
 
