@@ -98,7 +98,7 @@ def load_layer(
     """Read one shard: ``(X (N, d), ids, attrs)``, refusing incomplete, corrupt or mismatching shards.
 
     ``path_or_dir`` is a shard file or an extraction's ``outdir`` (then ``layer`` picks the shard).
-    ``verify`` checks the sha256 of the activations and of the ids (costs more than reading them);
+    ``verify`` checks the checksums of the activations and of the ids (xxh3 where the shard has it);
     the attributes (``complete``, ``kind``, ``expect``, layer, position) and the shapes are always
     checked. ``dtype`` converts ``X`` (``None`` keeps the stored dtype).
     """
