@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N, WINDOW = 600, 256
 TEXTS = [", ".join(str(i * k) for k in range(1, 2 + i % 7)) for i in range(N)]
 IDS = [f"t{i:04d}" for i in range(N)]
-KW = dict(model="tiny", positions=("last",), batch_size=16, store_dtype="float16", progress=False)
+KW = dict(model="tiny", positions=("last", "tokens"), batch_size=16, store_dtype="float16", progress=False)
 CASTS = {"lookup": widen._f16_lookup, "torch": widen._f16_torch}
 
 
@@ -56,7 +56,8 @@ def test_the_cast_is_torchs_only_where_torch_is_loaded(monkeypatch):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A float16 whole run and the same texts in three parts, gathered; the stored rows of each layer."""
+    """A float16 whole run and the same texts in three parts, gathered (last tokens and all tokens); the stored rows
+    of each layer's last-token shard."""
     import h5py
 
     root = tmp_path_factory.mktemp("f16")
@@ -91,6 +92,29 @@ def test_float16_shards_read_as_float32_are_their_rows_cast(runs, monkeypatch, c
                 assert list(ids) == IDS
     X = A.load_layer(gathered, 1, dtype=np.float64)[0]  # any dtype asked for: numpy's cast
     assert X.dtype == np.float64 and np.array_equal(X, stored[1].astype(np.float64))
+
+
+def test_all_token_shards_are_read_in_the_dtype_asked_for(runs):
+    """``load_tokens`` keeps the stored dtype by default and casts as it reads when asked, single and gathered."""
+    import h5py
+
+    from repgeom.activations.tokens import load_tokens
+
+    whole, gathered, _ = runs
+    layers = A.list_layers(whole, "tokens")
+    assert layers == A.list_layers(gathered, "tokens") and layers
+    for L in layers:
+        with h5py.File(A.shard_path(whole, L, "tokens"), "r") as f:
+            X16 = f["activations"][()]
+        for src in (whole, gathered):
+            rowread._VERIFIED.clear()
+            kept, wide = load_tokens(src, L), load_tokens(src, L, dtype=np.float32)
+            assert kept.X.dtype == np.float16 and wide.X.dtype == np.float32
+            np.testing.assert_array_equal(kept.X, X16)
+            np.testing.assert_array_equal(wide.X, X16.astype(np.float32))
+            assert wide.token_ids.tolist() == kept.token_ids.tolist() and list(wide.ids) == IDS
+            s, n = wide.row_start[599], wide.n_tokens[599]
+            np.testing.assert_array_equal(wide.text(599), X16[s : s + n].astype(np.float32))
 
 
 def test_rows_through_hdf5_are_cast_too(runs, monkeypatch):

@@ -17,12 +17,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..artifacts import ArtifactError
 from .layout import CHUNK_ROWS, _RowSha
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +120,19 @@ class TokenLayer:
         return self.X[s : s + int(self.n_tokens[i])]
 
 
-def load_tokens(outdir: str | os.PathLike, layer: int, expect: dict | None = None, verify: bool = True) -> TokenLayer:
-    """Read one layer's all-token shard, checked as every shard is (complete, provenance, checksums)."""
+def load_tokens(
+    outdir: str | os.PathLike,
+    layer: int,
+    expect: dict | None = None,
+    verify: bool = True,
+    dtype: DTypeLike | None = None,
+) -> TokenLayer:
+    """Read one layer's all-token shard, checked as every shard is (complete, provenance, checksums).
+
+    ``dtype`` (e.g. ``np.float32``) casts the token states block by block as they are read, as
+    :func:`~repgeom.activations.reader.load_layer` does, with no copy in the stored dtype; the default ``None``
+    keeps the stored dtype (``load_layer`` defaults to float32; an all-token store is often the biggest array a
+    run holds, so doubling it is left to the caller)."""
     from .layout import shard_path
     from .reader import _read_rows_and_ids
     from .shardfile import _check_open, _open
@@ -130,7 +144,7 @@ def load_tokens(outdir: str | os.PathLike, layer: int, expect: dict | None = Non
             attrs, ds, ids_ds = _check_open(f, p, expect)
             if attrs.get("position") != TOKENS or attrs.get("layer") != int(layer):
                 raise ArtifactError(f"{p}: holds {attrs.get('position')!r} of layer {attrs.get('layer')}")
-            X, ids = _read_rows_and_ids(ds, ids_ds, p, attrs, verify)  # single or gathered over row-parts
+            X, ids = _read_rows_and_ids(ds, ids_ds, p, attrs, verify, dtype)  # single or gathered over row-parts
             out = TokenLayer(X, f["token_ids"][()], f["row_start"][()], f["n_tokens"][()], ids, attrs)
         except ArtifactError:
             raise
