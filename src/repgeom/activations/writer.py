@@ -3,8 +3,9 @@
 Each shard holds ``activations`` (N, d) float16/float32, chunked (256, d), optional gzip/lzf; ``ids`` (N,)
 fixed-length UTF-8 strings; ``n_tokens`` (N,) int32 (tokens used, after truncation) and the provenance as
 attributes (see :func:`.extraction.extract`), including ``sha256_activations``
-(:func:`repgeom.artifacts.array_sha256` of the dataset, computed while writing and checked by re-reading before
-the rename; ``xxh3_activations`` beside it, the fast one readers verify with) and ``ids_sha256`` (:func:`repgeom.artifacts.texts_sha256` of the ids). Every attribute is also
+(:func:`repgeom.artifacts.array_sha256` of the dataset), ``xxh3_activations`` beside it (both computed while
+writing) and ``ids_sha256`` (:func:`repgeom.artifacts.texts_sha256` of the ids). Before the rename each shard is
+re-read and checked as readers check it (by the xxh3 where ``xxhash`` is installed). Every attribute is also
 stored once more, all together, as the JSON attribute ``provenance``, which the readers use; ``complete`` is
 written last, on its own.
 
