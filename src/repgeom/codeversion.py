@@ -16,19 +16,31 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 from functools import cache
 from pathlib import Path
 
 PACKAGE = "repgeom"
 
 
-def _module_file(src: Path, dotted: str) -> Path | None:
-    """The file of module ``dotted`` (``repgeom.x.y``) under ``src``: ``x/y.py`` or ``x/y/__init__.py``."""
-    base = src.joinpath(*dotted.split("."))
-    for p in (base.with_suffix(".py"), base / "__init__.py"):
-        if p.is_file():
-            return p
-    return None
+def _module_index(src: Path) -> dict[str, Path]:
+    """Every module of the package under ``src`` by dotted name (``repgeom.x.y``): the file ``x/y.py``, else
+    ``x/y/__init__.py``. Listed once per walk of a wrapper's imports instead of two file checks per name tried."""
+    index: dict[str, Path] = {}
+    root = src / PACKAGE
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        here = Path(folder)
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = here / name
+            rel = path.relative_to(src).with_suffix("")
+            if rel.name == "__init__":
+                index.setdefault(".".join(rel.parts[:-1]), path)  # a module file of the same name comes first
+            else:
+                index[".".join(rel.parts)] = path
+    return index
 
 
 def _dotted(src: Path, path: Path) -> str:
@@ -38,27 +50,50 @@ def _dotted(src: Path, path: Path) -> str:
     return ".".join(parts)
 
 
+@cache
+def _imports_and_exports(raw: bytes, filename: str) -> tuple[tuple, dict]:
+    """``(imports, exports)`` of a module's source, parsed once per distinct content in a process (Snakemake
+    evaluates every rule's code version at each start: each module is reached from many wrappers). ``imports``:
+    ``(level, module or None, names or None)`` per ``from … import`` (names ``None`` for a plain ``import``, whose
+    module is then each alias); ``exports``: the ``_EXPORTS`` dict literal at module level, else ``{}``."""
+    tree = ast.parse(raw, filename=filename)
+    imports = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports.extend((0, a.name, None) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imports.append((node.level, node.module, tuple(a.name for a in node.names)))
+    exports: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and node.value is not None:
+                exports = ast.literal_eval(node.value)
+                break
+    return tuple(imports), exports
+
+
 def _imported_names(path: Path, dotted: str | None) -> set[tuple[str, bool]]:
     """Every module name an ``import`` in ``path`` may load, relative imports resolved against ``dotted``, each
     with whether the module object itself is taken (``import x``, the names of ``from pkg import x``) or only
     loaded on the way to a name in it (the ``pkg`` of ``from pkg import x``)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    imports, _ = _imports_and_exports(path.read_bytes(), str(path))
     is_pkg = path.name == "__init__.py"
     names: set[tuple[str, bool]] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update((a.name, True) for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                if dotted is None:
-                    continue
-                parts = dotted.split(".") if is_pkg else dotted.split(".")[:-1]
-                parts = parts[: len(parts) - (node.level - 1)]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            names.add((base, False))
-            names.update((f"{base}.{a.name}", True) for a in node.names)  # a submodule, or a name in base
+    for level, module, aliases in imports:
+        if aliases is None:  # import x
+            names.add((module, True))
+            continue
+        if level:
+            if dotted is None:
+                continue
+            parts = dotted.split(".") if is_pkg else dotted.split(".")[:-1]
+            parts = parts[: len(parts) - (level - 1)]
+            base = ".".join(parts + ([module] if module else []))
+        else:
+            base = module or ""
+        names.add((base, False))
+        names.update((f"{base}.{a}", True) for a in aliases)  # a submodule, or a name in base
     return {(n, whole) for n, whole in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
 
 
@@ -66,12 +101,7 @@ def lazy_exports(init: Path) -> dict[str, str]:
     """The ``_EXPORTS`` dict literal of a package's ``__init__.py`` (public name → submodule), else ``{}``."""
     if init.name != "__init__.py" or not init.is_file():
         return {}
-    for node in ast.parse(init.read_text(encoding="utf-8")).body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and node.value is not None:
-                return ast.literal_eval(node.value)
-    return {}
+    return dict(_imports_and_exports(init.read_bytes(), str(init))[1])
 
 
 def library_modules(script: str | Path, src: str | Path) -> list[Path]:
@@ -81,12 +111,13 @@ def library_modules(script: str | Path, src: str | Path) -> list[Path]:
 
 @cache
 def _closure(script: Path, src: Path) -> frozenset[Path]:
+    index = _module_index(src)
     todo = [(script, _dotted(src, script) if script.is_relative_to(src) else None)]
     seen: set[Path] = set()
     while todo:
         path, dotted = todo.pop()
         for name, whole in _imported_names(path, dotted):
-            for f in _files_for(src, name, whole):
+            for f in _files_for(index, name, whole):
                 if f not in seen:
                     seen.add(f)
                     todo.append((f, _dotted(src, f)))
@@ -94,20 +125,20 @@ def _closure(script: Path, src: Path) -> frozenset[Path]:
     return frozenset(seen)
 
 
-def _files_for(src: Path, name: str, whole: bool = True) -> list[Path]:
-    """The files that importing ``name`` runs: its parent packages and itself; for a lazily exporting package,
-    the submodule of an exported name, or every exported submodule when the package object itself is taken
-    (``whole``)."""
+def _files_for(index: dict[str, Path], name: str, whole: bool = True) -> list[Path]:
+    """The files that importing ``name`` runs (``index``: :func:`_module_index`): its parent packages and itself;
+    for a lazily exporting package, the submodule of an exported name, or every exported submodule when the
+    package object itself is taken (``whole``)."""
     parts = name.split(".")
-    files = [f for i in range(1, len(parts) + 1) if (f := _module_file(src, ".".join(parts[:i]))) is not None]
-    parent = _module_file(src, ".".join(parts[:-1])) if len(parts) > 1 else None
+    files = [f for i in range(1, len(parts) + 1) if (f := index.get(".".join(parts[:i]))) is not None]
+    parent = index.get(".".join(parts[:-1])) if len(parts) > 1 else None
     exports = lazy_exports(parent) if parent is not None else {}
     if parts[-1] in exports and exports[parts[-1]] != parts[-1]:  # from repgeom.pkg import name
-        files += _files_for(src, ".".join(parts[:-1] + [exports[parts[-1]]]))
-    own = _module_file(src, name)
+        files += _files_for(index, ".".join(parts[:-1] + [exports[parts[-1]]]))
+    own = index.get(name)
     if whole and own is not None and own.name == "__init__.py":  # the package object: any export may be used
         for sub in set(lazy_exports(own).values()):
-            files += _files_for(src, f"{name}.{sub}")
+            files += _files_for(index, f"{name}.{sub}")
     return files
 
 
