@@ -307,7 +307,7 @@ _RULES_IN_RUN: dict[tuple[str, str], set[str]] = {}
 
 
 def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfile: Path, module: Path) -> set[str]:
-    """Append a comment to library file ``module`` (relative to src/repgeom) in a scratch copy of the workflow and
+    """Append a statement to library file ``module`` (relative to src/repgeom) in a scratch copy of the workflow and
     dry-run it on ``workdir`` (a finished run): every job of a rule whose wrapper imports ``module``, transitively,
     reruns; a job reruns for its code only if it runs ``module``; every other planned job is there only because an
     input it reads is remade. Returns the rules planned."""
@@ -326,7 +326,7 @@ def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfil
         _RULES_IN_RUN[key] = set(planned_reasons(forced))
     in_run = _RULES_IN_RUN[key]
     target = src / "repgeom" / module
-    target.write_text(target.read_text() + "\n# an edit\n")
+    target.write_text(target.read_text() + "\n_AN_EDIT = 1\n")  # code (a comment alone would rerun nothing)
     reasons = planned_reasons(snakemake(workdir, "--dry-run", configfile=configfile, tree=tree))
     importing = {
         rule

@@ -3,9 +3,10 @@
 import re
 import textwrap
 
+import pytest
 from conftest import ROOT
 
-from repgeom.codeversion import code_version, library_modules
+from repgeom.codeversion import code_of, code_version, library_modules
 
 SRC = ROOT / "src"
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -111,3 +112,86 @@ def test_every_lazy_export_resolves_without_loading_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+BASE = '''"""A module."""
+
+import math  # a comment
+
+RATE = 0.5
+
+
+class Scaler:
+    """Scales."""
+
+    def scale(self, x, k=2):
+        """By k."""
+        return x * k  # times
+
+
+async def fetch(url):
+    """Fetches."""
+    return url
+
+
+def label(n):
+    return f"{n} items" if n != 1 else "one item"
+'''
+SAME = {  # only comments, docstrings, blank lines and layout differ
+    "comment edited": BASE.replace("# a comment", "# another comment"),
+    "comment added": BASE.replace("RATE = 0.5", "# why 0.5\nRATE = 0.5  # see the paper"),
+    "module docstring": BASE.replace('"""A module."""', '"""A module.\n\nWith more words."""'),
+    "class docstring": BASE.replace('"""Scales."""', '"""Scales\n    its input."""'),
+    "method docstring gone": BASE.replace('        """By k."""\n', ""),
+    "async docstring": BASE.replace('"""Fetches."""', "'''Fetches a URL.'''"),
+    "function docstring added": BASE.replace("def label(n):\n", 'def label(n):\n    """Words."""\n'),
+    "layout": BASE.replace("return x * k", "return (\n            x\n            * k\n        )").replace(
+        "\n\n\n", "\n\n"
+    ),
+    "quotes": BASE.replace('f"{n} items"', "f'{n} items'"),
+}
+OTHER = {  # what runs differs
+    "a constant": BASE.replace("RATE = 0.5", "RATE = 0.25"),
+    "a default": BASE.replace("k=2", "k=3"),
+    "an operator": BASE.replace("x * k", "x ** k"),
+    "a name": BASE.replace("import math", "import cmath"),
+    "a string that is code": BASE.replace('"one item"', '"1 item"'),
+    "a statement": BASE + "RATE += 1\n",
+    "a docstring moved below code": BASE.replace(
+        '        """By k."""\n        return', '        y = x\n        """By k."""\n        return'
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAME))
+def test_comments_docstrings_and_layout_change_no_code_version(tmp_path, name):
+    """A documentation edit reruns nothing: the version is the code's, not the file's bytes."""
+    base, other = tmp_path / "base.py", tmp_path / "other.py"
+    base.write_text(BASE)
+    other.write_text(SAME[name])
+    assert base.read_bytes() != other.read_bytes()
+    assert code_of(other) == code_of(base)
+
+
+@pytest.mark.parametrize("name", sorted(OTHER))
+def test_every_change_to_what_runs_changes_the_code_version(tmp_path, name):
+    base, other = tmp_path / "base.py", tmp_path / "other.py"
+    base.write_text(BASE)
+    other.write_text(OTHER[name])
+    assert code_of(other) != code_of(base)
+
+
+def test_equal_values_of_other_types_are_other_code(tmp_path):
+    versions = set()
+    for i, value in enumerate(["1", "1.0", "True", "-0.0", "0.0", "b'1'", "'1'"]):
+        (tmp_path / f"m{i}.py").write_text(f"x = {value}\n")
+        versions.add(code_of(tmp_path / f"m{i}.py"))
+    assert len(versions) == 7
+
+
+def test_a_module_that_does_not_parse_is_named(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(:\n")
+    with pytest.raises(SyntaxError) as e:
+        code_of(bad)
+    assert e.value.filename == str(bad)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import check_code_edit_reruns_exactly_its_rules, snakemake
+from conftest import check_code_edit_reruns_exactly_its_rules, planned_reasons, scratch_tree, snakemake
 
 from repgeom.artifacts import ArtifactError, read_h5
 from repgeom.embeddings import load_embeddings
@@ -204,6 +204,24 @@ def test_rerun_reproduces_embeddings_and_metrics_exactly(tiny_run, tiny_config):
     after = (load_embeddings(emb)[0], met.read_text(), summary.read_text())
     assert np.array_equal(before[0], after[0])
     assert before[1:] == after[1:]
+
+
+def test_a_comment_or_docstring_edit_reruns_nothing(tiny_run, tiny_config, tmp_path):
+    """Only code counts: editing the docstring and comments of a module every rule imports plans no job; a
+    statement added to it plans every rule's jobs."""
+    wd, _ = tiny_run
+    tree = scratch_tree(tmp_path / "tree")
+    if planned_reasons(snakemake(wd, "--dry-run", configfile=tiny_config, tree=tree)):
+        snakemake(wd, configfile=tiny_config, tree=tree)  # an earlier test remade an intermediate file: catch up
+    target = tree / "src/repgeom/artifacts.py"
+    text = target.read_text()
+    assert text.startswith('"""')
+    docs = '"""An edited docstring.\n\n' + text[3:].replace("\n\n\n", "\n\n# an added comment\n\n", 1) + "\n# the end\n"
+    target.write_text(docs)
+    assert not planned_reasons(snakemake(wd, "--dry-run", configfile=tiny_config, tree=tree))
+    target.write_text(docs + "_AN_EDIT = 1\n")
+    reasons = planned_reasons(snakemake(wd, "--dry-run", configfile=tiny_config, tree=tree))
+    assert {"embeddings", "metrics"} <= set(reasons), reasons
 
 
 @pytest.mark.parametrize("module", ["metrics/clusters.py", "sequences.py"])

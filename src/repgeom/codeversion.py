@@ -10,6 +10,10 @@ A package whose ``__init__`` exports its public names lazily declares them in a 
 ``_EXPORTS = {"name": "submodule", …}`` (see :func:`lazy_exports`): ``from repgeom.pkg import name`` then
 depends on that one submodule (and what it imports), so editing a package's verdict code does not rerun its
 training jobs; importing the package object itself (``from repgeom import pkg``) depends on every submodule.
+
+What is hashed is each module's code (:func:`code_of`): its syntax tree without docstrings, so that editing only
+comments, docstrings, blank lines or layout (a formatter's run) reruns nothing, while any change to what runs (a
+statement, a name, a default, a string that is not a docstring) reruns the jobs that run it.
 """
 
 from __future__ import annotations
@@ -51,11 +55,12 @@ def _dotted(src: Path, path: Path) -> str:
 
 
 @cache
-def _imports_and_exports(raw: bytes, filename: str) -> tuple[tuple, dict]:
-    """``(imports, exports)`` of a module's source, parsed once per distinct content in a process (Snakemake
+def _module_facts(raw: bytes, filename: str) -> tuple[tuple, dict, bytes]:
+    """``(imports, exports, code)`` of a module's source, parsed once per distinct content in a process (Snakemake
     evaluates every rule's code version at each start: each module is reached from many wrappers). ``imports``:
     ``(level, module or None, names or None)`` per ``from … import`` (names ``None`` for a plain ``import``, whose
-    module is then each alias); ``exports``: the ``_EXPORTS`` dict literal at module level, else ``{}``."""
+    module is then each alias); ``exports``: the ``_EXPORTS`` dict literal at module level, else ``{}``;
+    ``code``: :func:`code_of`'s bytes."""
     tree = ast.parse(raw, filename=filename)
     imports = []
     for node in ast.walk(tree):
@@ -70,14 +75,61 @@ def _imports_and_exports(raw: bytes, filename: str) -> tuple[tuple, dict]:
             if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and node.value is not None:
                 exports = ast.literal_eval(node.value)
                 break
-    return tuple(imports), exports
+    out: list[str] = []
+    try:
+        _canonical(tree, out)
+        code = "\0".join(out).encode("utf-8", "surrogatepass")
+    except RecursionError:  # nested deeper than the walk can go: the raw bytes, as any edit reruns
+        code = raw
+    return tuple(imports), exports, code
+
+
+def code_of(path: str | Path) -> bytes:
+    """What a module runs, as bytes that change when its code does and not when only its comments, docstrings,
+    blank lines or layout do, so that a documentation edit reruns no job: its syntax tree without the docstrings
+    of the module, its classes and functions, written out field by field (:func:`_canonical`). A file that does
+    not parse raises :class:`SyntaxError`."""
+    path = Path(path)
+    return _module_facts(path.read_bytes(), str(path))[2]
+
+
+_DOC_HOLDERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _is_docstring(stmt: ast.AST) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
+
+def _canonical(node, out: list[str]) -> None:
+    """Append ``node`` written out: a syntax node as its class and its fields by name, a list item by item, any
+    other value (a constant, an identifier) as its type and ``repr``. Docstrings are left out, and so are fields
+    that are unset or empty, so that a Python release that adds an optional field to a node (as 3.12 added
+    ``type_params``) writes the same. Positions (line and column) are not fields: layout does not count."""
+    if isinstance(node, ast.AST):
+        out.append(type(node).__name__ + "(")
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if name == "body" and isinstance(node, _DOC_HOLDERS) and value and _is_docstring(value[0]):
+                value = value[1:]
+            if value is None or (isinstance(value, list) and not value):
+                continue
+            out.append(name + "=")
+            _canonical(value, out)
+        out.append(")")
+    elif isinstance(node, list):
+        out.append("[")
+        for item in node:
+            _canonical(item, out)
+        out.append("]")
+    else:
+        out.append(f"{type(node).__name__}:{node!r}")
 
 
 def _imported_names(path: Path, dotted: str | None) -> set[tuple[str, bool]]:
     """Every module name an ``import`` in ``path`` may load, relative imports resolved against ``dotted``, each
     with whether the module object itself is taken (``import x``, the names of ``from pkg import x``) or only
     loaded on the way to a name in it (the ``pkg`` of ``from pkg import x``)."""
-    imports, _ = _imports_and_exports(path.read_bytes(), str(path))
+    imports = _module_facts(path.read_bytes(), str(path))[0]
     is_pkg = path.name == "__init__.py"
     names: set[tuple[str, bool]] = set()
     for level, module, aliases in imports:
@@ -101,7 +153,7 @@ def lazy_exports(init: Path) -> dict[str, str]:
     """The ``_EXPORTS`` dict literal of a package's ``__init__.py`` (public name → submodule), else ``{}``."""
     if init.name != "__init__.py" or not init.is_file():
         return {}
-    return dict(_imports_and_exports(init.read_bytes(), str(init))[1])
+    return dict(_module_facts(init.read_bytes(), str(init))[1])
 
 
 def library_modules(script: str | Path, src: str | Path) -> list[Path]:
@@ -143,9 +195,10 @@ def _files_for(index: dict[str, Path], name: str, whole: bool = True) -> list[Pa
 
 
 def code_version(script: str | Path, src: str | Path) -> str:
-    """sha256 (16 hex digits) over the paths and bytes of :func:`library_modules` of ``script``."""
+    """sha256 (16 hex digits) over the paths and the code (:func:`code_of`: not comments, docstrings or layout) of
+    :func:`library_modules` of ``script``."""
     src = Path(src).resolve()
     h = hashlib.sha256()
     for f in library_modules(script, src):
-        h.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes() + b"\0")
+        h.update(str(f.relative_to(src)).encode() + b"\0" + code_of(f) + b"\0")
     return h.hexdigest()[:16]
