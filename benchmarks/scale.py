@@ -10,6 +10,7 @@ Measured in one run, as ratios:
    start-ups one after the other where one job pays one, so at N=40960 (jobs of 15-35 s) the ratio was 0.84-0.96
    on this project's AMD machine with the extraction alone at 0.98-1.09; the default N gives jobs of minutes
 2. peak RSS of one job (VmHWM, fresh process) at N big vs N small                  target within 10 %
+   and how much of the difference is the job's own lists of texts and ids (Python strings: ~170 bytes a text)
 3. reading a gathered layer vs reading the single file (both verified)             target >= 0.9
 4. reading one layer verified vs ``np.load`` of the same array: sha256, xxh3 (the default where a shard has it),
    the same with the run's ids decoded already (each layer after the first of ``iter_layers``), and a repeated
@@ -77,7 +78,8 @@ def child(a) -> None:
     if not whole:  # a whole run's lists as they are, as a job reading its text set holds them
         t, ids = t[r0:r1], ids[r0:r1]
     A.extract(t, ids, a.model, a.out, sort_window=WINDOW, device="cpu", extra_attrs=extra, **KW)
-    print(json.dumps({"seconds": time.perf_counter() - t0, "vm_hwm_kb": vm_hwm_kb()}))
+    held = sum(map(sys.getsizeof, t)) + sum(map(sys.getsizeof, ids)) + sys.getsizeof(t) + sys.getsizeof(ids)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "vm_hwm_kb": vm_hwm_kb(), "texts_kb": held / 1024}))
 
 
 def synthetic_shard(outdir: Path, n: int, d: int, rows: tuple[int, int]) -> None:
@@ -177,9 +179,12 @@ def main() -> None:
     if "rss" not in a.skip:
         rss = {k: run_child(model, k, (0, k), tmp / f"rss{k}", 2) for k in rss_n}
         s, b = (rss[k]["vm_hwm_kb"] for k in rss_n)
+        held = rss[rss_n[1]]["texts_kb"] - rss[rss_n[0]]["texts_kb"]
         print(
             f"[2] peak RSS of one job: N={rss_n[0]} {s / 1024:.0f} MiB, N={rss_n[1]} {b / 1024:.0f} MiB "
-            f"({rss[rss_n[1]]['seconds']:.0f} s), big/small {b / s:.3f} (target <= 1.10)"
+            f"({rss[rss_n[1]]['seconds']:.0f} s), big/small {b / s:.3f} (target <= 1.10)\n"
+            f"    difference {(b - s) / 1024:+.1f} MiB: the job's own lists of texts and ids {held / 1024:+.1f} MiB, "
+            f"the rest (the extraction's) {(b - s - held) / 1024:+.1f} MiB"
         )
     if "read" not in a.skip:
         reads(a, tmp)
