@@ -13,6 +13,9 @@ SHARED = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# the action cache stays off in tests unless a test turns it on (tests/test_e2e_cache.py, with its own store): a
+# test that means to compute must not restore another test's outputs
+os.environ.setdefault("REPGEOM_CACHE", "off")
 
 
 def snakemake_cmd(workdir: Path, tree: Path = ROOT, cores: int = 2) -> list[str]:

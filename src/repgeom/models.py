@@ -266,16 +266,14 @@ def prepare(params: PrepareParams, outdir: str | os.PathLike) -> dict:
     with atomic_dir(outdir) as stage:
         work = stage.parent / f"{stage.name}.work"
         try:
-            manifest = _prepare_into(stage, work, name, src, runtime, params, t0)
+            manifest = _prepare_into(stage, work, name, src, runtime, params)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     log.info("model %s prepared in %.1f s (%d files)", name, time.time() - t0, len(manifest["files"]))
     return manifest
 
 
-def _prepare_into(
-    stage: Path, work: Path, name: str, src: dict, runtime: str, params: PrepareParams, t0: float
-) -> dict:
+def _prepare_into(stage: Path, work: Path, name: str, src: dict, runtime: str, params: PrepareParams) -> dict:
     """Fetch into ``work``, lay the model out in ``stage`` and write its manifest there."""
     prov: dict[str, Any] = {}
     got = FETCHERS.get_or_raise(src["type"], f"models.{name}.source.type")(name, src, work, prov)
@@ -317,8 +315,7 @@ def _prepare_into(
         "files": files,
         **extra,
         "versions": library_versions(("transformers", "sentence_transformers", "torch", "gguf")),
-        "prepared": now_iso(),
-        "seconds": round(time.time() - t0, 1),
+        "prepared": now_iso(),  # when, not what: no timing here, so that a folder prepared again is the same
     }
     manifest["fingerprint"] = fingerprint(manifest)
     (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -5,6 +5,11 @@ to the rule's log file and records the failure there before re-raising, so
 every job leaves a readable log whatever happens. A job that asks for GPUs on a
 multi-GPU machine (not under SLURM) holds its own devices for its duration
 (:mod:`repgeom.devicepool`).
+
+Before the job works it looks its action key up in the action cache (:mod:`repgeom.actioncache`): on a hit its
+outputs are restored and the wrapper ends there, with exit status 0 (the block does not run); after the block
+succeeds its outputs are entered into the store. ``cache=False`` is for jobs that read what their key cannot
+see (a corpus's source file, a model's download), which therefore always compute.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .actioncache.job import JobCache, Restored
 from .devicepool import claim_gpus
 
 if TYPE_CHECKING:
@@ -25,7 +31,7 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def job(snakemake: Snakemake, name: str | None = None) -> Iterator[logging.Logger]:
+def job(snakemake: Snakemake, name: str | None = None, cache: bool = True) -> Iterator[logging.Logger]:
     log_path = snakemake.log[0] if len(snakemake.log) else None
     name = name or getattr(snakemake, "rule", "job")
     handlers: list[logging.Handler] = []
@@ -47,8 +53,16 @@ def job(snakemake: Snakemake, name: str | None = None) -> Iterator[logging.Logge
     log.info("rule %s %s started", name, wc)
     t0 = time.time()
     try:
+        cached = _cache_of(snakemake, log) if cache else None
+        if cached is not None and _restored(cached, log):
+            raise Restored()
         with claim_gpus(int(getattr(snakemake.resources, "gpu", 0) or 0)):
             yield log
+        if cached is not None:
+            cached.insert(log)
+    except Restored:
+        log.info("rule %s restored in %.1f s", name, time.time() - t0)
+        raise
     except BaseException:
         log.error("rule %s failed after %.1f s:\n%s", name, time.time() - t0, traceback.format_exc())
         raise
@@ -59,3 +73,20 @@ def job(snakemake: Snakemake, name: str | None = None) -> Iterator[logging.Logge
         if stream:
             stream.flush()
             stream.close()
+
+
+def _cache_of(snakemake: Snakemake, log: logging.Logger) -> JobCache | None:
+    try:
+        return JobCache.for_job(snakemake)
+    except Exception as e:  # the cache must never cost the job: compute
+        log.warning("action cache: not used for this job (%s: %s)", type(e).__name__, e)
+        return None
+
+
+def _restored(cached: JobCache, log: logging.Logger) -> bool:
+    try:
+        return cached.restore(log)
+    except Exception as e:
+        log.warning("action cache: lookup failed (%s: %s); computing", type(e).__name__, e)
+        cached.key = None  # nothing is entered after a failed lookup
+        return False
