@@ -30,7 +30,9 @@ version covers only the submodules whose names it imports, see :mod:`repgeom.cod
 :mod:`.download` :func:`download_file`: one HTTP(S) file, retried with back-off, resumed, checked, renamed when whole
 :mod:`.sources`  :data:`SOURCES`: ``local``, ``url``, ``hf``; :func:`fetch_first`
 :mod:`.kinds`    :data:`CORPORA`: ``stsb``, ``genericskb``, ``snli``
-:mod:`.store`    :func:`prepare` (the corpora stage), :func:`load_corpus`, :func:`corpus_sentences`
+:mod:`.store`    :func:`prepare` (the corpora stage: fetch, parse, verify, write)
+:mod:`.artifact` :func:`load_corpus`, :func:`corpus_sentences`, :func:`sentence_id` (what the jobs that read a
+                 corpus use; no parser or source in their code version)
 :mod:`.pairs`    :func:`stsb_pairs`, :func:`snli_pairs` (what the probes and the merging scores read)
 """
 
@@ -62,13 +64,13 @@ _EXPORTS = {
     "corpus": "kinds",
     "limit_rows": "store",
     "prepare": "store",
-    "load_corpus": "store",
-    "sentence_id": "store",
-    "corpus_sentences": "store",
+    "load_corpus": "artifact",
+    "sentence_id": "artifact",
+    "corpus_sentences": "artifact",
     "SNLI_TARGET": "pairs",
     "stsb_pairs": "pairs",
     "snli_pairs": "pairs",
 }
-_SUBMODULES = ("errors", "parsers", "download", "sources", "kinds", "store", "pairs")
+_SUBMODULES = ("errors", "parsers", "download", "sources", "kinds", "store", "artifact", "pairs")
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

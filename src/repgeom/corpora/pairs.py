@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .artifact import load_corpus, sentence_id
 from .errors import DataError
-from .store import load_corpus, sentence_id
 
 #: SNLI labels as similarity targets for the siamese pretraining
 SNLI_TARGET = {"entailment": 1.0, "neutral": 0.5, "contradiction": 0.0}

@@ -1,17 +1,17 @@
-"""One corpus artifact: fetched, parsed, verified and written atomically; read back, and its distinct sentences."""
+"""Making one corpus artifact: fetched, parsed, verified and written atomically (reading it: :mod:`.artifact`)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import now_iso, read_json, texts_sha256, write_json
+from ..artifacts import now_iso, texts_sha256, write_json
 from ..params import CorpusSpec
+from .artifact import row_texts
 from .errors import DataError
 from .kinds import CORPORA
 from .sources import fetch_first
@@ -38,7 +38,7 @@ def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.
         except DataError as e:
             raise DataError(f"corpus {name!r}: {e}") from None
     splits = limit_rows(splits, spec.limit)
-    texts = [t for rows in splits.values() for r in rows for t in _texts(r)]
+    texts = [t for rows in splits.values() for r in rows for t in row_texts(r)]
     meta.update(
         kind="corpus",
         corpus=name,
@@ -55,38 +55,3 @@ def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.
     write_json(out_path, {"meta": meta, "splits": splits})
     log.info("corpus %s: %s", name, ", ".join(f"{s} {n}" for s, n in meta["rows"].items()))
     return meta
-
-
-def _texts(row: dict) -> Iterator[str]:
-    for k in ("sentence", "sentence1", "sentence2"):
-        if k in row:
-            yield row[k]
-
-
-def load_corpus(path: str | os.PathLike) -> tuple[dict, dict]:
-    obj = read_json(path)
-    return obj["meta"], obj["splits"]
-
-
-def sentence_id(text: str) -> str:
-    """A stable id for a sentence: the first 16 hex digits of its sha1 (order-free, so pair tables and
-    activation shards agree without sharing row numbers)."""
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-
-
-def corpus_sentences(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """``(ids, texts)``: every distinct sentence of a normalised corpus, in first-appearance order over the
-    splits (sorted by name), for the activation stage."""
-    _, splits = load_corpus(path)
-    seen: dict[str, str] = {}
-    sids: set[str] = set()
-    for split in sorted(splits):
-        for row in splits[split]:
-            for t in _texts(row):
-                if t not in seen:
-                    sid = sentence_id(t)
-                    if sid in sids:  # pragma: no cover - a 64-bit sha1 prefix collision
-                        raise DataError(f"{path}: two sentences share the id {sid}")
-                    seen[t] = sid
-                    sids.add(sid)
-    return list(seen.values()), list(seen)
