@@ -145,7 +145,7 @@ def test_key_holds_the_environment(tmp_path, monkeypatch):
     assert env["distributions"]["numpy"] == np.__version__ and env["device"].startswith(("cpu", "cuda"))
     other = dict(parts, environment=dict(env, device="cuda:NVIDIA H200"))
     assert action_key(other) != action_key(parts)
-    monkeypatch.setattr("repgeom.devices.cpu_bf16_flags", lambda: ["amx_bf16"])
+    monkeypatch.setattr("repgeom.cpuinfo.cpu_bf16_flags", lambda: ["amx_bf16"])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     if not Path("/dev/nvidia0").exists():
         assert keymod.device_kind() == "cpu+amx_bf16"  # dtype: auto would take bfloat16 here

@@ -5,6 +5,7 @@ import pytest
 from repgeom import devices
 from repgeom.activations import load_decoder
 from repgeom.architectures import build_tiny
+from repgeom.cpuinfo import cpu_bf16_flags
 
 torch = pytest.importorskip("torch")
 
@@ -12,10 +13,10 @@ torch = pytest.importorskip("torch")
 def test_cpu_bf16_flags_are_read_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
-    assert devices.cpu_bf16_flags(str(info)) == ["avx512_bf16"]
+    assert cpu_bf16_flags(str(info)) == ["avx512_bf16"]
     info.write_text("flags\t\t: fpu sse avx2\n")
-    assert devices.cpu_bf16_flags(str(info)) == []
-    assert devices.cpu_bf16_flags(str(tmp_path / "absent")) == []
+    assert cpu_bf16_flags(str(info)) == []
+    assert cpu_bf16_flags(str(tmp_path / "absent")) == []
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,6 @@ def test_auto_on_a_bf16_cpu_follows_the_calibration(gpt2_dir, monkeypatch, thres
 def test_this_machines_choice_is_stated(gpt2_dir):
     """Whatever this CPU is, auto says what it chose and why (the note of the issue records it per machine)."""
     _, _, info = load_decoder(gpt2_dir, dtype="auto", device="cpu")
-    flags = devices.cpu_bf16_flags()
+    flags = cpu_bf16_flags()
     assert (info["dtype"] == "float32") if not flags else info["dtype"] in ("bfloat16", "float32")
     print(flags, info["dtype"], info["dtype_reason"])

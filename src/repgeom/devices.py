@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .cpuinfo import cpu_bf16_flags
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -22,8 +24,6 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-#: CPU flags (``/proc/cpuinfo``) of native bfloat16 matrix units: Intel AMX, AVX-512 BF16
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 #: the mean cosine a calibration batch must reach in bfloat16 against float32 for ``auto`` to take bfloat16
 CALIBRATION_MIN_COSINE = 0.999
 #: texts of the calibration batch (numbers as the workflow renders them, and prose)
@@ -33,17 +33,6 @@ CALIBRATION_TEXTS = (
     "A man is playing a guitar on the street.",
     "The committee postponed its decision until next spring.",
 )
-
-
-def cpu_bf16_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
-    """The native-bf16 flags this CPU reports (none where ``/proc/cpuinfo`` is missing: look, don't assume)."""
-    try:
-        with open(cpuinfo, encoding="utf-8") as fh:
-            line = next((ln for ln in fh if ln.startswith("flags")), "")
-    except OSError:
-        return []
-    flags = set(line.split(":", 1)[-1].split())
-    return [f for f in BF16_CPU_FLAGS if f in flags]
 
 
 def auto_dtype(device: str) -> tuple[str, str, bool]:

@@ -73,7 +73,7 @@ def environment() -> dict[str, Any]:
 def device_kind() -> str:
     """``cuda:<model>,…`` for the GPUs this job sees, else ``cpu`` with the CPU's native-bf16 flags (``dtype:
     auto`` takes bfloat16 only on such a CPU). torch is asked only on a machine with an NVIDIA driver."""
-    from ..devices import cpu_bf16_flags
+    from ..cpuinfo import cpu_bf16_flags
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible not in ("", "-1") and (glob.glob("/proc/driver/nvidia/gpus/*") or os.path.exists("/dev/nvidia0")):
