@@ -35,13 +35,22 @@ def snakemake_cmd(workdir: Path, tree: Path = ROOT, cores: int = 2) -> list[str]
 
 
 def snakemake(
-    workdir: Path, *args: str, configfile: Path | None = None, check: bool = True, timeout: int = 900, tree: Path = ROOT
+    workdir: Path,
+    *args: str,
+    configfile: Path | None = None,
+    check: bool = True,
+    timeout: int = 900,
+    tree: Path = ROOT,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the real workflow (of ``tree``: this checkout, or a scratch copy of it) on ``workdir``."""
+    """Run the real workflow (of ``tree``: this checkout, or a scratch copy of it) on ``workdir`` (``env``: variables
+    set for this run, ``None`` values removed)."""
     cmd = snakemake_cmd(workdir, tree) + list(args)
     if configfile:  # last: --configfile takes several values and would swallow a target after it
         cmd += ["--configfile", str(configfile)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=full_env)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
@@ -310,11 +319,12 @@ _RULES_IN_RUN: dict[tuple[str, str], set[str]] = {}
 
 
 def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfile: Path, module: Path) -> set[str]:
-    """Append a statement to library file ``module`` (relative to src/repgeom) in a scratch copy of the workflow and
-    dry-run it on ``workdir`` (a finished run): every job of a rule whose wrapper imports ``module``, transitively,
-    reruns; a job reruns for its code only if it runs ``module``; every other planned job is there only because an
-    input it reads is remade. Returns the rules planned."""
-    from repgeom.codeversion import library_modules
+    """Append a statement that runs on import to library file ``module`` (relative to src/repgeom) in a scratch copy
+    of the workflow and dry-run it on ``workdir`` (a finished run): every job of a rule whose wrapper loads
+    ``module`` (repgeom.codegraph: at the top of a module it loads, or inside a definition it reaches) reruns; a job
+    reruns for its code only if it loads ``module``; every other planned job is there only because an input it
+    reads is remade. Returns the rules planned."""
+    from repgeom.codegraph import CodeGraph
 
     tree = scratch_tree(tmp / "tree")
     src = tree / "src"
@@ -329,12 +339,13 @@ def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfil
         _RULES_IN_RUN[key] = set(planned_reasons(forced))
     in_run = _RULES_IN_RUN[key]
     target = src / "repgeom" / module
-    target.write_text(target.read_text() + "\n_AN_EDIT = 1\n")  # code (a comment alone would rerun nothing)
+    target.write_text(target.read_text() + "\nprint(end='')\n")  # runs on import (a comment would rerun nothing)
     reasons = planned_reasons(snakemake(workdir, "--dry-run", configfile=configfile, tree=tree))
+    graph = CodeGraph(src)
     importing = {
         rule
         for rule, script in rule_scripts(tree).items()
-        if target.resolve() in library_modules(tree / "workflow/scripts" / f"{script}.py", src)
+        if target.resolve() in graph.loaded(tree / "workflow/scripts" / f"{script}.py")
     }
     by_code = {rule for rule, why in reasons.items() if any(w.startswith("Params have changed") for w in why)}
     assert by_code and by_code <= importing, (module, reasons, importing)  # none reruns for code it does not run

@@ -207,8 +207,8 @@ def test_rerun_reproduces_embeddings_and_metrics_exactly(tiny_run, tiny_config):
 
 
 def test_a_comment_or_docstring_edit_reruns_nothing(tiny_run, tiny_config, tmp_path):
-    """Only code counts: editing the docstring and comments of a module every rule imports plans no job; a
-    statement added to it plans every rule's jobs."""
+    """Only code a job reaches counts: editing the docstring and comments of a module every rule imports plans no
+    job, nor does a function no job calls; a statement that runs on import plans every rule's jobs."""
     wd, _ = tiny_run
     tree = scratch_tree(tmp_path / "tree")
     if planned_reasons(snakemake(wd, "--dry-run", configfile=tiny_config, tree=tree)):
@@ -219,9 +219,11 @@ def test_a_comment_or_docstring_edit_reruns_nothing(tiny_run, tiny_config, tmp_p
     docs = '"""An edited docstring.\n\n' + text[3:].replace("\n\n\n", "\n\n# an added comment\n\n", 1) + "\n# the end\n"
     target.write_text(docs)
     assert not planned_reasons(snakemake(wd, "--dry-run", configfile=tiny_config, tree=tree))
-    target.write_text(docs + "_AN_EDIT = 1\n")
+    target.write_text(docs + "print(end='')\n")  # a statement that runs on import
     reasons = planned_reasons(snakemake(wd, "--dry-run", configfile=tiny_config, tree=tree))
     assert {"embeddings", "metrics"} <= set(reasons), reasons
+    target.write_text(docs + "def _unused():\n    return 1\n")  # code no job reaches
+    assert not planned_reasons(snakemake(wd, "--dry-run", configfile=tiny_config, tree=tree))
 
 
 @pytest.mark.parametrize("module", ["metrics/clusters.py", "sequences.py"])

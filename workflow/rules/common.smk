@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from repgeom import config as rgconfig  # noqa: E402
 from repgeom import planning, stages  # noqa: E402
 from repgeom.params import canonical  # noqa: E402
-from repgeom.codeversion import code_version  # noqa: E402
+from repgeom.codegraph import definitions_version  # noqa: E402
 
 try:
     rgconfig.validate_config(config)
@@ -318,10 +318,10 @@ def get_activation_resource(name, default_key):
 
 
 def get_code_version(script):
-    """Hash of the library code that ``workflow/scripts/{script}.py`` imports, transitively (found by walking its
-    imports), given as a params entry so that editing the library (not only the wrapper, which Snakemake tracks
-    itself) reruns exactly the jobs that run the edited code."""
-    return code_version(
+    """Hash of the library definitions that ``workflow/scripts/{script}.py`` can reach (repgeom.codegraph: static
+    name resolution from its statements), given as a params entry so that editing the library (not only the
+    wrapper, which Snakemake tracks itself) reruns exactly the jobs that can run the edited code."""
+    return definitions_version(
         Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py", Path(workflow.basedir) / "src"
     )
 
