@@ -100,6 +100,8 @@ def test_no_library_code_reads_a_volatile_field():
     pat = re.compile(r"""(\[|get\(|attrs\.get\(|\bin\s)\s*["'](""" + names + r""")["']""")
     readers = []
     for p in (ROOT / "src" / "repgeom").rglob("*.py"):
+        if "actioncache" in p.parts:  # the cache's own entries, not artifacts
+            continue
         for i, line in enumerate(p.read_text().splitlines(), 1):
             writes = re.search(r"""\[["'](""" + names + r""")["']\]\s*=(?!=)""", line)
             if pat.search(line) and not writes and "not in (" not in line:
@@ -459,3 +461,46 @@ def test_cli_lists_verifies_and_prunes(tmp_path, monkeypatch):
     assert run("verify").returncode == 0
     assert "removed 1 entries" in run("prune", "--max-gb", "0").stdout
     assert json.loads(json.dumps(store.verify().__dict__))["entries"] == 0
+
+
+def test_a_failed_job_names_its_last_good_outputs_and_restore_puts_them_back(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sm = _snakemake(tmp_path)
+    assert _run_job(sm) == 1
+    good = Path("out/result.txt").read_text()
+    Path("out/result.txt").unlink()  # Snakemake removes the outputs before a job runs
+    sm.params = _named({"code": "v2"})  # an edited job, which fails
+    with pytest.raises(ValueError), job(sm):
+        raise ValueError("bad data")
+    log = Path("logs/x.log").read_text()
+    m = re.search(r"python -m repgeom.actioncache --dir (\S+) restore ([0-9a-f]{64})", log)
+    assert m and "the last good outputs of this job (out/result.txt" in log, log
+    run = subprocess.run(
+        [sys.executable, "-m", "repgeom.actioncache", "--dir", m.group(1), "restore", m.group(2)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert Path("out/result.txt").read_text() == good
+    again = subprocess.run(  # an output that exists is not replaced without --force
+        [sys.executable, "-m", "repgeom.actioncache", "--dir", m.group(1), "restore", m.group(2)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert again.returncode == 1 and "not replacing" in again.stdout
+
+
+def test_lookup_off_computes_every_time_and_still_keeps_the_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sm = _snakemake(tmp_path)
+    for _ in range(2):
+        with job(sm, lookup=False):
+            Path("out").mkdir(exist_ok=True)
+            Path("out/result.txt").write_text("made")
+        Path("out/result.txt").unlink()
+    assert len(list((tmp_path / "store" / "actions").glob("*/*.json"))) == 1
+    with pytest.raises(RuntimeError), job(sm, lookup=False):
+        raise RuntimeError("source unreadable")
+    assert "python -m repgeom.actioncache" in Path("logs/x.log").read_text()

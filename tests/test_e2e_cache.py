@@ -2,8 +2,10 @@
 its sentences, two probes, tables and figures): early cutoff after a parser edit that changes no row, a config
 value A -> B -> A, a second clone on the same store, a parser edit that does change the rows."""
 
+import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -133,3 +135,66 @@ def test_a_parser_edit_that_changes_rows_recomputes_and_equals_a_run_without_cac
     assert _rules(outcomes, "restored") == set() and not (tmp_path / "unused_store").exists()
     assert compare(off / "results", wd / "results") == 0  # bit for bit
     assert compare(snap, wd / "results") != 0  # and the lowercased rows did change the results
+
+
+BROKEN = 'raise RuntimeError("broken on purpose")'
+
+
+@pytest.mark.parametrize(
+    "rule,module,old,new,output",
+    [
+        (
+            "corpora",
+            "corpora/parsers.py",
+            '"year": f[2],',
+            '"year": (_ for _ in ()).throw(RuntimeError("broken on purpose")),',
+            "resources/data/stsb.json",
+        ),
+        (
+            "activations",
+            "activations/extraction.py",
+            "    ids, texts = load_texts(dataset_path)\n",
+            f"    {BROKEN}\n",
+            "results/activations/smollm2/stsb",
+        ),
+        (
+            "sts_variant",
+            "sts/variants.py",
+            "    t0 = time.time()\n",
+            f"    {BROKEN}\n",
+            "results/sts/smollm2/plain/last/mlp.json",
+        ),
+    ],
+    ids=["a corpus", "an extraction", "a probe"],
+)
+def test_a_failed_rerun_keeps_the_last_good_outputs_recoverable(first, tmp_path, rule, module, old, new, output):
+    """Snakemake removes a job's outputs before it runs it: when the rerun fails, its error names the command that
+    puts the last good outputs back, from the store."""
+    wd, store, _ = first
+    good = tmp_path / "good"
+    (shutil.copytree if (wd / output).is_dir() else shutil.copy2)(wd / output, good)
+    tree = scratch_tree(tmp_path / "tree")
+    path = tree / "src/repgeom" / module
+    text = path.read_text()
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, new))
+    env = {"REPGEOM_CACHE": None, "REPGEOM_CACHE_DIR": str(store)}
+    proc = snakemake(wd, f"--forcerun={rule}", output, configfile=wd / "config.yaml", tree=tree, check=False, env=env)
+    assert proc.returncode != 0 and not (wd / output).exists(), proc.stderr[-3000:]
+    m = re.search(
+        r"the last good outputs of this job .*?: (python -m repgeom\.actioncache restore ([0-9a-f]{64}))", proc.stderr
+    )
+    assert m, proc.stderr[-3000:]
+    run = subprocess.run(
+        [sys.executable, "-m", "repgeom.actioncache", "restore", m.group(2)],
+        cwd=wd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REPGEOM_CACHE_DIR": str(store), "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    if good.is_dir():
+        assert sorted(p.name for p in (wd / output).rglob("*.h5")) == sorted(p.name for p in good.rglob("*.h5"))
+        assert compare(good, wd / output) == 0
+    else:
+        assert (wd / output).read_bytes() == good.read_bytes()

@@ -8,8 +8,10 @@ multi-GPU machine (not under SLURM) holds its own devices for its duration
 
 Before the job works it looks its action key up in the action cache (:mod:`repgeom.actioncache`): on a hit its
 outputs are restored and the wrapper ends there, with exit status 0 (the block does not run); after the block
-succeeds its outputs are entered into the store. ``cache=False`` is for jobs that read what their key cannot
-see (a corpus's source file, a model's download), which therefore always compute.
+succeeds its outputs are entered into the store. ``lookup=False`` is for jobs that read what their key cannot see
+(a corpus's source file), which therefore always compute, their outputs stored all the same; ``cache=False``
+leaves the cache out entirely (a model's download: a folder of gigabytes). When a job fails, the error says where
+its last good outputs are kept and the command that puts them back.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def job(snakemake: Snakemake, name: str | None = None, cache: bool = True) -> Iterator[logging.Logger]:
+def job(
+    snakemake: Snakemake, name: str | None = None, cache: bool = True, lookup: bool = True
+) -> Iterator[logging.Logger]:
     log_path = snakemake.log[0] if len(snakemake.log) else None
     name = name or getattr(snakemake, "rule", "job")
     handlers: list[logging.Handler] = []
@@ -52,10 +56,13 @@ def job(snakemake: Snakemake, name: str | None = None, cache: bool = True) -> It
     wc = dict(snakemake.wildcards.items()) if hasattr(snakemake.wildcards, "items") else {}
     log.info("rule %s %s started", name, wc)
     t0 = time.time()
+    cached = None
     try:
         cached = _cache_of(snakemake, log) if cache else None
-        if cached is not None and _restored(cached, log):
+        if cached is not None and lookup and _restored(cached, log):
             raise Restored()
+        if cached is not None and not lookup:
+            _keyed(cached, log)
         with claim_gpus(int(getattr(snakemake.resources, "gpu", 0) or 0)):
             yield log
         if cached is not None:
@@ -65,6 +72,10 @@ def job(snakemake: Snakemake, name: str | None = None, cache: bool = True) -> It
         raise
     except BaseException:
         log.error("rule %s failed after %.1f s:\n%s", name, time.time() - t0, traceback.format_exc())
+        hint = cached.recovery_hint() if cached is not None else None
+        if hint:
+            log.error("%s", hint)
+            print(f"[repgeom] {name}: {hint}", file=sys.__stderr__, flush=True)
         raise
     else:
         log.info("rule %s finished in %.1f s", name, time.time() - t0)
@@ -81,6 +92,14 @@ def _cache_of(snakemake: Snakemake, log: logging.Logger) -> JobCache | None:
     except Exception as e:  # the cache must never cost the job: compute
         log.warning("action cache: not used for this job (%s: %s)", type(e).__name__, e)
         return None
+
+
+def _keyed(cached: JobCache, log: logging.Logger) -> None:
+    try:
+        cached.compute_key(log)
+    except Exception as e:
+        log.warning("action cache: no key (%s: %s); the outputs will not be stored", type(e).__name__, e)
+        cached.key = None
 
 
 def _restored(cached: JobCache, log: logging.Logger) -> bool:

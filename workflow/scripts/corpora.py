@@ -8,5 +8,5 @@ from repgeom.corpora import prepare  # noqa: E402
 from repgeom.params import CorpusSpec  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
-with job(snakemake, cache=False):  # reads its source, which the action key cannot see
+with job(snakemake, lookup=False):  # reads its source, which the action key cannot see: computes, stores
     prepare(snakemake.wildcards.corpus, CorpusSpec.of(snakemake.params.spec), snakemake.output[0])

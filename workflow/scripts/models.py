@@ -8,7 +8,7 @@ from repgeom.models import prepare  # noqa: E402
 from repgeom.params import PrepareParams  # noqa: E402
 from repgeom.smk import job  # noqa: E402
 
-with job(snakemake, cache=False):  # reads its source, which the action key cannot see
+with job(snakemake, cache=False):  # reads its source, which the action key cannot see; a folder of GBs
     import torch
 
     torch.set_num_threads(max(1, snakemake.threads))

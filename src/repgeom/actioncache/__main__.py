@@ -1,4 +1,4 @@
-"""``python -m repgeom.actioncache {info,list,verify,prune}``: look after the action cache's store."""
+"""``python -m repgeom.actioncache {info,list,verify,prune,restore}``: look after the action cache's store."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="every entry: last use, rule, wildcards, size")
     v = sub.add_parser("verify", help="check every blob against its digest")
     v.add_argument("--fix", action="store_true", help="remove damaged entries and blobs")
+    r = sub.add_parser("restore", help="put an entry's outputs back (run in the workflow's folder)")
+    r.add_argument("key", help="the entry's key (a failed job's log names its last good one)")
+    r.add_argument("--force", action="store_true", help="replace outputs that exist")
     pr = sub.add_parser("prune", help="remove least recently used entries down to a size")
     pr.add_argument("--max-gb", type=float, help="the size to prune to (default: the config's cache.max_gb)")
     args = p.parse_args(argv)
@@ -61,6 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rep.entries} entries checked, {len(rep.problems)} damaged", end="")
         print(f"; removed {len(rep.removed_entries)} entries and {rep.removed_blobs} blobs" if args.fix else "")
         return 1 if rep.problems and not args.fix else 0
+    elif args.cmd == "restore":
+        entry = store.lookup(args.key)
+        if entry is None:
+            print(f"no entry {args.key} in {store.root} (python -m repgeom.actioncache list shows them)")
+            return 1
+        outputs = [o["path"] for o in entry["outputs"]]
+        there = [o for o in outputs if Path(o).exists()]
+        if there and not args.force:
+            print(f"not replacing what exists: {', '.join(there)} (--force replaces it)")
+            return 1
+        if not store.restore(args.key, outputs):
+            print(f"entry {args.key} is damaged and was removed: nothing restored")
+            return 1
+        print(f"restored {', '.join(outputs)} ({entry.get('rule')}, made {entry.get('created')})")
     elif args.cmd == "prune":
         max_gb = args.max_gb if args.max_gb is not None else s.max_gb
         rep = store.prune(int(max_gb * 1e9))

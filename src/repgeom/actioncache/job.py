@@ -48,6 +48,30 @@ class JobCache:
         script = getattr(sys.modules.get("__main__"), "__file__", None)  # the wrapper (Snakemake's preamble sets it)
         return cls(Action.of(snakemake, script if script and Path(script).is_file() else None), settings)
 
+    def last_good(self) -> tuple[str, dict[str, Any]] | None:
+        """``(key, entry)`` of the last outputs this job entered, if the store still has them."""
+        try:
+            key = self._last_file().read_text().strip()
+        except OSError:
+            return None
+        entry = self.store.lookup(key)
+        return (key, entry) if entry is not None else None
+
+    def recovery_hint(self) -> str | None:
+        """For a failed job: where its last good outputs are, and the command that puts them back."""
+        try:
+            last = self.last_good()
+        except Exception:  # pragma: no cover - never mask the job's own error
+            return None
+        if last is None:
+            return None
+        key, entry = last
+        store = f" --dir {self.store.root}" if self.store.root != CacheSettings.of(None).dir else ""
+        return (
+            f"the last good outputs of this job ({', '.join(self.action.outputs)}, made {entry.get('created', '?')}) "
+            f"are kept in the action cache: python -m repgeom.actioncache{store} restore {key}"
+        )
+
     def _job_id(self) -> str:
         a = self.action
         text = json.dumps([a.rule, sorted(a.wildcards.items()), list(a.outputs)])
@@ -57,12 +81,17 @@ class JobCache:
         j = self._job_id()
         return self.store.root / "jobs" / j[:2] / j
 
-    def restore(self, log: logging.Logger) -> bool:
-        """Compute the key; on a hit restore the outputs and say so. ``False``: compute (the log says why)."""
+    def compute_key(self, log: logging.Logger) -> str:
         t = time.time()
         self.parts = self.action.parts(self.memo)
         self.key = action_key(self.parts)
         log.info("action cache: key %s (%.2f s) in %s", self.key, time.time() - t, self.store.root)
+        return self.key
+
+    def restore(self, log: logging.Logger) -> bool:
+        """Compute the key; on a hit restore the outputs and say so. ``False``: compute (the log says why)."""
+        t = time.time()
+        self.compute_key(log)
         if self.store.restore(self.key, self.action.outputs):
             msg = f"restored {', '.join(self.action.outputs)} from {self.key} ({self.store.root})"
             log.info("action cache: %s in %.2f s", msg, time.time() - t)
