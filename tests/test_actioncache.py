@@ -51,8 +51,10 @@ def test_json_digest_ignores_when_it_was_made_not_what_it_holds(tmp_path):
 
 def test_h5_digest_uses_recorded_checksums_and_ignores_created(tmp_path):
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    write_h5(tmp_path / "a.h5", {"x": x, "ids": np.array(["a", "b", "c"])}, {"model": "m", "created": "t1"}, ["x"])
-    write_h5(tmp_path / "b.h5", {"x": x, "ids": np.array(["a", "b", "c"])}, {"model": "m", "created": "t2"}, ["x"])
+    prov = {"model": "m", "created": "t1", "encode_seconds": 1.0}
+    write_h5(tmp_path / "a.h5", {"x": x, "ids": np.array(["a", "b", "c"])}, {**prov, "provenance": prov}, ["x"])
+    prov = {"model": "m", "created": "t2", "encode_seconds": 2.0}  # when and how long, also inside a JSON record
+    write_h5(tmp_path / "b.h5", {"x": x, "ids": np.array(["a", "b", "c"])}, {**prov, "provenance": prov}, ["x"])
     write_h5(tmp_path / "c.h5", {"x": x + 1, "ids": np.array(["a", "b", "c"])}, {"model": "m", "created": "t1"}, ["x"])
     write_h5(tmp_path / "d.h5", {"x": x, "ids": np.array(["a", "b", "z"])}, {"model": "m", "created": "t1"}, ["x"])
     write_h5(tmp_path / "e.h5", {"x": x, "ids": np.array(["a", "b", "c"])}, {"model": "n", "created": "t1"}, ["x"])
@@ -67,6 +69,22 @@ def test_h5_digest_uses_recorded_checksums_and_ignores_created(tmp_path):
     with h5py.File(tmp_path / "b.h5", "r+") as f:
         f["ids"][0] = "q"
     assert dg.content_digest(tmp_path / "b.h5") != da
+
+
+def test_torch_digest_ignores_timings_and_sees_tensors(tmp_path):
+    import torch
+
+    def save(name, seconds, w):
+        torch.save({"meta": {"seconds": seconds, "kind": "probe"}, "seeds": {"0": {"w": w}}}, tmp_path / name)
+        return dg.content_digest(tmp_path / name)
+
+    w = torch.arange(6, dtype=torch.bfloat16).reshape(2, 3)
+    a, b = save("a.pt", 1.5, w), save("b.pt", 2.5, w)
+    assert a.startswith("torch:") and a == b and (tmp_path / "a.pt").read_bytes() != (tmp_path / "b.pt").read_bytes()
+    assert save("c.pt", 1.5, w + 1) != a
+    assert save("d.pt", 1.5, w.float()) != a  # the dtype counts
+    (tmp_path / "e.pt").write_bytes(b"PK\x03\x04 not a torch file")
+    assert dg.content_digest(tmp_path / "e.pt") == dg.blob_digest(tmp_path / "e.pt")
 
 
 def test_folder_digest_leaves_out_snakemakes_flag_and_sees_names(tmp_path):

@@ -407,7 +407,7 @@ def embed_dataset(
         len(texts),
         emb.shape[1],
         time.time() - t0,
-        attrs["texts_per_second"],
+        len(texts) / max(t_enc, 1e-9),
     )
     return attrs
 

@@ -5,11 +5,13 @@ Two digests, two purposes:
 - :func:`blob_digest`: the bytes of one file, as the store addresses it (``xxh3:``/``sha256:`` + hex). A restore
   recomputes it to verify what it hands out.
 - :func:`content_digest`: what a consumer of the file can see, for the action key of a job that reads it. It is the
-  blob digest, except for two self-describing kinds whose provenance records when they were made:
+  blob digest, except for three self-describing kinds whose provenance records when they were made and how long
+  that took (:data:`VOLATILE`):
 
-  - JSON: the parsed document written out in order, without the members named in :data:`VOLATILE` (``created``
-    and ``prepared`` timestamps) at any depth: a corpus remade by an edited parser with the same rows digests the
-    same, although its ``created`` differs, so the jobs that read it restore (early cutoff);
+  - JSON: the parsed document written out in order, without the members named in :data:`VOLATILE` (timestamps and
+    timings) at any depth: a corpus remade by an edited parser with the same rows digests the same, although its
+    ``created`` differs, so the jobs that read it restore (early cutoff);
+  - torch files (``.pt``): the loaded object likewise, each tensor by dtype, shape and bytes;
   - HDF5: each dataset's name, shape, dtype and data, and the file's attributes (without :data:`VOLATILE`). A
     dataset's data is taken from the checksum the file records for it (``sha256_<name>`` or ``xxh3_<name>``,
     which every reader verifies), else read and hashed; a virtual dataset of a gathered shard by its layout, its
@@ -31,10 +33,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-#: members (JSON) and attributes (HDF5) that record when an artifact was made, not what it holds: two artifacts
-#: that differ only there have the same content digest. No consumer reads them (tests/test_actioncache.py checks
-#: the library for reads of these names).
-VOLATILE = frozenset({"created", "prepared"})
+#: members (JSON, torch files) and attributes (HDF5) that record when an artifact was made and how long it took,
+#: not what it holds: two artifacts that differ only there have the same content digest. No consumer reads them
+#: (tests/test_actioncache.py checks the library for reads of these names).
+VOLATILE = frozenset(
+    {
+        "created",
+        "prepared",
+        "seconds",
+        "load_seconds",
+        "encode_seconds",
+        "texts_per_second",
+        "train_seconds",
+        "steps_per_second",
+    }
+)
 
 #: the flag file Snakemake writes into a ``directory()`` output to date it: not content
 FLAG_FILE = ".snakemake_timestamp"
@@ -116,6 +129,9 @@ def _file_content_digest(path: Path, size: int) -> str:
     if head == b"\x89HDF\r\n\x1a\n":
         with contextlib.suppress(_NotSelfDescribing):
             return _h5_digest(path)
+    if head[:4] == b"PK\x03\x04" and path.suffix in (".pt", ".pth"):
+        with contextlib.suppress(_NotSelfDescribing):
+            return _torch_digest(path)
     if path.suffix == ".json" and size <= JSON_MAX_BYTES:
         try:
             doc = json.loads(path.read_bytes())
@@ -178,6 +194,42 @@ def _h5_digest(path: Path) -> str:
     return "h5:" + h.hexdigest()
 
 
+def _torch_digest(path: Path) -> str:
+    """A torch file as loaded (``weights_only``): its containers in order without :data:`VOLATILE` members, each
+    tensor by dtype, shape and bytes."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds on a foreign or damaged file
+        raise _NotSelfDescribing(str(e)) from None
+    name, h = _hasher()
+
+    def walk(o) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().contiguous().cpu()
+            h.update(f"T{t.dtype}{tuple(t.shape)}\0".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(o, dict):
+            h.update(b"{")
+            for k, v in o.items():
+                if k in VOLATILE:
+                    continue
+                h.update(f"{type(k).__name__}:{k!r}\0".encode())
+                walk(v)
+            h.update(b"}")
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[" if isinstance(o, list) else b"(")
+            for v in o:
+                walk(v)
+            h.update(b"]")
+        else:
+            h.update(f"{type(o).__name__}:{o!r}\0".encode())
+
+    walk(obj)
+    return f"torch:{name}:{h.hexdigest()}"
+
+
 def _data_digest(a, np) -> str:
     a = np.asarray(a)
     if a.dtype.kind == "O":
@@ -191,7 +243,15 @@ def _attr_text(attrs: dict[str, Any]) -> str:
 
     def plain(v):
         if isinstance(v, bytes):
-            return "b:" + v.hex()
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                return "b:" + v.hex()
+        if isinstance(v, str) and v[:1] in "[{":  # a JSON record among the attributes (e.g. the provenance)
+            try:
+                return ["json", _without_volatile(json.loads(v))]
+            except ValueError:
+                return ["str", v]
         if isinstance(v, np.ndarray):
             return [str(v.dtype), list(v.shape), [plain(x) for x in v.ravel().tolist()]]
         if isinstance(v, np.generic):

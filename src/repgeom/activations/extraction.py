@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import fsync_dir, library_versions, now_iso, texts_sha256
+from ..artifacts import fsync_dir, library_versions, texts_sha256
 from ..params import ActivationParams
 from .backoff import Backoff
 from .batching import PADDING_SIDES, token_lengths, tokenize
@@ -164,9 +165,8 @@ def _base_attrs(
 ) -> dict:
     """The attributes every shard of this run gets (then its layer, position, checksum and timings)."""
     info = lm.info
-    run_id = hashlib.sha256(f"{now_iso()} {os.getpid()} {time.perf_counter_ns()}".encode()).hexdigest()[:16]
-    return {
-        "kind": "activations", "format_version": FORMAT_VERSION, "run_id": run_id,
+    attrs = {
+        "kind": "activations", "format_version": FORMAT_VERSION,
         "model": s.model, "model_fingerprint": info["fingerprint"], "model_source": info["source"],
         "model_revision": info["revision"], "architecture": type(lm.net).__name__, "blocks_path": lm.blocks_path,
         "n_layers_total": len(lm.blocks), "layers_in_run": lm.layers, "padding_side": s.padding_side,
@@ -178,6 +178,14 @@ def _base_attrs(
         "template_chat": bool(template and template.chat),
         "versions": library_versions(), **(extra_attrs or {}),
     }  # fmt: skip
+    return {"run_id": run_id(attrs), **attrs}
+
+
+def run_id(attrs: Mapping[str, Any]) -> str:
+    """A run's id, derived from what made it (its model, texts, settings, part, software), not from when: the shards
+    of one run share it (readers refuse a folder that mixes runs), and a run made again from the same inputs gets the
+    same id, so that its shards are the same content when their rows are (the action cache's early cutoff)."""
+    return hashlib.sha256(json.dumps(attrs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _encode(lm: _Loaded, s: _Settings, texts: list[str], writer: ShardWriter) -> tuple[float, Backoff]:
@@ -230,7 +238,7 @@ def _summary(
         lm.d,
         outdir,
         secs,
-        summary["texts_per_second"],
+        n / max(t_enc, 1e-9),
     )
     return summary
 

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -168,7 +167,9 @@ def _gathered_attrs(part_attrs: list[dict], plan: dict, files: list[str], raws: 
         n=plan["n"],
         texts_sha256=plan["texts_sha256"],
         ids_sha256=plan["ids_sha256"],
-        run_id=hashlib.sha256(f"{now_iso()} {os.getpid()} {time.perf_counter_ns()}".encode()).hexdigest()[:16],
+        run_id=hashlib.sha256(  # from what it gathers (the parts' own ids), not from when: see extraction.run_id
+            json.dumps([plan["texts_sha256"], plan["ids_sha256"], files, [a["run_id"] for a in part_attrs]]).encode()
+        ).hexdigest()[:16],
         gathered=True,
         parts=[
             {

@@ -88,7 +88,7 @@ def score_one(
         "eval": cluster_metrics(X, eval_set[1], **mkw),
         "heldout": cluster_metrics(H, held_set[1], **mkw),
         "sts": {"split": params.sts_split, "n_pairs": sts["n_pairs"], "pearson": pearson, "spearman": spearman},
-        "seconds": {"load": round(t_load, 2), "total": round(time.time() - t0, 2)},
+        "seconds": {"load": round(t_load, 2), "total": round(seconds := time.time() - t0, 2)},
     }
     log.info(
         "%s %-16s eval silhouette %.3f, held-out silhouette %.3f, STS-B %s Spearman %.2f (%.1f s)",
@@ -98,7 +98,7 @@ def score_one(
         res["heldout"]["silhouette_true"],
         params.sts_split,
         spearman,
-        res["seconds"]["total"],
+        seconds,
     )
     return res, X, layers
 

@@ -68,7 +68,6 @@ def long_frame(score_blobs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                     "n_interpolated": s.get("n_interpolated"),
                     "n_fallback": s.get("n_fallback"),
                     "task_vector_cos": s.get("task_vector_cos"),
-                    "seconds": v["seconds"]["total"],
                 }
             )
     return pd.DataFrame(rows)
