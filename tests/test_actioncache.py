@@ -87,6 +87,16 @@ def test_torch_digest_ignores_timings_and_sees_tensors(tmp_path):
     assert dg.content_digest(tmp_path / "e.pt") == dg.blob_digest(tmp_path / "e.pt")
 
 
+def test_tsv_digest_leaves_out_a_timing_column_only(tmp_path):
+    a, b, c, d = (tmp_path / f"{n}.tsv" for n in "abcd")
+    a.write_text("step\tloss\tseconds\n1\t0.5\t1.25\n2\t0.4\t2.5\n")
+    b.write_text("step\tloss\tseconds\n1\t0.5\t1.31\n2\t0.4\t2.62\n")
+    c.write_text("step\tloss\tseconds\n1\t0.5\t1.25\n2\t0.3\t2.5\n")
+    d.write_text('step\tloss\n1\t"0.5"\n')
+    assert dg.content_digest(a) == dg.content_digest(b) != dg.content_digest(c)
+    assert dg.content_digest(d) == dg.blob_digest(d)
+
+
 def test_folder_digest_leaves_out_snakemakes_flag_and_sees_names(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name / "sub").mkdir(parents=True)

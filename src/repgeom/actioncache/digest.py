@@ -5,13 +5,14 @@ Two digests, two purposes:
 - :func:`blob_digest`: the bytes of one file, as the store addresses it (``xxh3:``/``sha256:`` + hex). A restore
   recomputes it to verify what it hands out.
 - :func:`content_digest`: what a consumer of the file can see, for the action key of a job that reads it. It is the
-  blob digest, except for three self-describing kinds whose provenance records when they were made and how long
+  blob digest, except for four self-describing kinds whose provenance records when they were made and how long
   that took (:data:`VOLATILE`):
 
   - JSON: the parsed document written out in order, without the members named in :data:`VOLATILE` (timestamps and
     timings) at any depth: a corpus remade by an edited parser with the same rows digests the same, although its
     ``created`` differs, so the jobs that read it restore (early cutoff);
   - torch files (``.pt``): the loaded object likewise, each tensor by dtype, shape and bytes;
+  - tab-separated tables whose header names such a column (a training log's ``seconds``): without it;
   - HDF5: each dataset's name, shape, dtype and data, and the file's attributes (without :data:`VOLATILE`). A
     dataset's data is taken from the checksum the file records for it (``sha256_<name>`` or ``xxh3_<name>``,
     which every reader verifies), else read and hashed; a virtual dataset of a gathered shard by its layout, its
@@ -132,6 +133,9 @@ def _file_content_digest(path: Path, size: int) -> str:
     if head[:4] == b"PK\x03\x04" and path.suffix in (".pt", ".pth"):
         with contextlib.suppress(_NotSelfDescribing):
             return _torch_digest(path)
+    if path.suffix == ".tsv" and size <= JSON_MAX_BYTES:
+        with contextlib.suppress(_NotSelfDescribing):
+            return _tsv_digest(path)
     if path.suffix == ".json" and size <= JSON_MAX_BYTES:
         try:
             doc = json.loads(path.read_bytes())
@@ -141,6 +145,18 @@ def _file_content_digest(path: Path, size: int) -> str:
             text = json.dumps(_without_volatile(doc), ensure_ascii=False, separators=(",", ":"))
             return "json:" + hash_bytes(text.encode("utf-8", "surrogatepass"))
     return blob_digest(path)
+
+
+def _tsv_digest(path: Path) -> str:
+    """A tab-separated table with a header naming a :data:`VOLATILE` column (a training log's ``seconds``): its
+    lines without that column. Any other table (or one with quotes, whose tabs may be text) is its bytes."""
+    raw = path.read_bytes()
+    header = raw.split(b"\n", 1)[0].rstrip(b"\r").split(b"\t")
+    drop = {i for i, name in enumerate(header) if name.decode("utf-8", "replace") in VOLATILE}
+    if not drop or b'"' in raw:
+        raise _NotSelfDescribing(str(path))
+    lines = (b"\t".join(f for i, f in enumerate(line.split(b"\t")) if i not in drop) for line in raw.split(b"\n"))
+    return "tsv:" + hash_bytes(b"\n".join(lines))
 
 
 def _without_volatile(doc: Any) -> Any:
