@@ -360,9 +360,13 @@ def test_prune_removes_least_recently_used_first(tmp_path, monkeypatch):
         os.utime(store.entry_path(key), (1000 + i, 1000 + i))
     Path("f1.bin").unlink()
     assert store.restore("mid", ["f1.bin"])  # a hit counts as a use
+    for key in ("old", "new"):  # the pointers to a job's last entry (a failed job names it)
+        (store.root / "jobs" / "aa").mkdir(parents=True, exist_ok=True)
+        (store.root / "jobs" / "aa" / key).write_text(key + "\n")
     rep = store.prune(2000, grace=0)
     assert rep.removed_entries == ["old"] and store.lookup("mid") and store.lookup("new")
     assert rep.bytes == 2000 and rep.removed_blobs == 1
+    assert [p.name for p in (store.root / "jobs" / "aa").iterdir()] == ["new"]
 
 
 def test_file_modes_follow_the_umask(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -133,7 +134,7 @@ class JobCache:
             self.store.insert(self.key, self.action.outputs, meta)
             last = self._last_file()
             last.parent.mkdir(parents=True, exist_ok=True)
-            tmp = last.with_name(f".{last.name}.tmp")
+            tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp")
             tmp.write_text(self.key + "\n")
             tmp.replace(last)
         except OSError as e:

@@ -5,6 +5,7 @@
     {root}/objects/{alg}/{hh}/{hex}       one file's bytes, named by their digest, read-only
     {root}/actions/{kk}/{key}.json        an action entry: the job's outputs as paths and digests; its mtime is the
                                           entry's last use (LRU)
+    {root}/jobs/{hh}/{job}                the key of each job's last entry (a failed job names it)
     {root}/tmp/                           copies on their way into objects/
 
 An insert publishes every blob first (a hard link of the output when the store is on the same file system, else a
@@ -351,6 +352,10 @@ class Store:
             with contextlib.suppress(OSError):
                 if _mtime(t) < cutoff:
                     t.unlink()
+        for pointer in (self.root / "jobs").glob("*/*"):  # a job's last entry, once that entry is gone
+            with contextlib.suppress(OSError):
+                if not self.entry_path(pointer.read_text().strip()).exists():
+                    pointer.unlink()
         rep.entries = len(kept)
         rep.blobs = sum(1 for _ in self.blobs())
         rep.bytes = self.size()
