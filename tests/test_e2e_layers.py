@@ -114,3 +114,16 @@ def test_sigkill_at_a_random_point_of_activation_extraction_then_plain_rerun(lay
     for L in before:
         assert np.array_equal(after[L][0], before[L][0]) and after[L][1] == before[L][1], (L, state)
     assert not list(shard_dir.rglob(".layer_*")), "temporaries left after the rerun"
+
+
+def test_the_plain_report_command_after_one_study_gives_that_studys_report(tmp_path, prepared_smollm2):
+    """``snakemake --report report.html`` after ``snakemake numbers`` alone: the report of the numeric study, not an
+    error about the layer study's figures (which were never made), and a warning naming what is left out."""
+    wd = tmp_path / "wd"
+    shutil.copytree(prepared_smollm2, wd / "resources/models/smollm2")
+    snakemake(wd, "numbers", configfile=CONFIG)
+    assert not (wd / "results/plots/tiny/layers.png").exists()
+    proc = snakemake(wd, "--report", "report.html", configfile=CONFIG)
+    html = (wd / "report.html").read_text(errors="replace")
+    assert "bars.png" in html and "layers.png" not in html
+    assert "left out, not run yet: layers" in proc.stderr + proc.stdout
