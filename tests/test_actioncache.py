@@ -205,8 +205,8 @@ def test_insert_then_restore_links_or_copies_and_verifies(tmp_path, monkeypatch)
     store = Store(tmp_path / "store")
     outs = _outputs(tmp_path)
     store.insert("k1", outs, {"rule": "r"})
-    # the outputs became the blobs (same file system): read-only, no copy
-    assert os.stat("res/one.bin").st_nlink == 2 and not os.stat("res/one.bin").st_mode & 0o222
+    # the outputs became the blobs (same file system): no copy, and the user's file keeps its mode
+    assert os.stat("res/one.bin").st_nlink == 2 and os.stat("res/one.bin").st_mode & 0o200
     for p in outs:
         (Path(p).unlink() if Path(p).is_file() else __import__("shutil").rmtree(p))
     before = time.time() - 1
@@ -379,7 +379,7 @@ def test_file_modes_follow_the_umask(tmp_path, monkeypatch):
             f.write_bytes(str(mask).encode())
             entry = store.insert("k", [f.name], {})
             assert store.entry_path("k").stat().st_mode & 0o777 == 0o666 & ~mask
-            assert store.blob_path(entry["outputs"][0]["digest"]).stat().st_mode & 0o777 == 0o444 & ~mask
+            assert store.blob_path(entry["outputs"][0]["digest"]).stat().st_mode & 0o777 == 0o666 & ~mask  # linked
             f.unlink()
             (tmp_path / "clone").mkdir(exist_ok=True)
             os.link(store.blob_path(entry["outputs"][0]["digest"]), tmp_path / "pin")  # forces a copy
@@ -473,8 +473,8 @@ def test_settings_and_environment_switch(tmp_path, monkeypatch):
     monkeypatch.setenv("REPGEOM_CACHE", "off")
     assert not CacheSettings.of({"cache": {"enabled": True}}).enabled
     monkeypatch.delenv("REPGEOM_CACHE_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert CacheSettings.of({}).dir == tmp_path / "xdg" / "repgeom" / "actions"
+    monkeypatch.chdir(tmp_path)
+    assert CacheSettings.of({}).dir == tmp_path / ".snakemake" / "repgeom" / "actions"  # beside the results
 
 
 def test_cli_lists_verifies_and_prunes(tmp_path, monkeypatch):

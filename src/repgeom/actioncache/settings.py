@@ -15,13 +15,17 @@ SWITCH_ENV = "REPGEOM_CACHE"
 _OFF = {"0", "off", "false", "no"}
 
 
+#: the store's folder when neither the config nor the environment names one: in the working folder, so on the
+#: results' file system (every insert and restore a hard link, no copy; no home quota filled by a cluster's shards)
+LOCAL_DIR = Path(".snakemake") / "repgeom" / "actions"
+
+
 def default_dir() -> Path:
-    """``$REPGEOM_CACHE_DIR``, else ``$XDG_CACHE_HOME/repgeom/actions``, else ``~/.cache/repgeom/actions``: one
-    store per user, shared by every clone of the workflow (and by cluster nodes where the home folder is shared)."""
+    """``$REPGEOM_CACHE_DIR``, else ``.snakemake/repgeom/actions`` in the working folder (absolute). Clones and
+    cluster nodes share a store by naming one folder (``cache.dir`` or the variable) on a shared file system."""
     if os.environ.get(DIR_ENV):
-        return Path(os.environ[DIR_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "repgeom" / "actions"
+        return Path(os.environ[DIR_ENV]).expanduser().absolute()
+    return LOCAL_DIR.absolute()
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,8 @@ class CacheSettings:
     @classmethod
     def of(cls, config: Mapping[str, Any] | None) -> CacheSettings:
         """From a workflow config's ``cache`` entry (absent keys take the schema's defaults: on, the default
-        folder, 50 GB), then ``REPGEOM_CACHE=off`` turns it off."""
+        folder, 50 GB; a relative ``dir`` is the working folder's), then ``REPGEOM_CACHE=off`` turns it off."""
         c = dict((config or {}).get("cache") or {})
         enabled = bool(c.get("enabled", True)) and os.environ.get(SWITCH_ENV, "").lower() not in _OFF
-        folder = Path(c["dir"]).expanduser() if c.get("dir") else default_dir()
+        folder = Path(c["dir"]).expanduser().absolute() if c.get("dir") else default_dir()
         return cls(enabled=enabled, dir=folder, max_gb=float(c.get("max_gb", 50)))

@@ -2,7 +2,8 @@
 
 ::
 
-    {root}/objects/{alg}/{hh}/{hex}       one file's bytes, named by their digest, read-only
+    {root}/objects/{alg}/{hh}/{hex}       one file's bytes, named by their digest (a copy read-only; an output
+                                          linked in keeps its mode: editing it in place is caught on restore)
     {root}/actions/{kk}/{key}.json        an action entry: the job's outputs as paths and digests; its mtime is the
                                           entry's last use (LRU)
     {root}/jobs/{hh}/{job}                the key of each job's last entry (a failed job names it)
@@ -241,8 +242,7 @@ class Store:
             except OSError as e:
                 if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
                     raise
-            else:
-                os.chmod(blob, _readonly_mode())
+            else:  # left writable: the output is the user's, and an in-place edit of it is caught on restore
                 return digest, size
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="blob.", dir=self.tmp)
