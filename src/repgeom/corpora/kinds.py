@@ -101,6 +101,7 @@ def load_pairs(root: Path, spec: CorpusSpec) -> tuple[dict, dict]:
         delimiter=fmt["delimiter"],
         header=fmt["header"],
         quoting=fmt["quoting"],
+        encoding=fmt["encoding"],
         columns=cols,
         score_range=tuple(spec.score_range),
         labels=spec.labels,

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from pathlib import Path
 
 from .errors import DataError
+from .text import read_text
 
 log = logging.getLogger(__name__)
 
 #: canonical row counts, verified unless the corpus entry says ``verify_rows: false``
 STSB_ROWS = {"train": 5749, "dev": 1500, "test": 1379}
 SNLI_LABELS = ("entailment", "neutral", "contradiction")
+#: the canonical datasets are UTF-8: what to do about a file that is not
+_CONVERT = "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a sentence over 128 KiB is data, not a crash
 
 
 class _Rows:
@@ -33,7 +39,7 @@ class _Rows:
 # ------------------------------------------------------------------ parsers
 def parse_stsb_file(path: Path, on_bad_row: str = "error") -> _Rows:
     out = _Rows(path, on_bad_row)
-    with open(path, encoding="utf-8", newline="") as fh:
+    with read_text(path, fix=_CONVERT) as fh:
         for i, line in enumerate(fh, 1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -70,7 +76,7 @@ def parse_stsb_file(path: Path, on_bad_row: str = "error") -> _Rows:
 
 def parse_genericskb_file(path: Path, on_bad_row: str = "error") -> _Rows:
     out = _Rows(path, on_bad_row)
-    with open(path, encoding="utf-8", newline="") as fh:
+    with read_text(path, fix=_CONVERT) as fh:
         first = fh.readline()
         header = first.rstrip("\r\n").split("\t")
         sent_col = header.index("generic_sentence") if "generic_sentence" in header else None
@@ -95,7 +101,7 @@ def parse_genericskb_file(path: Path, on_bad_row: str = "error") -> _Rows:
 def parse_snli_file(path: Path, on_bad_row: str = "error") -> tuple[_Rows, int]:
     out = _Rows(path, on_bad_row)
     no_gold = 0
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with read_text(path, fix=_CONVERT) as fh:
         # the canonical snli_1.0.zip holds tab-separated snli_1.0_*.txt (no quoting); copies are often CSV
         reader = (
             csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".txt" else csv.DictReader(fh)
@@ -141,15 +147,24 @@ def parse_pairs_file(
     labels: dict[str, float] | None = None,
     split_values: dict[str, str] | None = None,
     on_bad_row: str = "error",
+    encoding: str = "utf-8",
 ) -> _Rows:
     """Rows ``{"id", "sentence1", "sentence2", "score" (0–5, from score_range), "raw_score"[, "split"]}`` of a
     sentence-pair table. ``columns`` maps ``sentence1``, ``sentence2``, ``score`` (and ``split``, whose values
     ``split_values`` maps to split names) to a header name or a 0-based index. With ``labels`` the score column
-    holds text labels, each read as its number there (a label not listed is a bad row)."""
+    holds text labels, each read as its number there (a label not listed is a bad row).
+
+    ``quoting``: ``none`` (a ``"`` is text), ``csv`` (double quotes quote fields) or ``auto`` (``none`` for a tab,
+    ``csv`` otherwise: real similarity sets are TSV with quotes inside sentences). Under ``csv`` quoting, a quoted
+    field that runs over a line end, or a tab-separated field that holds a tab, is refused with its line and the
+    ``quoting: none`` fix: an unbalanced quote would otherwise swallow the rows after it without a word."""
     lo, hi = float(score_range[0]), float(score_range[1])
     out = _Rows(path, on_bad_row)
     by_value = {str(v): k for k, v in (split_values or {}).items()}
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    if quoting == "auto":
+        quoting = "none" if delimiter == "\t" else "csv"
+    fix = f"set format.quoting: none if a {chr(34)} in this file is text"
+    with read_text(path, encoding, fix="set format.encoding to the file's encoding (e.g. latin-1, utf-16)") as fh:
         reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
         names = None
         if header:
@@ -159,8 +174,22 @@ def parse_pairs_file(
                 raise DataError(f"{path}: empty file (format.header is true)") from None
         idx = {k: _column(v, names, path, k) for k, v in columns.items()}
         need = max(idx.values()) + 1
-        for f in reader:
-            i = reader.line_num
+        last = reader.line_num
+        while True:
+            try:
+                f = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise DataError(f"{path}:{reader.line_num}: {e}; {fix}") from None
+            i, start, last = reader.line_num, last + 1, reader.line_num
+            if quoting == "csv" and i > start:
+                raise DataError(
+                    f"{path}:{start}: a quoted field runs over {i - start + 1} lines (to line {i}): an unbalanced "
+                    f"quote would swallow the rows after it; {fix}"
+                )
+            if quoting == "csv" and delimiter == "\t" and any("\t" in x for x in f):
+                raise DataError(f"{path}:{i}: a quoted field holds a tab; {fix}")
             if not any(x.strip() for x in f):
                 continue
             if len(f) < need:
