@@ -195,6 +195,9 @@ def parse_pairs_file(
             if len(f) < need:
                 out.bad(i, f"{len(f)} fields, columns {columns} need {need}")
                 continue
+            if names is not None and len(f) > len(names):  # a delimiter inside a field: columns would shift
+                out.bad(i, f"{len(f)} fields, the header has {len(names)} (a {delimiter!r} inside a sentence?)")
+                continue
             if labels:
                 label = f[idx["score"]].strip()
                 if label not in labels:
