@@ -93,3 +93,50 @@ def test_parse_pairs_file_takes_the_encoding(tmp_path):
         score_range=(0, 5), encoding="latin-1",
     ).rows  # fmt: skip
     assert rows[0]["sentence1"] == "a"
+
+
+def test_a_header_only_file_or_all_rows_skipped_is_an_error_naming_the_split(tmp_path):
+    f = tmp_path / "empty.tsv"
+    f.write_text("s1\ts2\ty\n")
+    with pytest.raises(DataError, match=r"corpus 'p': no rows at all: its files hold no data rows \(header only\?\)"):
+        _pairs(f)
+    g = tmp_path / "bad.tsv"
+    g.write_text("s1\ts2\ty\na\tb\tx\n")
+    spec = {
+        "kind": "pairs",
+        "source": {"type": "local", "path": str(g)},
+        "columns": {"sentence1": "s1", "sentence2": "s2", "score": "y"},
+        "score_range": [0, 5],
+        "on_bad_row": "skip",
+        "max_bad_fraction": 1.0,
+    }
+    with pytest.raises(DataError, match=r"no rows at all: all 1 of its rows were skipped as bad \(.*bad.tsv:2: score"):
+        prepare("p", spec, tmp_path / "p.json")
+
+
+@pytest.mark.parametrize("on_duplicate", ["keep", "drop", "error"])
+def test_repeated_pairs_are_counted_and_kept_dropped_or_refused(tmp_path, on_duplicate):
+    f = tmp_path / "d.tsv"
+    f.write_text("s1\ts2\ty\na\tb\t1\nc\td\t2\na\tb\t1\nb\ta\t1\nc\td\t4.5\ne\tf\t3\n")
+    spec = {
+        "kind": "pairs",
+        "source": {"type": "local", "path": str(f)},
+        "columns": {"sentence1": "s1", "sentence2": "s2", "score": "y"},
+        "score_range": [0, 5],
+        "on_duplicate": on_duplicate,
+    }
+    if on_duplicate == "error":
+        with pytest.raises(
+            DataError, match=r"1 exact, 1 swapped and 1 conflicting repeated pairs.*on_duplicate: keep or drop"
+        ):
+            prepare("p", spec, tmp_path / "p.json")
+        return
+    meta = prepare("p", spec, tmp_path / "p.json")
+    assert meta["duplicates"] == {"test": {"exact": 1, "swapped": 1, "conflicting": 1}}
+    assert "d-000004 repeats d-000002 (exact)" in meta["summary"][0]
+    rows = json.loads((tmp_path / "p.json").read_text())["splits"]["test"]
+    assert [r["id"] for r in rows] == (
+        ["d-000002", "d-000003", "d-000004", "d-000005", "d-000006", "d-000007"]
+        if on_duplicate == "keep"
+        else ["d-000002", "d-000003", "d-000007"]
+    )

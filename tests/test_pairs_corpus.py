@@ -130,9 +130,16 @@ def test_skipped_rows_are_counted_and_split_values_checked(tmp_path):
     path = _table(tmp_path, ["a\tb\ty\tset", "one\ttwo\t1\tT", "three\tfour\tx\tT", "five\tsix\t2\tQ"])
     spec = {**SPEC, "source": {"type": "local", "path": str(path)}, "on_bad_row": "skip",
             "columns": {**SPEC["columns"], "split": "set"}, "splits": {"test": "T"}}  # fmt: skip
-    meta = prepare("skip", spec, tmp_path / "s.json")
+    with pytest.raises(DataError, match=r"2 of 3 rows are bad, more than max_bad_fraction 0.05; the first: .*t.tsv:3"):
+        prepare("skip", spec, tmp_path / "s.json")  # most rows bad: refused, naming the first bad lines
+    meta = prepare("skip", {**spec, "max_bad_fraction": 0.9}, tmp_path / "s.json")
     assert meta["rows"] == {"test": 1} and meta["n_skipped"] == 2
     assert any("split value 'Q'" in m for m in meta["skipped"])
+    assert meta["summary"][0] == "corpus skip: skipped 2 of 3 rows as bad (on_bad_row: skip):"
+    assert sorted(line.split(None, 1)[1] for line in meta["summary"][1:]) == [
+        "score … is not a number",
+        "split value … is none of […] (splits in the data entry)",
+    ]
 
 
 def test_config_checks_of_pairs_entries():

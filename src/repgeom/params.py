@@ -341,6 +341,8 @@ class CorpusSpec(SchemaSpec):
     kind: str | None  # None: the entry's name
     source: dict
     on_bad_row: str
+    max_bad_fraction: float  # on_bad_row: skip refuses a corpus with more bad rows than this share
+    on_duplicate: str  # keep | drop | error: a pair repeated in a split (exactly, swapped, or with another score)
     verify_rows: bool
     max_rows: int | None
     files: str | None  # None: the kind's own pattern

@@ -12,6 +12,7 @@ from typing import Any
 from ..artifacts import now_iso, texts_sha256, write_json
 from ..params import CorpusSpec
 from .artifact import row_texts
+from .checks import check_not_empty, check_skipped, handle_duplicates
 from .errors import DataError
 from .kinds import CORPORA
 from .sources import fetch_first
@@ -38,6 +39,10 @@ def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.
         except DataError as e:
             raise DataError(f"corpus {name!r}: {e}") from None
     splits = limit_rows(splits, spec.limit)
+    check_not_empty(name, splits, meta)
+    summary = check_skipped(name, sum(len(r) for r in splits.values()), meta["skipped"], spec.max_bad_fraction)
+    splits, meta["duplicates"], dup_lines = handle_duplicates(name, splits, spec.on_duplicate)
+    meta["summary"] = summary + dup_lines
     texts = [t for rows in splits.values() for r in rows for t in row_texts(r)]
     meta.update(
         kind="corpus",
@@ -50,8 +55,8 @@ def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.
         texts_sha256=texts_sha256(texts),
         created=now_iso(),
     )
-    if meta["n_skipped"]:
-        log.warning("corpus %s: skipped %d bad rows", name, meta["n_skipped"])
+    for line in meta["summary"]:
+        log.warning("%s", line)
     write_json(out_path, {"meta": meta, "splits": splits})
     log.info("corpus %s: %s", name, ", ".join(f"{s} {n}" for s, n in meta["rows"].items()))
     return meta
