@@ -11,14 +11,20 @@ from repgeom.corpora.errors import DataError
 from repgeom.corpora.parsers import parse_pairs_file, parse_stsb_file
 
 
-def _pairs(path, **fmt):
-    spec = {
+def _spec(path, fmt=None, **entry):
+    """A pairs entry for a table with the header ``s1 s2 y`` (scores 0–5)."""
+    return {
         "kind": "pairs",
         "source": {"type": "local", "path": str(path)},
-        "format": {"header": True, **fmt},
+        "format": {"header": True, **(fmt or {})},
         "columns": {"sentence1": "s1", "sentence2": "s2", "score": "y"},
         "score_range": [0, 5],
+        **entry,
     }
+
+
+def _pairs(path, **fmt):
+    spec = _spec(path, fmt)
     out = path.parent / f"{path.stem}.json"
     prepare("p", spec, out)
     return json.loads(out.read_text())["splits"]["test"]
@@ -102,14 +108,7 @@ def test_a_header_only_file_or_all_rows_skipped_is_an_error_naming_the_split(tmp
         _pairs(f)
     g = tmp_path / "bad.tsv"
     g.write_text("s1\ts2\ty\na\tb\tx\n")
-    spec = {
-        "kind": "pairs",
-        "source": {"type": "local", "path": str(g)},
-        "columns": {"sentence1": "s1", "sentence2": "s2", "score": "y"},
-        "score_range": [0, 5],
-        "on_bad_row": "skip",
-        "max_bad_fraction": 1.0,
-    }
+    spec = _spec(g, on_bad_row="skip", max_bad_fraction=1.0)
     with pytest.raises(DataError, match=r"no rows at all: all 1 of its rows were skipped as bad \(.*bad.tsv:2: score"):
         prepare("p", spec, tmp_path / "p.json")
 
@@ -118,13 +117,7 @@ def test_a_header_only_file_or_all_rows_skipped_is_an_error_naming_the_split(tmp
 def test_repeated_pairs_are_counted_and_kept_dropped_or_refused(tmp_path, on_duplicate):
     f = tmp_path / "d.tsv"
     f.write_text("s1\ts2\ty\na\tb\t1\nc\td\t2\na\tb\t1\nb\ta\t1\nc\td\t4.5\ne\tf\t3\n")
-    spec = {
-        "kind": "pairs",
-        "source": {"type": "local", "path": str(f)},
-        "columns": {"sentence1": "s1", "sentence2": "s2", "score": "y"},
-        "score_range": [0, 5],
-        "on_duplicate": on_duplicate,
-    }
+    spec = _spec(f, on_duplicate=on_duplicate)
     if on_duplicate == "error":
         with pytest.raises(
             DataError, match=r"1 exact, 1 swapped and 1 conflicting repeated pairs.*on_duplicate: keep or drop"
