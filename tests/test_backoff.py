@@ -9,6 +9,7 @@ import pytest
 from repgeom import activations as A
 from repgeom import stages
 from repgeom.architectures import build_tiny
+from repgeom.config import one_model_config
 from repgeom.embeddings import load_runtime
 from repgeom.models import prepare
 
@@ -68,7 +69,7 @@ def test_one_text_that_does_not_fit_fails_naming_model_batch_and_memory(gpt2_dir
 
 
 def test_decoder_runtime_halves_the_batch(gpt2_dir, tmp_path, oom_above):
-    cfg = stages.one_model_config("tiny", {"runtime": "decoder", "source": {"type": "local", "path": str(gpt2_dir)}})
+    cfg = one_model_config("tiny", {"runtime": "decoder", "source": {"type": "local", "path": str(gpt2_dir)}})
     prepare(stages.prepare_params(cfg, "tiny"), tmp_path / "m")
     rt = load_runtime(tmp_path / "m", stages.embed_params(cfg, "tiny").replace(device="cpu"))
     want = rt.encode(TEXTS, 8, progress=False)

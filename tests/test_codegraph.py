@@ -151,3 +151,52 @@ def test_every_wrapper_reaches_less_than_its_imports_and_only_loaded_modules():
         assert loaded <= closure, script.stem
         reached_modules = {m for m, _ in graph.reach(script) if m}
         assert {graph.index[m] for m in reached_modules} <= loaded, script.stem
+
+
+CONFIG_TIME = ("config.py", "config_checks.py", "stages.py")
+
+
+def test_no_job_loads_configuration_time_code():
+    """Validation, semantic checks and stage planning run while Snakemake builds the DAG, never inside a job: no
+    wrapper loads them, so rewording a configuration error reruns nothing."""
+    graph = CodeGraph(ROOT / "src")
+    pkg = (ROOT / "src" / "repgeom").resolve()
+    for script in sorted(SCRIPTS.glob("*.py")):
+        loaded = {str(p.relative_to(pkg)) for p in graph.loaded(script)}
+        assert not loaded & set(CONFIG_TIME), (script.stem, sorted(loaded & set(CONFIG_TIME)))
+
+
+def test_no_import_cycle_among_library_modules():
+    """Imports as the module walk reads them (TYPE_CHECKING ones too): no module reaches itself again (there were two:
+    config -> config_checks -> stages -> config, activations.backoff <-> activations.batching)."""
+    from repgeom.codeversion import _dotted, _files_for, _imported_names, _module_index
+
+    src = (ROOT / "src").resolve()
+    index = _module_index(src)
+    graph = {}
+    for name, path in index.items():
+        deps = set()
+        for imported, whole in _imported_names(path, name):
+            for f in _files_for(index, imported, whole):
+                dep = _dotted(src, f)
+                if dep != name and not name.startswith(dep + "."):  # a module's own packages run first, always
+                    deps.add(dep)
+        graph[name] = deps
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(u, stack):
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(graph.get(u, ())):
+            if state.get(v) == 1:
+                cycles.append(" -> ".join(stack[stack.index(v) :] + [v]))
+            elif v not in state:
+                visit(v, stack)
+        stack.pop()
+        state[u] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+    assert cycles == []

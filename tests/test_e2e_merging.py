@@ -12,6 +12,7 @@ from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_c
 
 from repgeom import stages
 from repgeom.artifacts import read_json
+from repgeom.config import one_model_config
 from repgeom.embeddings import load_runtime
 from repgeom.merging import load_eval_embeddings, load_eval_layers, load_training_data
 from repgeom.models import load_manifest
@@ -69,7 +70,7 @@ def test_adapters_variants_and_their_recipes(merging_run):
     # a variant folder is a loadable model for the spine's embedding runtimes
     rt = load_runtime(
         wd / "results/merging/minilm/seed_0/variants/slerp_0.5",
-        stages.embed_params(stages.one_model_config("m", {"runtime": "sentence-transformers", "source": SRC}), "m"),
+        stages.embed_params(one_model_config("m", {"runtime": "sentence-transformers", "source": SRC}), "m"),
     )
     X = rt.encode(["1, 2, 3", "2, 4, 6"], 2, progress=False)
     assert X.shape == (2, 384) and np.isfinite(X).all()

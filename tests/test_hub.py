@@ -14,6 +14,7 @@ from conftest import ROOT
 from hub_server import FakeHub, folder_files
 
 from repgeom import stages
+from repgeom.config import one_model_config
 from repgeom.models import code_sha256, files_sha256, load_manifest, prepare, resolve_model_path
 
 torch = pytest.importorskip("torch")
@@ -22,9 +23,10 @@ RUN = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 from repgeom import stages
+from repgeom.config import one_model_config
 from repgeom.models import prepare
 name, entry, out = json.loads(sys.argv[1])
-prepare(stages.prepare_params(stages.one_model_config(name, entry), name), out)
+prepare(stages.prepare_params(one_model_config(name, entry), name), out)
 """
 TEXTS = ["1, 2, 3", "2, 3, 5, 7, 11, 13, 17", "A man is playing a guitar."]
 
@@ -49,7 +51,7 @@ def hub_entry(runtime, revision="main", repo="org/m", **extra):
 
 
 def local_manifest(tmp_path, folder, runtime, name="m", **extra):
-    cfg = stages.one_model_config(name, {"runtime": runtime, "source": {"type": "local", "path": str(folder)}, **extra})
+    cfg = one_model_config(name, {"runtime": runtime, "source": {"type": "local", "path": str(folder)}, **extra})
     return prepare(stages.prepare_params(cfg, name), tmp_path / f"local_{name}")
 
 
@@ -76,7 +78,7 @@ def test_hub_source_prepares_what_the_local_source_prepares_and_works_offline(tm
     local = local_manifest(tmp_path, folder, "sentence-transformers")
     assert man["files"] == local["files"] == files_sha256(folder)  # the very same bytes, file for file
 
-    params = stages.embed_params(stages.one_model_config("m", entry), "m").replace(device="cpu")
+    params = stages.embed_params(one_model_config("m", entry), "m").replace(device="cpu")
     e_hub = load_runtime(tmp_path / "hub", params).encode(TEXTS, 3, progress=False)
     e_local = load_runtime(tmp_path / "local_m", params).encode(TEXTS, 3, progress=False)
     np.testing.assert_array_equal(e_hub, e_local)

@@ -10,7 +10,7 @@ from repgeom import stages
 from repgeom.activations.attention import AttentionModeError, attends_ahead
 from repgeom.activations.batching import iter_pooled, prompt_tokens
 from repgeom.architectures import PAPER_MODELS, build_tiny
-from repgeom.config import validate_config
+from repgeom.config import one_model_config, validate_config
 from repgeom.devices import spread_over_gpus
 from repgeom.embeddings import load_runtime
 from repgeom.models import prepare
@@ -34,7 +34,7 @@ def mistral(tmp_path_factory):
 
 
 def _runtime(tmp_path, folder, runtime, name="m", **entry):
-    cfg = stages.one_model_config(name, {"runtime": runtime, "source": {"type": "local", "path": str(folder)}, **entry})
+    cfg = one_model_config(name, {"runtime": runtime, "source": {"type": "local", "path": str(folder)}, **entry})
     out = tmp_path / f"prepared_{name}_{runtime}"
     if not out.exists():
         prepare(stages.prepare_params(cfg, name), out)

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from repgeom import params as P
 from repgeom import stages
-from repgeom.config import ConfigError, load_schema, load_yaml, validate_config
+from repgeom.config import ConfigError, load_schema, load_yaml, one_model_config, validate_config
 
 CONFIGS = ["config/config.yaml", "config/paper.yaml"] + sorted(
     str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "configs").glob("*.yaml")
@@ -75,7 +75,7 @@ def test_missing_and_unknown_keys_are_named():
 
 def test_partial_entries_get_the_workflows_defaults():
     model = {"runtime": "decoder", "source": {"type": "local", "path": "/x"}}
-    cfg = stages.one_model_config("m", model, sequences={"d": {"n_sequences": 7}}, merging={"data": {"seed": 3}})
+    cfg = one_model_config("m", model, sequences={"d": {"n_sequences": 7}}, merging={"data": {"seed": 3}})
     assert P.SequenceSpec.of({"n_sequences": 7}) == stages.sequence_spec(cfg, "d")
     assert P.MergingDataSpec.of({"seed": 3}) == stages.merging_data_spec(cfg)
     spec = P.CorpusSpec.of({"source": {"type": "local", "path": "/x"}})

@@ -8,6 +8,7 @@ from conftest import ROOT, snakemake
 
 from repgeom import planning, stages
 from repgeom.architectures import build_tiny
+from repgeom.config import one_model_config
 from repgeom.models import prepare
 
 
@@ -15,7 +16,7 @@ def test_size_from_prepared_weights_is_exact(tmp_path):
     from transformers import AutoModel
 
     folder = build_tiny("qwen2", tmp_path / "qwen2")
-    cfg = stages.one_model_config("m", {"runtime": "decoder", "source": {"type": "local", "path": str(folder)}})
+    cfg = one_model_config("m", {"runtime": "decoder", "source": {"type": "local", "path": str(folder)}})
     prepare(stages.prepare_params(cfg, "m"), tmp_path / "prepared")
     size = planning.model_size(cfg["models"]["m"], tmp_path / "prepared")
     model = AutoModel.from_pretrained(folder)

@@ -87,3 +87,10 @@ def remote_code_warnings(config: dict) -> list[str]:
             where = f"revision {src.get('revision')!r}" if src["type"] == "hub" else f"folder {src['path']!r}"
             out.append(f"model {name!r} runs remote code from unpinned {where}")
     return out
+
+
+def one_model_config(name: str, entry: dict, **sections: Any) -> dict:
+    """A validated config holding one model (plus any other ``sections``): how callers outside a workflow (tests,
+    benchmarks, notebooks) get a stage's parameters with the schema's defaults, e.g.
+    ``prepare_params(one_model_config("m", {"runtime": "decoder", "source": {...}}), "m")``."""
+    return validate_config({**sections, "models": {name: entry}})

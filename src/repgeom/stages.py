@@ -9,7 +9,7 @@ has checked and filled with the schema's defaults, so no default is repeated her
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .params import (
     ActivationParams,
@@ -338,12 +338,3 @@ def merging_effects(config: dict) -> dict:
     """The smallest differences a merging verdict counts."""
     mg = config["merging"]
     return {"min_sts": mg["min_effect_sts"], "min_sil": mg["min_effect_silhouette"]}
-
-
-def one_model_config(name: str, entry: dict, **sections: Any) -> dict:
-    """A validated config holding one model (plus any other ``sections``): how callers outside a workflow (tests,
-    benchmarks, notebooks) get a stage's parameters with the schema's defaults, e.g.
-    ``prepare_params(one_model_config("m", {"runtime": "decoder", "source": {...}}), "m")``."""
-    from .config import validate_config
-
-    return validate_config({**sections, "models": {name: entry}})

@@ -11,6 +11,7 @@ Submodules, one concept each:
 ``batching``    the one decoder forward path, shared with the ``decoder`` embedding runtime: tokenise, sort by
                 length in windows, pad, run the model, pool, restore order (:func:`iter_pooled`); token counts
                 (:func:`token_lengths`)
+``batch``       one padded batch as the model takes it (:class:`Batch`)
 ``backoff``     out-of-memory back-off: a batch that does not fit is halved, down to one text
                 (:class:`Backoff`, :class:`OutOfMemoryError`)
 ``blocks``      where a model keeps its transformer blocks (:data:`BLOCK_PATHS`, :func:`find_blocks`,
@@ -46,7 +47,7 @@ _EXPORTS = {
     "POOLINGS": "pooling",
     "POSITIONS": "pooling",
     "pool": "pooling",
-    "Batch": "batching",
+    "Batch": "batch",
     "Backoff": "backoff",
     "OutOfMemoryError": "backoff",
     "is_oom": "backoff",
@@ -81,6 +82,7 @@ _EXPORTS = {
 }
 _SUBMODULES = (
     "pooling",
+    "batch",
     "backoff",
     "batching",
     "blocks",

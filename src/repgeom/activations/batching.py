@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .backoff import Backoff
+from .batch import Batch
 from .pooling import POSITIONS, pool
 
 if TYPE_CHECKING:
@@ -93,17 +93,6 @@ def length_order(lens: np.ndarray, ties: str = "first") -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- batches
-@dataclass
-class Batch:
-    """One padded batch: the model's keyword arguments, the mask, the last real token per row, the rows."""
-
-    rows: np.ndarray  # original indices of the batch's texts
-    inputs: dict[str, Any]  # input_ids, attention_mask, position_ids (where the model takes them), use_cache
-    mask: Any  # (B, T) int64 attention mask
-    last: Any  # (B,) int64 index of each row's last real token
-    pool_mask: Any  # (B, T) int64: the tokens a mean averages (the mask without the prompt's leading tokens)
-
-
 def forward_kwargs(model: torch.nn.Module) -> tuple[bool, dict]:
     """``(takes position_ids, extra keyword arguments)`` of the model's forward (``use_cache=False`` where taken)."""
     params = inspect.signature(model.forward).parameters

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backoff import Backoff
-from .batching import Batch, iter_pooled, token_lengths
+from .batch import Batch
+from .batching import iter_pooled, token_lengths
 from .blocks import find_blocks, resolve_layers
 from .pooling import pool
 
