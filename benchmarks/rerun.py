@@ -76,14 +76,40 @@ def dag(configfile: Path) -> tuple[dict[str, int], dict[str, set[str]]]:
     return jobs, down
 
 
-def rule_scripts() -> dict[str, Path]:
-    text = "".join(p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk")))
+def rule_scripts(tree: Path = ROOT) -> dict[str, Path]:
+    text = "".join(p.read_text() for p in sorted((tree / "workflow/rules").glob("*.smk")))
     out = {}
     for body in re.split(r"(?m)^(?:rule|checkpoint) ", text)[1:]:
         m = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', body)
         if m:
-            out[body.split(":", 1)[0]] = ROOT / "workflow/scripts" / f"{m.group(1)}.py"
+            out[body.split(":", 1)[0]] = tree / "workflow/scripts" / f"{m.group(1)}.py"
     return out
+
+
+def closures(tree: Path, rules) -> dict[str, set[str]]:
+    """Rule -> the library files (relative to the package) its wrapper imports, in ``tree``'s code."""
+    src = tree / "src"
+    scripts = rule_scripts(tree)
+    return {
+        r: {str(p.relative_to((src / "repgeom").resolve())) for p in library_modules(scripts[r], src)}
+        for r in rules
+        if r in scripts
+    }
+
+
+def closures_at(rev: str | None, rules) -> dict[str, set[str]]:
+    """:func:`closures` in the code of commit ``rev`` (a detached worktree), or of this tree."""
+    if rev is None:
+        return closures(ROOT, rules)
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+        )
+        try:
+            return closures(tree, rules)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
 
 
 def downstream(rules: set[str], down: dict[str, set[str]]) -> set[str]:
@@ -115,20 +141,22 @@ def count(rules: set[str], jobs: dict[str, int]) -> int:
     return sum(jobs.get(r, 0) for r in rules)
 
 
-def report(configfile: Path, top: int, definitions: bool) -> None:
+def report(configfile: Path, top: int, definitions: bool, before_rev: str | None = None) -> None:
     jobs, down = dag(configfile)
     scripts = {r: s for r, s in rule_scripts().items() if r in jobs}
     graph = CodeGraph(SRC)
-    closure = {r: set(library_modules(s, SRC)) for r, s in scripts.items()}
+    closure = closures_at(before_rev, scripts)
+    old_modules = set().union(*closure.values())
     loaded = {r: set(graph.loaded(s)) for r, s in scripts.items()}
     reach = {r: set(graph.reach(s)) for r, s in scripts.items()}
     total = count(set(jobs), jobs)
     print(f"config {configfile.relative_to(ROOT) if configfile.is_relative_to(ROOT) else configfile}: {total} jobs")
     print("rules whose outputs are not reproduced when computed again:", ", ".join(sorted(NOT_REPRODUCED)) or "none")
+    print(f"before: the import-closure rule, in the code of {before_rev or 'this tree'}")
     rows = []
     for path in sorted(graph.index.values()):
         rel = str(path.relative_to(SRC / "repgeom"))
-        before = {r for r in scripts if path in closure[r]}
+        before = {r for r in scripts if rel in closure.get(r, ())}
         after = {r for r in scripts if path in loaded[r]}
         sched_before = count(downstream(before, down), jobs)
         sched_after = count(downstream(after, down), jobs)
@@ -139,7 +167,7 @@ def report(configfile: Path, top: int, definitions: bool) -> None:
     for rel, sb, sa, ca, _ in sorted(rows, key=lambda x: (x[3] - x[1], x[0]))[:top]:  # the largest savings first
         print(f"{rel:40s} {sb:8d} {sa:17d} {ca:8d} {sa - ca:8d}")
     for name, i in (("before", 1), ("after, computed", 3)):
-        vals = [r[i] for r in rows]
+        vals = [r[i] for r in rows if i != 1 or r[0] in old_modules]  # before: the modules that were there
         print(
             f"    {name:16s} median {statistics.median(vals):6.1f} jobs, worst {max(vals)} ({rows[vals.index(max(vals))][0]})"
         )
@@ -156,7 +184,9 @@ def report(configfile: Path, top: int, definitions: bool) -> None:
         if stmt.always or not stmt.binds:
             continue
         users = {r for r in scripts if (module, i) in reach[r]}
-        before_jobs.append(count(downstream({r for r in scripts if graph.index[module] in closure[r]}, down), jobs))
+        rel = str(graph.index[module].relative_to(SRC / "repgeom"))
+        if rel in old_modules:
+            before_jobs.append(count(downstream({r for r in scripts if rel in closure.get(r, ())}, down), jobs))
         drows.append(
             (f"{module}:{'/'.join(sorted(stmt.binds))[:40]}", count(users, jobs), count(computing(users, down), jobs))
         )
@@ -207,12 +237,15 @@ def main() -> int:
     p.add_argument("--definitions", action="store_true", help="also per top-level definition")
     p.add_argument("--measure-cutoff", type=Path, metavar="CONFIG", help="run a config twice, compare outputs")
     p.add_argument("--not-reproduced", default="", help="rules to count as not reproducing (comma-separated)")
+    p.add_argument(
+        "--before", metavar="REV", help="the commit whose import-closure rule is 'before' (default: this tree)"
+    )
     args = p.parse_args()
     NOT_REPRODUCED.update(r for r in args.not_reproduced.split(",") if r)
     if args.measure_cutoff:
         measure_cutoff(args.measure_cutoff.resolve())
     else:
-        report(args.configfile.resolve(), args.top, args.definitions)
+        report(args.configfile.resolve(), args.top, args.definitions, args.before)
     return 0
 
 
