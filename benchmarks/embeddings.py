@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from repgeom import stages  # noqa: E402
-from repgeom.config import one_model_config
+from repgeom.configure import stages  # noqa: E402
+from repgeom.configure.config import one_model_config
 from repgeom.embeddings import SentenceTransformersRuntime, embed_dataset  # noqa: E402
 from repgeom.models import load_manifest, prepare, resolve_model_path  # noqa: E402
 from repgeom.sequences import write_dataset  # noqa: E402

@@ -249,9 +249,9 @@ def embedding_runtime(device: str, tmp: Path, n: int) -> dict:
     """The sentence-transformers runtime against bare ``SentenceTransformer.encode`` (random MiniLM shape)."""
     from sentence_transformers import SentenceTransformer
 
-    from repgeom import stages
     from repgeom.architectures import PaperModel, build_tiny
-    from repgeom.config import one_model_config
+    from repgeom.configure import stages
+    from repgeom.configure.config import one_model_config
     from repgeom.embeddings import load_runtime
     from repgeom.models import prepare
 

@@ -32,8 +32,8 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
-    from repgeom.config import load_yaml, validate_config
-    from repgeom.stages import merging_models
+    from repgeom.configure.config import load_yaml, validate_config
+    from repgeom.configure.stages import merging_models
 
     cfg = validate_config(load_yaml(a.configfile))
     models = merging_models(cfg)

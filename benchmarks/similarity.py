@@ -80,8 +80,8 @@ def synthetic_shards(root: Path, model: str, n: int = N) -> Path:
 def child(mode: str, device: str, dirs: list[str]) -> None:
     import numpy as np
 
-    from repgeom import config as rgconfig
-    from repgeom import stages
+    from repgeom.configure import config as rgconfig
+    from repgeom.configure import stages
     from repgeom.similarity.pairs import compare_pair
     from repgeom.similarity.representations import model_reps
 

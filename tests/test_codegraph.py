@@ -72,7 +72,7 @@ MUST_NOT_RERUN = [
     (
         "a configuration message",
         "activations",
-        "config_checks.py",
+        "configure/checks.py",
         "def semantic_problems(",
         "def _unused_message():\n    return 'reworded'\n\n\ndef semantic_problems(",
     ),
@@ -153,7 +153,7 @@ def test_every_wrapper_reaches_less_than_its_imports_and_only_loaded_modules():
         assert {graph.index[m] for m in reached_modules} <= loaded, script.stem
 
 
-CONFIG_TIME = ("config.py", "config_checks.py", "stages.py")
+CONFIG_TIME = ("configure/__init__.py", "configure/config.py", "configure/checks.py", "configure/stages.py")
 
 
 def test_no_job_loads_configuration_time_code():

@@ -3,8 +3,8 @@ import copy
 import pytest
 from conftest import ROOT
 
-from repgeom.config import ConfigError, load_yaml, validate_config
-from repgeom.stages import embed_params
+from repgeom.configure.config import ConfigError, load_yaml, validate_config
+from repgeom.configure.stages import embed_params
 
 BASE = {
     "sequences": {"numbers": {"families": ["even", "odd"]}},

@@ -97,7 +97,7 @@ def test_concurrent_gpu_jobs_of_the_workflow_hold_different_devices(pool, tmp_pa
     import yaml
 
     from repgeom.architectures import build_tiny
-    from repgeom.config import load_yaml
+    from repgeom.configure.config import load_yaml
 
     cfg = load_yaml(ROOT / "tests/configs/tiny_parts.yaml")
     cfg["models"]["tiny"]["source"]["path"] = str(build_tiny("gpt2", tmp_path / "gpt2"))

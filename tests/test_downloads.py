@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED
 from corpus_server import CorpusServer, snli_zip, stsb_tarball
 
-from repgeom.config import ConfigError, validate_config
+from repgeom.configure.config import ConfigError, validate_config
 from repgeom.corpora import DataError, download_file, load_corpus, prepare
 
 pytestmark = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data not present")

@@ -10,9 +10,9 @@ import yaml
 from conftest import MINILM_SOURCE as SRC
 from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_config, snakemake
 
-from repgeom import stages
 from repgeom.artifacts import read_json
-from repgeom.config import one_model_config
+from repgeom.configure import stages
+from repgeom.configure.config import one_model_config
 from repgeom.embeddings import load_runtime
 from repgeom.merging import load_eval_embeddings, load_eval_layers, load_training_data
 from repgeom.models import load_manifest

@@ -11,7 +11,7 @@ from conftest import ROOT, assert_same_features, kill_at_random_point, snakemake
 
 from repgeom import activations as A
 from repgeom.architectures import build_tiny
-from repgeom.config import load_yaml
+from repgeom.configure.config import load_yaml
 
 pytestmark = [pytest.mark.e2e]
 TARGET = "results/metrics/seq/layers.tsv"

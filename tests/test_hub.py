@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT
 from hub_server import FakeHub, folder_files
 
-from repgeom import stages
-from repgeom.config import one_model_config
+from repgeom.configure import stages
+from repgeom.configure.config import one_model_config
 from repgeom.models import code_sha256, files_sha256, load_manifest, prepare, resolve_model_path
 
 torch = pytest.importorskip("torch")
@@ -22,8 +22,8 @@ torch = pytest.importorskip("torch")
 RUN = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-from repgeom import stages
-from repgeom.config import one_model_config
+from repgeom.configure import stages
+from repgeom.configure.config import one_model_config
 from repgeom.models import prepare
 name, entry, out = json.loads(sys.argv[1])
 prepare(stages.prepare_params(one_model_config(name, entry), name), out)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from repgeom import merging as M
-from repgeom import stages
-from repgeom.config import ConfigError, validate_config
+from repgeom.configure import stages
+from repgeom.configure.config import ConfigError, validate_config
 from repgeom.params import VariantGrid
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from repgeom import activations as A
-from repgeom import stages
 from repgeom.activations.attention import AttentionModeError, attends_ahead
 from repgeom.activations.batching import iter_pooled, prompt_tokens
 from repgeom.architectures import PAPER_MODELS, build_tiny
-from repgeom.config import one_model_config, validate_config
+from repgeom.configure import stages
+from repgeom.configure.config import one_model_config, validate_config
 from repgeom.devices import spread_over_gpus
 from repgeom.embeddings import load_runtime
 from repgeom.models import prepare

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from repgeom.config import ConfigError, validate_config
+from repgeom.configure.config import ConfigError, validate_config
 from repgeom.corpora import prepare, snli_pairs, stsb_pairs
 from repgeom.corpora.errors import DataError
 

@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT
 
 from repgeom import params as P
-from repgeom import stages
-from repgeom.config import ConfigError, load_schema, load_yaml, one_model_config, validate_config
+from repgeom.configure import stages
+from repgeom.configure.config import ConfigError, load_schema, load_yaml, one_model_config, validate_config
 
 CONFIGS = ["config/config.yaml", "config/paper.yaml"] + sorted(
     str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "configs").glob("*.yaml")

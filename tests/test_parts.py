@@ -168,7 +168,7 @@ def test_parts_must_be_whole_sorting_windows():
 
 
 def test_rows_per_part_is_checked_with_the_config():
-    from repgeom.config import validate_config
+    from repgeom.configure.config import validate_config
 
     with pytest.raises(Exception, match=r"activations.rows_per_part' = 1000: not a whole number .*e\.g\. 768"):
         validate_config({"activations": {"rows_per_part": 1000, "sort_window": 256}})

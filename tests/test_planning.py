@@ -6,9 +6,10 @@ import re
 import pytest
 from conftest import ROOT, snakemake
 
-from repgeom import planning, stages
+from repgeom import planning
 from repgeom.architectures import build_tiny
-from repgeom.config import one_model_config
+from repgeom.configure import stages
+from repgeom.configure.config import one_model_config
 from repgeom.models import prepare
 
 

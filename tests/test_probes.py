@@ -9,8 +9,8 @@ from test_sts import _cfg
 
 from repgeom import sts
 from repgeom.artifacts import ArtifactError
-from repgeom.config import validate_config
-from repgeom.stages import sts_variant_params
+from repgeom.configure.config import validate_config
+from repgeom.configure.stages import sts_variant_params
 from repgeom.sts.data import pair_cosines, standardised
 from repgeom.sts.heads import HEADS
 from repgeom.sts.job import Job
@@ -127,7 +127,7 @@ def test_grid_keeps_the_point_best_on_dev(one_torch_thread):
 
 
 def test_grid_config_checks():
-    from repgeom.config import ConfigError
+    from repgeom.configure.config import ConfigError
 
     ok = {"x": {"head": "mlp", "grid": {"mlp_lr": [0.01, 0.1], "head_hidden": [8, 32]}}}
     validate_config(_cfg(variants=ok))

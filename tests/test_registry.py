@@ -2,7 +2,7 @@
 
 import pytest
 
-from repgeom.config import load_schema
+from repgeom.configure.config import load_schema
 from repgeom.registry import Registry, UnknownNameError
 
 
@@ -59,7 +59,7 @@ def test_schema_enums_equal_registry_keys():
 
 
 def test_families_are_checked_against_the_registry_with_a_suggestion():
-    from repgeom.config import ConfigError, validate_config
+    from repgeom.configure.config import ConfigError, validate_config
 
     with pytest.raises(ConfigError, match="did you mean 'primes'"):
         validate_config({"sequences": {"numbers": {"families": ["even", "prime"]}}})

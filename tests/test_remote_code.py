@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from repgeom import activations as A
-from repgeom import stages
-from repgeom.config import ConfigError, remote_code_warnings, validate_config
+from repgeom.configure import stages
+from repgeom.configure.config import ConfigError, remote_code_warnings, validate_config
 from repgeom.embeddings import load_runtime
 from repgeom.models import ModelSourceError, code_sha256, load_manifest, prepare
 

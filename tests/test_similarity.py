@@ -7,9 +7,9 @@ import pytest
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
-from repgeom import config as rgconfig
-from repgeom import stages
 from repgeom.artifacts import ArtifactError, write_h5
+from repgeom.configure import config as rgconfig
+from repgeom.configure import stages
 from repgeom.similarity import tables
 from repgeom.similarity.measures import (
     Features,

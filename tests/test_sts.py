@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from repgeom import metrics, sts
-from repgeom.config import ConfigError, validate_config
+from repgeom.configure.config import ConfigError, validate_config
 
 torch = pytest.importorskip("torch")
 
@@ -153,7 +153,7 @@ def _cfg(**sts_cfg):
 
 
 def test_sts_config_checks():
-    from repgeom.stages import sts_datasets, sts_models
+    from repgeom.configure.stages import sts_datasets, sts_models
 
     cfg = validate_config(_cfg())
     assert sts_models(cfg) == ["lm"]

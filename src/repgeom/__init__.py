@@ -20,9 +20,9 @@ Shared:
 
 - :mod:`repgeom.artifacts`    atomic files and folders, hashing, provenance-checked HDF5 and JSON
 - :mod:`repgeom.schema`       the config schema: loading it, validating against it, filling its defaults
-- :mod:`repgeom.config`       loading and validating a config against the schema (defaults filled) before any job
-- :mod:`repgeom.config_checks` what the schema cannot express (cross-references, settings that cannot work together)
-- :mod:`repgeom.stages`       the per-stage view of a config: what each stage runs over, each job's params
+- :mod:`repgeom.configure`    configuration-time code, never run in a job: loading and validating a config
+                             (``config``), what the schema cannot express (``checks``), the per-stage view of a
+                             config and each job's params (``stages``)
 - :mod:`repgeom.params`       the typed per-stage parameters each library entry point takes whole
 - :mod:`repgeom.registry`     the one generic name → implementation registry ("did you mean …?")
 - :mod:`repgeom.devices`      the device and compute dtype every model-loading stage uses

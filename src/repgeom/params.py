@@ -1,6 +1,6 @@
 """Typed per-stage parameters: what each library entry point takes whole.
 
-:mod:`repgeom.stages` builds them from a config that :func:`repgeom.config.validate_config` has checked and filled
+:mod:`repgeom.configure.stages` builds them from a config that :func:`repgeom.configure.config.validate_config` has checked and filled
 with the schema's defaults, so no field here repeats a default. Snakemake gets them as plain dicts with sorted keys
 (:meth:`StageParams.params`, the rerun trigger: a changed value reruns, a reordered config file does not); the job
 rebuilds them with :meth:`StageParams.from_params`, which refuses a missing or unknown key by name. The entries a
@@ -53,7 +53,7 @@ class StageParams:
         unknown = sorted(set(params) - set(names))
         if missing or unknown:
             raise StageParamsError(
-                f"{cls.__name__}: missing {missing}, unknown {unknown}; build them with repgeom.stages from a "
+                f"{cls.__name__}: missing {missing}, unknown {unknown}; build them with repgeom.configure.stages from a "
                 "validated config (the schema fills every default)"
             )
         hints = typing.get_type_hints(cls)

@@ -151,7 +151,7 @@ def _width_from_parameters(n: float) -> int:
 def job_estimate(config: dict, model: str, stage: str, dataset: str | None = None) -> Estimate | None:
     """The estimate of one ``embeddings`` or ``activations`` job of a validated config (None when the model's
     size is unknown: not prepared yet and no declared ``parameters``)."""
-    from . import stages
+    from .configure import stages
 
     size = model_size(config["models"][model], Path("resources/models") / model)
     if size is None:
@@ -178,7 +178,7 @@ def job_estimate(config: dict, model: str, stage: str, dataset: str | None = Non
 
 def plan_lines(config: dict) -> list[str]:
     """One line per model job whose size is known (the Snakefile logs them, so a dry run shows the plan)."""
-    from . import stages
+    from .configure import stages
 
     out = []
     for m in stages.embedding_models(config):

@@ -8,8 +8,9 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from repgeom import config as rgconfig  # noqa: E402
-from repgeom import planning, stages  # noqa: E402
+from repgeom.configure import config as rgconfig  # noqa: E402
+from repgeom import planning  # noqa: E402
+from repgeom.configure import stages  # noqa: E402
 from repgeom.params import canonical  # noqa: E402
 from repgeom.codegraph import definitions_version  # noqa: E402
 

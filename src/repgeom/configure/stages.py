@@ -2,7 +2,7 @@
 
 The rules (``workflow/rules/*.smk``) call these through thin ``get_…`` input functions; everything a job's output
 depends on is in its params, a typed :mod:`repgeom.params` object handed to Snakemake as a canonical dict (keys
-sorted) so that Snakemake's params trigger fires on a changed value and never on a reordered config file. Every function takes a config that :func:`repgeom.config.validate_config`
+sorted) so that Snakemake's params trigger fires on a changed value and never on a reordered config file. Every function takes a config that :func:`repgeom.configure.config.validate_config`
 has checked and filled with the schema's defaults, so no default is repeated here.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from .params import (
+from ..params import (
     ActivationParams,
     EmbedParams,
     LoraParams,
@@ -33,7 +33,7 @@ from .params import (
 )
 
 if TYPE_CHECKING:
-    from .activations.templates import Template
+    from ..activations.templates import Template
 
 
 # ------------------------------------------------------------------ what each stage runs over
@@ -93,7 +93,7 @@ def sts_models(config: dict) -> list[str]:
 
 def sts_templates(config: dict) -> dict[str, Template]:
     """The STS study's prompt templates by name (``sts.templates``), in config order."""
-    from .activations.templates import Template
+    from ..activations.templates import Template
 
     return {n: Template.from_params(n, spec) for n, spec in config["sts"]["templates"].items()}
 
@@ -106,7 +106,7 @@ def sts_runs(config: dict) -> list[tuple[str, str]]:
 def template_dataset(corpus: str, template: str) -> str:
     """The activation text set of ``corpus`` presented by ``template``: the corpus name for ``plain`` (the text
     alone, today's shards), else ``corpus@template``."""
-    from .activations.templates import PLAIN
+    from ..activations.templates import PLAIN
 
     return corpus if template == PLAIN else f"{corpus}{TEMPLATE_SEP}{template}"
 
@@ -254,7 +254,7 @@ def activation_params(config: dict, model: str, dataset: str | None = None) -> A
     a.update(device=config["device"], template={})
     corpus, template = split_dataset(dataset) if dataset is not None else (None, None)
     if corpus is not None and corpus in config["data"]:
-        from .activations.templates import KNOWN, PLAIN
+        from ..activations.templates import KNOWN, PLAIN
 
         t = sts_templates(config).get(template or PLAIN) or KNOWN[PLAIN]
         a.update(layers=[], include_embeddings=False, positions=list(t.positions))

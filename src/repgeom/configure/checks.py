@@ -31,7 +31,7 @@ def _unpinned_problem(name: str, src: dict) -> str:
         )
     from pathlib import Path
 
-    from .models import code_sha256
+    from ..models import code_sha256
 
     folder = Path(src["path"]).expanduser()
     now = f" (its code files hash to {code_sha256(folder)[0]} today)" if folder.is_dir() else ""
@@ -56,10 +56,10 @@ def semantic_problems(config: dict, families: Iterable[str] | None) -> list[str]
 
 
 def _sequence_problems(config: dict, families: Iterable[str] | None) -> list[str]:
-    from .registry import Registry
+    from ..registry import Registry
 
     if families is None:
-        from .sequences import FAMILIES as known
+        from ..sequences import FAMILIES as known
     else:
         known = Registry("family")
         for f in families:
@@ -86,7 +86,7 @@ def _sequence_problems(config: dict, families: Iterable[str] | None) -> list[str
 
 
 def _data_problems(config: dict) -> list[str]:
-    from .corpora.kinds import CORPORA
+    from ..corpora.kinds import CORPORA
 
     problems = []
     for name, c in config.get("data", {}).items():
@@ -168,7 +168,7 @@ def _activation_problems(config: dict) -> list[str]:
         if ds not in seqs:
             problems.append(f"config key 'activations.datasets' = {ds!r}: unknown dataset")
     if "rows_per_part" in act:
-        from .activations.layout import window_rows
+        from ..activations.layout import window_rows
 
         w = window_rows(act["sort_window"])
         if act["rows_per_part"] % w:
@@ -292,7 +292,7 @@ def _sts_problems(config: dict) -> list[str]:
                 f"config key 'sts.transfer' = {c!r}: a corpus of kind {kind!r}; a transfer set holds scored "
                 "sentence pairs (kind stsb or pairs)"
             )
-    from .activations.templates import Template
+    from ..activations.templates import Template
 
     for tname, spec in sts.get("templates", {}).items():
         try:
@@ -374,8 +374,8 @@ def _merging_problems(config: dict) -> list[str]:
         )
     problems += _merging_model_problems(mg, models)
     if mg.get("data"):
-        from .merging.data import data_problems
-        from .params import MergingDataSpec
+        from ..merging.data import data_problems
+        from ..params import MergingDataSpec
 
         problems += data_problems(MergingDataSpec.from_params(mg["data"]))
         problems += _merging_offset_problems(mg["data"]["start_offset"], config["sequences"].get(mg["eval_dataset"]))

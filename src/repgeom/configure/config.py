@@ -1,5 +1,5 @@
 """Configuration validation: the schema (:mod:`.schema`, defaults filled) plus the checks it cannot express
-(:mod:`.config_checks`).
+(:mod:`.checks`).
 
 :func:`validate_config` runs in the Snakefile before any job and raises
 :class:`ConfigError` naming the offending key and value. It is light (jsonschema
@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from .config_checks import semantic_problems, unpinned_remote_code
-from .schema import ConfigError, load_schema, schema_problems
+from ..schema import ConfigError, load_schema, schema_problems
+from .checks import semantic_problems, unpinned_remote_code
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
