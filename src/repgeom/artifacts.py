@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .filemodes import set_file_mode, set_tree_modes
+
 if TYPE_CHECKING:
     import h5py
 
@@ -98,7 +100,9 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     The temporary name starts with a dot and ends in ``.tmp`` so that globbing for
     real outputs never matches it; on any exception it is removed. A process killed
     with SIGKILL cannot remove its temporary: once ``final`` is in place, the
-    temporaries of the same final name that such a run left are removed.
+    temporaries of the same final name that such a run left are removed. The file
+    gets the mode a plain ``open()`` gives under the umask (:mod:`.filemodes`), not
+    mkstemp's 0600.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +112,7 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        set_file_mode(tmp_path)  # mkstemp made it private: the mode a plain open() would give
         _fsync(tmp_path)
         os.replace(tmp_path, final)
         fsync_dir(final.parent)
@@ -139,7 +144,8 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     A killed job cannot remove its stage: the stages (and their ``.work`` siblings, scratch space a caller may
     keep beside its stage) that earlier runs for the same name left are removed first. Only exact matches of
     :func:`tempfile.mkdtemp`'s pattern for this name are touched, so another artifact's stages (even one named
-    ``{name}.tmp-x``) survive; safe because one output folder is made by one job at a time.
+    ``{name}.tmp-x``) survive; safe because one output folder is made by one job at a time. The folder and
+    everything in it get the umask's modes (:func:`.filemodes.set_tree_modes`) before the rename.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +154,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield stage
-        os.chmod(stage, 0o755)  # mkdtemp made it private
+        set_tree_modes(stage)  # mkdtemp made it private; copied and unpacked files keep their source's modes
         if final.exists():
             shutil.rmtree(final)
         os.replace(stage, final)
