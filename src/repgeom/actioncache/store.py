@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..filemodes import dir_mode, file_mode, umask
 from .digest import blob_digest, iter_files
 
 log = logging.getLogger(__name__)
@@ -46,23 +47,8 @@ PRUNE_EVERY = 600
 GRACE = 3600
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux tells it (``/proc/self/status``)."""
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)  # pragma: no cover - not Linux
-    os.umask(mask)
-    return mask  # pragma: no cover
-
-
 def _readonly_mode() -> int:
-    return 0o444 & ~_umask()
-
-
-def _file_mode() -> int:
-    return 0o666 & ~_umask()
+    return 0o444 & ~umask()
 
 
 @dataclass
@@ -156,7 +142,7 @@ class Store:
                 try:
                     for f in o["files"]:
                         self._place(self.blob_path(f["digest"]), stage / f["path"], now)
-                    os.chmod(stage, 0o777 & ~_umask())
+                    os.chmod(stage, dir_mode())
                     _remove(final)
                     os.replace(stage, final)
                 except BaseException:
@@ -190,7 +176,7 @@ class Store:
             except OSError:
                 pass
         shutil.copyfile(blob, dest)
-        os.chmod(dest, _file_mode())
+        os.chmod(dest, file_mode())
         os.utime(dest, (now, now))
 
     # ------------------------------------------------------------------ insert
@@ -218,7 +204,7 @@ class Store:
                 json.dump(entry, fh, indent=1)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, _file_mode())
+            os.chmod(tmp, file_mode())
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
