@@ -78,9 +78,12 @@ def download_file(
                     if isinstance(e, _CutOff):
                         raise DataError(
                             f"cannot download {url}: received {e.got} of {e.expected} bytes; the transfer was cut "
-                            f"off on each of {tries} tries. {HINT}"
+                            f"off on each of {tries} tries. {HINT}",
+                            retryable=True,
                         ) from None
-                    raise DataError(f"cannot download {url}: {e} (after {tries} tries). {HINT}") from None
+                    raise DataError(
+                        f"cannot download {url}: {e} (after {tries} tries). {HINT}", retryable=True
+                    ) from None
                 wait = backoff * 2**i
                 log.warning("download %s: %s; try %d of %d in %.3g s", url, e, i + 2, tries, wait)
                 time.sleep(wait)
@@ -88,7 +91,7 @@ def download_file(
         if sha256:
             got = sha256_file(part)
             if got != sha256:
-                raise DataError(f"{url}: sha256 {got} does not match the configured {sha256}")
+                raise DataError(f"{url}: sha256 {got} does not match the configured {sha256}", retryable=False)
         part.replace(dest)
     except BaseException:
         part.unlink(missing_ok=True)
@@ -126,7 +129,7 @@ def _one_try(url: str, part: Path, resume: _Resume, timeout: float, progress: bo
             raise _Transient(f"HTTP 416 {e.reason} for bytes={have}-") from None
         if e.code >= 500 or e.code in RETRY_STATUS:
             raise _Transient(f"HTTP {e.code} {e.reason}") from None
-        raise DataError(f"cannot download {url}: HTTP {e.code} {e.reason}. {HINT}") from None
+        raise DataError(f"cannot download {url}: HTTP {e.code} {e.reason}. {HINT}", retryable=False) from None
     except urllib.error.URLError as e:  # before any answer: the reason is the socket's error
         _raise(url, e.reason, timeout)
     except (OSError, http.client.HTTPException) as e:  # after the request: a reset, a stall, a broken chunk
@@ -138,7 +141,7 @@ def _raise(url: str, err: object, timeout: float) -> NoReturn:
         raise _Transient(f"no data for {timeout:g} s") from None
     if isinstance(err, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.HTTPException)):
         raise _Transient(f"{type(err).__name__}: {err}") from None
-    raise DataError(f"cannot download {url}: {err}. {HINT}") from None
+    raise DataError(f"cannot download {url}: {err}. {HINT}", retryable=True) from None  # DNS, refused, TLS
 
 
 def _accept(r: http.client.HTTPResponse, url: str, have: int, resume: _Resume) -> tuple[int, int | None]:

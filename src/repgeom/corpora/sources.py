@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..registry import Registry
+from ..retry import deterministic
 from .download import BACKOFF, RETRIES, TIMEOUT, download_file
 from .errors import DataError
 
@@ -21,7 +22,7 @@ def fetch_first(sources: dict | list[dict], work: Path, kind: str) -> tuple[Path
     """Try each source in turn (a local copy, then a download, …); return the first that works and which it
     was. Every failure is logged; if all fail the error lists them all."""
     sources = sources if isinstance(sources, list) else [sources]
-    errors = []
+    errors, retryable = [], []
     for i, src in enumerate(sources):
         try:
             return fetch(src, work / f"source{i}", kind), src
@@ -29,7 +30,12 @@ def fetch_first(sources: dict | list[dict], work: Path, kind: str) -> tuple[Path
             if len(sources) > 1:
                 log.warning("source %d of %d (%s) failed: %s", i + 1, len(sources), src["type"], e)
             errors.append(f"source {i + 1} ({src['type']}): {e}")
-    raise DataError("no source worked:\n    " + "\n    ".join(errors) if len(errors) > 1 else errors[0])
+            retryable.append(getattr(e, "retryable", None))
+    # another try may work when one source failed on the network; it cannot when each failed for good
+    again = True if any(retryable) else (None if None in retryable else False)
+    raise DataError(
+        "no source worked:\n    " + "\n    ".join(errors) if len(errors) > 1 else errors[0], retryable=again
+    )
 
 
 #: where a corpus comes from: source type → fetch(source, work, kind) → a local folder or file holding it
@@ -109,7 +115,8 @@ def fetch_hf(source: dict, work: Path, kind: str | None) -> Path:
         except Exception as e:  # noqa: BLE001 - network, hub and format errors all mean "this source failed"
             raise DataError(
                 f"cannot load {source['dataset']!r} ({source.get('config')}, split {hf_split}) with "
-                f"datasets: {type(e).__name__}: {e}"
+                f"datasets: {type(e).__name__}: {e}",
+                retryable=not deterministic(e),  # the hub unreachable: another try may work
             ) from None
         if kind == "stsb":  # sentence-transformers/stsb: sentence1, sentence2, score in [0, 1]
             with open(out / f"sts-{split}.csv", "w", encoding="utf-8") as fh:

@@ -37,7 +37,7 @@ def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.
             root, used = fetch_first(spec.source, Path(work), kind)
             splits, meta = CORPORA[kind](root, spec)
         except DataError as e:
-            raise DataError(f"corpus {name!r}: {e}") from None
+            raise DataError(f"corpus {name!r}: {e}", retryable=getattr(e, "retryable", None)) from None
     splits = limit_rows(splits, spec.limit)
     check_not_empty(name, splits, meta)
     summary = check_skipped(name, sum(len(r) for r in splits.values()), meta["skipped"], spec.max_bad_fraction)
