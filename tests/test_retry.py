@@ -26,7 +26,7 @@ from repgeom.corpora.sources import fetch_first
 def wire(source: str) -> str:
     """``repgeom/smk.py``'s source with the two calls into :mod:`repgeom.retry` (the wiring proposed for issue 36,
     item 4); unchanged once smk.py makes them itself."""
-    if "retry.refuse_repeat" in source:
+    if "refuse_repeat" in source:
         return source
     edits = [
         ("from .devicepool import claim_gpus\n", "from . import retry\nfrom .devicepool import claim_gpus\n"),
@@ -53,7 +53,7 @@ def _wired_job():
     import repgeom.smk as smk
 
     src = Path(smk.__file__).read_text()
-    if "retry.refuse_repeat" in src:
+    if "refuse_repeat" in src:
         return smk.job
     spec = importlib.util.spec_from_loader("repgeom._smk_wired", loader=None)
     mod = importlib.util.module_from_spec(spec)
