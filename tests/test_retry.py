@@ -3,7 +3,6 @@ record of a deterministic failure and the retry that refuses to repeat it, and o
 workflow (``retries: 2``): computed once, its traceback and message printed once."""
 
 import contextlib
-import importlib.util
 import io
 import json
 import re
@@ -14,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import ROOT, SHARED, scratch_tree, snakemake
+from conftest import ROOT, SHARED, snakemake
 
 from repgeom import retry
 from repgeom.corpora import prepare
@@ -23,43 +22,18 @@ from repgeom.corpora.sources import fetch_first
 
 
 # ------------------------------------------------------------------ the job wrapper, wired to repgeom.retry
-def wire(source: str) -> str:
-    """``repgeom/smk.py``'s source with the two calls into :mod:`repgeom.retry` (the wiring proposed for issue 36,
-    item 4); unchanged once smk.py makes them itself."""
-    if "refuse_repeat" in source:
-        return source
-    edits = [
-        ("from .devicepool import claim_gpus\n", "from . import retry\nfrom .devicepool import claim_gpus\n"),
-        (
-            '    name = name or getattr(snakemake, "rule", "job")\n',
-            '    name = name or getattr(snakemake, "rule", "job")\n'
-            "    retry.refuse_repeat(snakemake, name)  # a retry of a deterministic failure: one line, exit 1\n",
-        ),
-        ("    except BaseException:\n        log.error(", "    except BaseException as e:\n        log.error("),
-        (
-            '            print(f"[repgeom] {name}: {hint}", file=sys.__stderr__, flush=True)\n        raise\n',
-            '            print(f"[repgeom] {name}: {hint}", file=sys.__stderr__, flush=True)\n'
-            "        retry.record(snakemake, e, name)  # a data, configuration or code error: kept for the retry\n"
-            "        raise\n",
-        ),
-    ]
-    for old, new in edits:
-        assert source.count(old) == 1, f"smk.py changed: cannot wire at {old!r}"
-        source = source.replace(old, new)
-    return source
+def test_smk_is_wired():
+    """The job wrapper calls into :mod:`repgeom.retry`: before the log is opened and where a failure is logged."""
+    import repgeom.smk as smk
+
+    src = Path(smk.__file__).read_text()
+    assert "retry.refuse_repeat(snakemake, name)" in src and "retry.record(snakemake, e, name)" in src
 
 
 def _wired_job():
     import repgeom.smk as smk
 
-    src = Path(smk.__file__).read_text()
-    if "refuse_repeat" in src:
-        return smk.job
-    spec = importlib.util.spec_from_loader("repgeom._smk_wired", loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "repgeom"
-    exec(compile(wire(src), smk.__file__, "exec"), mod.__dict__)  # noqa: S102 - this checkout's own smk.py
-    return mod.job
+    return smk.job
 
 
 def _named(items: dict):
@@ -324,12 +298,9 @@ def test_a_bad_corpus_row_is_computed_once_and_printed_once(tmp_path):
     cfg = tmp_path / "c.yaml"
     spec = {"source": {"type": "local", "path": str(src)}, "verify_rows": False}
     cfg.write_text(yaml.safe_dump({"data": {"stsb": spec}}))
-    tree = scratch_tree(tmp_path / "tree")
-    smk = tree / "src/repgeom/smk.py"
-    smk.write_text(wire(smk.read_text()))  # a no-op once smk.py is wired
     wd = tmp_path / "wd"
     wd.mkdir()
-    proc = snakemake(wd, "resources/data/stsb.json", configfile=cfg, tree=tree, check=False)
+    proc = snakemake(wd, "resources/data/stsb.json", configfile=cfg, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert out.count("Trying to restart job") == 2  # rule corpora has retries: 2, and Snakemake used them
@@ -342,6 +313,6 @@ def test_a_bad_corpus_row_is_computed_once_and_printed_once(tmp_path):
     assert not (wd / "resources/data/stsb.json").exists()
     # the source fixed: the next run (attempt 1) computes, and removes what the failed one kept
     (src / "sts-train.csv").write_text("".join((SHARED / "stsb/sts-train.csv").read_text().splitlines(True)[:20]))
-    snakemake(wd, "resources/data/stsb.json", configfile=cfg, tree=tree)
+    snakemake(wd, "resources/data/stsb.json", configfile=cfg)
     assert (wd / "resources/data/stsb.json").exists() and " finished" in log.read_text()
     assert not kept.exists() and not (wd / "logs/corpora/.stsb.log.failed.json").exists()

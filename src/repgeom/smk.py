@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from . import retry
 from .actioncache.job import JobCache, Restored
 from .devicepool import claim_gpus
 
@@ -38,6 +39,7 @@ def job(
 ) -> Iterator[logging.Logger]:
     log_path = snakemake.log[0] if len(snakemake.log) else None
     name = name or getattr(snakemake, "rule", "job")
+    retry.refuse_repeat(snakemake, name)  # a retry of a deterministic failure: one line, exit 1
     handlers: list[logging.Handler] = []
     stream = None
     old_stderr = sys.stderr
@@ -70,12 +72,13 @@ def job(
     except Restored:
         log.info("rule %s restored in %.1f s", name, time.time() - t0)
         raise
-    except BaseException:
+    except BaseException as e:
         log.error("rule %s failed after %.1f s:\n%s", name, time.time() - t0, traceback.format_exc())
         hint = cached.recovery_hint() if cached is not None else None
         if hint:
             log.error("%s", hint)
             print(f"[repgeom] {name}: {hint}", file=sys.__stderr__, flush=True)
+        retry.record(snakemake, e, name)  # a data, configuration or code error: kept for the retry
         raise
     else:
         log.info("rule %s finished in %.1f s", name, time.time() - t0)
