@@ -19,6 +19,20 @@ try:
 except rgconfig.ConfigError as e:
     raise WorkflowError(str(e)) from None
 
+# a local corpus source's path, files and header columns, before any job (not in a job's own Snakemake, on a
+# node that may not see the source; not for a corpus already made, whose source may be gone)
+if workflow.is_main_process:
+    from repgeom.corpora.preflight import source_problems
+
+    _problems = [
+        p
+        for _name, _entry in config["data"].items()
+        if not Path(f"resources/data/{_name}.json").exists()
+        for p in source_problems(_name, _entry)
+    ]
+    if _problems:
+        raise WorkflowError("a corpus cannot be read:\n  - " + "\n  - ".join(_problems))
+
 for _w in rgconfig.remote_code_warnings(config):
     logger.warning(f"SECURITY WARNING: {_w}")
 for _line in planning.plan_lines(config):

@@ -29,7 +29,8 @@ version covers only the submodules whose names it imports, see :mod:`repgeom.cod
 :mod:`.parsers`  the strict file parsers and the canonical row counts
 :mod:`.download` :func:`download_file`: one HTTP(S) file, retried with back-off, resumed, checked, renamed when whole
 :mod:`.sources`  :data:`SOURCES`: ``local``, ``url``, ``hf``; :func:`fetch_first`
-:mod:`.kinds`    :data:`CORPORA`: ``stsb``, ``genericskb``, ``snli``
+:mod:`.kinds`    :data:`CORPORA`: ``stsb``, ``genericskb``, ``snli``, ``pairs``; :data:`FILES`: the files each reads
+:mod:`.preflight` :func:`source_problems`: a local source's path, files, encoding and header, checked before any job
 :mod:`.store`    :func:`prepare` (the corpora stage: fetch, parse, verify, write)
 :mod:`.artifact` :func:`load_corpus`, :func:`corpus_sentences`, :func:`sentence_id` (what the jobs that read a
                  corpus use; no parser or source in their code version)
@@ -62,6 +63,8 @@ _EXPORTS = {
     "load_genericskb": "kinds",
     "load_snli": "kinds",
     "corpus": "kinds",
+    "FILES": "kinds",
+    "source_problems": "preflight",
     "limit_rows": "store",
     "prepare": "store",
     "load_corpus": "artifact",
@@ -71,6 +74,6 @@ _EXPORTS = {
     "stsb_pairs": "pairs",
     "snli_pairs": "pairs",
 }
-_SUBMODULES = ("errors", "parsers", "download", "sources", "kinds", "store", "artifact", "pairs")
+_SUBMODULES = ("errors", "parsers", "download", "sources", "kinds", "store", "artifact", "pairs", "preflight")
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

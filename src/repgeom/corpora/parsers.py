@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 #: canonical row counts, verified unless the corpus entry says ``verify_rows: false``
 STSB_ROWS = {"train": 5749, "dev": 1500, "test": 1379}
 SNLI_LABELS = ("entailment", "neutral", "contradiction")
+#: the columns an SNLI file's header must name
+SNLI_HEADER = ("gold_label", "sentence1", "sentence2")
 #: the canonical datasets are UTF-8: what to do about a file that is not
 _CONVERT = "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
 
@@ -27,6 +29,7 @@ class _Rows:
 
     def __init__(self, path: Path, on_bad_row: str):
         self.path, self.on_bad_row, self.rows, self.skipped = path, on_bad_row, [], []
+        self.split_values: set[str] = set()  # a pairs table's split column: every value it holds
 
     def bad(self, line: int, why: str) -> None:
         msg = f"{self.path}:{line}: {why}"
@@ -98,17 +101,21 @@ def parse_genericskb_file(path: Path, on_bad_row: str = "error") -> _Rows:
     return out
 
 
+def snli_reader(fh, path: Path) -> csv.DictReader:
+    """An SNLI file's rows, its header checked: the canonical snli_1.0.zip holds tab-separated snli_1.0_*.txt (no
+    quoting); copies are often CSV."""
+    reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".txt" else csv.DictReader(fh)
+    missing = set(SNLI_HEADER) - set(reader.fieldnames or [])
+    if missing:
+        raise DataError(f"{path}:1: header lacks {sorted(missing)} (has {reader.fieldnames})")
+    return reader
+
+
 def parse_snli_file(path: Path, on_bad_row: str = "error") -> tuple[_Rows, int]:
     out = _Rows(path, on_bad_row)
     no_gold = 0
     with read_text(path, fix=_CONVERT) as fh:
-        # the canonical snli_1.0.zip holds tab-separated snli_1.0_*.txt (no quoting); copies are often CSV
-        reader = (
-            csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if path.suffix == ".txt" else csv.DictReader(fh)
-        )
-        missing = {"gold_label", "sentence1", "sentence2"} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(f"{path}:1: header lacks {sorted(missing)} (has {reader.fieldnames})")
+        reader = snli_reader(fh, path)
         for i, row in enumerate(reader, 2):
             label = (row["gold_label"] or "").strip()
             if label == "-":
@@ -125,7 +132,7 @@ def parse_snli_file(path: Path, on_bad_row: str = "error") -> tuple[_Rows, int]:
     return out, no_gold
 
 
-def _column(spec: str | int, header: list[str] | None, path: Path, key: str) -> int:
+def column_index(spec: str | int, header: list[str] | None, path: Path, key: str) -> int:
     """The 0-based index of a column given by header name or by index."""
     if isinstance(spec, int):
         return spec
@@ -134,6 +141,33 @@ def _column(spec: str | int, header: list[str] | None, path: Path, key: str) -> 
     if spec not in header:
         raise DataError(f"{path}:1: no column {spec!r} for columns.{key} (the header has {header})")
     return header.index(spec)
+
+
+def resolved_quoting(quoting: str, delimiter: str) -> str:
+    """``auto`` is ``none`` for a tab (real similarity sets are TSV with quotes inside sentences), else ``csv``."""
+    if quoting == "auto":
+        return "none" if delimiter == "\t" else "csv"
+    return quoting
+
+
+def pairs_reader(fh, delimiter: str, quoting: str):
+    """A ``csv`` reader of a pairs table under ``format.quoting``."""
+    quoting = resolved_quoting(quoting, delimiter)
+    return csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
+
+
+def pairs_columns(reader, path: Path, header: bool, columns: dict) -> tuple[list[str] | None, dict[str, int]]:
+    """The header's names (``None`` without one) and each configured column's 0-based index; an error names the
+    file and the column the header lacks."""
+    names = None
+    if header:
+        try:
+            names = [c.strip() for c in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path}: empty file (format.header is true)") from None
+        except csv.Error as e:
+            raise DataError(f"{path}:1: {e}") from None
+    return names, {k: column_index(v, names, path, k) for k, v in columns.items()}
 
 
 def parse_pairs_file(
@@ -161,18 +195,11 @@ def parse_pairs_file(
     lo, hi = float(score_range[0]), float(score_range[1])
     out = _Rows(path, on_bad_row)
     by_value = {str(v): k for k, v in (split_values or {}).items()}
-    if quoting == "auto":
-        quoting = "none" if delimiter == "\t" else "csv"
+    quoting = resolved_quoting(quoting, delimiter)
     fix = f"set format.quoting: none if a {chr(34)} in this file is text"
     with read_text(path, encoding, fix="set format.encoding to the file's encoding (e.g. latin-1, utf-16)") as fh:
-        reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
-        names = None
-        if header:
-            try:
-                names = [c.strip() for c in next(reader)]
-            except StopIteration:
-                raise DataError(f"{path}: empty file (format.header is true)") from None
-        idx = {k: _column(v, names, path, k) for k, v in columns.items()}
+        reader = pairs_reader(fh, delimiter, quoting)
+        names, idx = pairs_columns(reader, path, header, columns)
         need = max(idx.values()) + 1
         last = reader.line_num
         while True:
@@ -226,6 +253,7 @@ def parse_pairs_file(
             }
             if "split" in idx:
                 value = f[idx["split"]].strip()
+                out.split_values.add(value)
                 if value not in by_value:
                     out.bad(i, f"split value {value!r} is none of {sorted(by_value)} (splits in the data entry)")
                     continue
