@@ -1,14 +1,25 @@
 """A loopback server speaking the part of the Hugging Face hub's HTTP interface that a pinned-revision
-``snapshot_download`` uses, with model folders behind it; ``huggingface_hub`` reaches it through ``HF_ENDPOINT``.
+``snapshot_download`` and ``datasets.load_dataset`` use, with model and dataset repos behind it; ``huggingface_hub``
+and ``datasets`` reach it through ``HF_ENDPOINT``.
 
-Endpoints (as ``huggingface_hub`` 2.x calls them, see its ``HfApi.model_info``, ``list_repo_tree`` and
-``file_download.get_hf_file_metadata``/``http_get``):
+Endpoints (as ``huggingface_hub`` 2.x calls them, see its ``HfApi.model_info``/``dataset_info``, ``list_repo_tree``
+and ``file_download.get_hf_file_metadata``/``http_get``); a dataset repo's paths have ``datasets`` before the repo:
 
-``GET /api/models/{ns}/{name}/revision/{rev}``      ``{"id", "sha", "siblings"}``: the revision resolved to a commit
-``GET /api/models/{ns}/{name}/tree/{rev}``          the recursive listing: ``type``, ``path``, ``size``, ``oid`` (git
-                                                    blob sha1) and, for weights, ``lfs: {oid: sha256, size, …}``
-``HEAD|GET /{ns}/{name}/resolve/{rev}/{path}``     the file, with ``X-Repo-Commit``, ``ETag`` (the LFS sha256 or the
-                                                    blob sha1, as the hub sends), ``Content-Length``, byte ranges
+``GET /api/{models|datasets}/{ns}/{name}/revision/{rev}``   ``{"id", "sha", "siblings", …}``: the revision resolved
+                                                            to a commit
+``GET /api/{models|datasets}/{ns}/{name}/tree/{rev}[/dir]`` the listing of the root or ``dir`` (all below it with
+                                                            ``?recursive=true``): ``type``, ``path``, ``size``,
+                                                            ``oid`` (git blob sha1) and, for weights and parquet
+                                                            files, ``lfs: {oid: sha256, size, …}``
+``HEAD|GET /[datasets/]{ns}/{name}/resolve/{rev}/{path}``  the file, with ``X-Repo-Commit``, ``ETag`` (the LFS sha256
+                                                            or the blob sha1, as the hub sends), ``Content-Length``,
+                                                            byte ranges
+
+``datasets`` 5.2 loading a parquet dataset at a pinned commit asks, in order (logged from it): HEAD+GET
+``resolve/{rev}/README.md``, HEAD ``resolve/{rev}/{name}.py`` (404: no script), GET ``api/datasets/…/revision/{rev}``,
+HEAD ``resolve/{rev}/.huggingface.yaml`` (404), GET ``tree/{rev}/{dir}`` and ``tree/{rev}`` (``?recursive=false``,
+to resolve the card's ``data_files`` globs), HEAD ``resolve/{rev}/dataset_infos.json`` (404), then HEAD+GET each
+parquet file of the config's splits.
 
 Errors carry the hub's ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``), which
 ``huggingface_hub`` turns into its typed errors. Faults for tests: :meth:`FakeHub.cut` (a body cut off after some
@@ -26,10 +37,10 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 MAX_REQUESTS = 5000
-LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".onnx")
+LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".onnx", ".parquet")
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -52,7 +63,8 @@ class FakeHub:
 
     # ------------------------------------------------------------ content
     def push(self, repo: str, files: dict[str, bytes], branch: str = "main") -> str:
-        """A new commit on ``branch`` holding exactly ``files``; returns its 40-hex id."""
+        """A new commit on ``branch`` holding exactly ``files``; returns its 40-hex id. A dataset repo is named
+        ``datasets/{ns}/{name}``, as in its URLs (:meth:`push_dataset`)."""
         h = hashlib.sha1(repo.encode())
         for path in sorted(files):
             h.update(path.encode() + b"\0" + hashlib.sha256(files[path]).digest())
@@ -62,6 +74,10 @@ class FakeHub:
         r["commits"][commit] = dict(files)
         r["refs"][branch] = commit
         return commit
+
+    def push_dataset(self, repo: str, files: dict[str, bytes], branch: str = "main") -> str:
+        """A new commit of dataset repo ``repo`` (served under ``/api/datasets/{repo}`` and ``/datasets/{repo}``)."""
+        return self.push(f"datasets/{repo}", files, branch)
 
     def tamper(self, repo: str, commit: str, path: str, data: bytes) -> None:
         """Change a file's bytes under an existing commit (listing included): what no honest hub does."""
@@ -87,10 +103,10 @@ class FakeHub:
                 pass
 
             def do_GET(self) -> None:
-                hub._handle(self, head=False)
+                hub._handle(self, "GET")
 
             def do_HEAD(self) -> None:
-                hub._handle(self, head=True)
+                hub._handle(self, "HEAD")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -128,16 +144,19 @@ class FakeHub:
             out.append(entry)
         return out
 
-    def _handle(self, h: BaseHTTPRequestHandler, head: bool) -> None:
-        path = unquote(urlsplit(h.path).path)
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(h.path)
+        path, query = unquote(url.path), parse_qs(url.query)
+        head = method == "HEAD"
         with self._lock:
-            self.requests.append(("HEAD" if head else "GET", path, h.headers.get("Range")))
+            self.requests.append((method, path + (f"?{url.query}" if url.query else ""), h.headers.get("Range")))
             if len(self.requests) > MAX_REQUESTS:
                 h.close_connection = True
                 return _send(h, 503, b"too many requests for a test server", head)
-        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/(revision|tree)/([^/]+)", path)
+        m = re.fullmatch(r"/api/(models|datasets)/([^/]+/[^/]+)/(revision|tree)/([^/]+)(?:/(.*))?", path)
         if m:
-            repo, what, rev = m.groups()
+            kind, repo_id, what, rev, sub = m.groups()
+            repo = repo_id if kind == "models" else f"datasets/{repo_id}"
             if repo not in self.repos:
                 return _send(h, 404, b'{"error": "Repository not found"}', head, {"X-Error-Code": "RepoNotFound"})
             commit = self._resolve(repo, rev)
@@ -145,13 +164,22 @@ class FakeHub:
                 msg = json.dumps({"error": f"Invalid rev id: {rev}"}).encode()
                 return _send(h, 404, msg, head, {"X-Error-Code": "RevisionNotFound"})
             files = self.repos[repo]["commits"][commit]
-            body = (
-                {"id": repo, "sha": commit, "siblings": [{"rfilename": p} for p in sorted(files)]}
-                if what == "revision"
-                else self._listing(files)
-            )
+            if what == "revision":
+                body = {"id": repo_id, "sha": commit, "private": False, "disabled": False, "gated": False}
+                body["siblings"] = [{"rfilename": p} for p in sorted(files)]
+            else:  # the entries under ``sub`` (the root if none): its children, or all below when recursive
+                prefix = f"{sub.strip('/')}/" if sub else ""
+                recursive = query.get("recursive", ["false"])[0].lower() == "true"
+                body = [
+                    e
+                    for e in self._listing(files)
+                    if e["path"].startswith(prefix) and (recursive or "/" not in e["path"][len(prefix) :])
+                ]
+                if sub and not body:
+                    msg = json.dumps({"error": f"{sub} does not exist on {rev}"}).encode()
+                    return _send(h, 404, msg, head, {"X-Error-Code": "EntryNotFound"})
             return _send(h, 200, json.dumps(body).encode(), head, {"Content-Type": "application/json"})
-        m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
+        m = re.fullmatch(r"/((?:datasets/)?[^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if not m or m.group(1) not in self.repos:
             return _send(h, 404, b"Repository not found", head, {"X-Error-Code": "RepoNotFound"})
         repo, rev, fname = m.groups()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -105,24 +106,43 @@ def fetch_hf(source: dict, work: Path, kind: str | None) -> Path:
         raise DataError("an hf source needs the 'datasets' package (pip install datasets)") from None
     if kind not in HF_SPLITS:
         raise DataError(f"an hf source cannot provide a corpus of kind {kind!r}")
+    from huggingface_hub import constants
+
     out = work / "hf"
     out.mkdir(parents=True, exist_ok=True)
+    name, config, revision = source["dataset"], source.get("config"), source.get("revision")
     for hf_split, split in HF_SPLITS[kind].items():
+        what = (
+            f"cannot load {name!r} (config {config}, revision {revision}, split {hf_split}) from {constants.ENDPOINT}"
+        )
         try:
-            ds = datasets.load_dataset(
-                source["dataset"], source.get("config"), split=hf_split, revision=source.get("revision")
-            )
+            ds = datasets.load_dataset(name, config, split=hf_split, revision=revision)
         except Exception as e:  # noqa: BLE001 - network, hub and format errors all mean "this source failed"
+            # not on the hub (id, revision, or gated) is final, though datasets makes it a FileNotFoundError
+            missing = isinstance(e, getattr(datasets.exceptions, "DatasetNotFoundError", ()))
+            retryable = False if missing else not deterministic(e)  # the hub unreachable: another try may work
+            fix = (
+                "the hub did not answer: another try may work, or use a local source"
+                if retryable
+                else "check the dataset id, config and revision on the hub, or use a local source"
+            )
             raise DataError(
-                f"cannot load {source['dataset']!r} ({source.get('config')}, split {hf_split}) with "
-                f"datasets: {type(e).__name__}: {e}",
-                retryable=not deterministic(e),  # the hub unreachable: another try may work
+                f"{what} with datasets: {type(e).__name__}: {str(e).rstrip('.')}; {fix}", retryable=retryable
             ) from None
+        # the hub unreachable, datasets silently falls back to the latest cached copy, of whatever commit: a pinned
+        # commit is checked against the cache folder it came from (datasets names it by the commit)
+        got = sorted({Path(f["filename"]).parent.name for f in ds.cache_files})
+        if re.fullmatch(r"[0-9a-f]{40}", revision or "") and got and got != [revision]:
+            raise DataError(
+                f"{what}: the hub did not answer and datasets gave its cached copy of commit {', '.join(got)}, not "
+                "the pinned one; another try may work, or use a local source",
+                retryable=True,
+            )
         if kind == "stsb":  # sentence-transformers/stsb: sentence1, sentence2, score in [0, 1]
             with open(out / f"sts-{split}.csv", "w", encoding="utf-8") as fh:
                 for i, r in enumerate(ds):
                     s1, s2 = (r["sentence1"] or "").replace("\t", " "), (r["sentence2"] or "").replace("\t", " ")
-                    fh.write(f"hf\t{source['dataset']}\t-\t{i}\t{float(r['score']) * 5:.6g}\t{s1}\t{s2}\n")
+                    fh.write(f"hf\t{name}\t-\t{i}\t{float(r['score']) * 5:.6g}\t{s1}\t{s2}\n")
         elif kind == "genericskb":  # community-datasets/generics_kb, generics_kb_best: generic_sentence
             with open(out / "GenericsKB-Best.tsv", "w", encoding="utf-8") as fh:
                 fh.write("generic_sentence\n")
