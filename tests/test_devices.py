@@ -46,3 +46,27 @@ def test_this_machines_choice_is_stated(gpt2_dir):
     flags = cpu_bf16_flags()
     assert (info["dtype"] == "float32") if not flags else info["dtype"] in ("bfloat16", "float32")
     print(flags, info["dtype"], info["dtype_reason"])
+
+
+def test_pick_device_without_torch_is_the_cpu_as_in_the_analysis_env():
+    """Under --sdm conda the similarity pair job runs in envs/analysis.yaml, which has no torch: `auto` is the CPU
+    (its products run in numpy), `cuda` an error naming the missing torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from repgeom.devices import pick_device\n"
+        "print(pick_device('auto'), pick_device('cpu'))\n"
+        "try:\n"
+        "    pick_device('cuda')\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["cpu cpu", "device: cuda was asked for, but this job's environment has no torch"]

@@ -11,8 +11,14 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def pick_device(device: str = "auto") -> str:
     """``"cuda"`` or ``"cpu"``: ``auto`` takes the GPU when torch sees one; ``cuda`` without one is an error that
-    shows ``CUDA_VISIBLE_DEVICES``."""
-    import torch
+    shows ``CUDA_VISIBLE_DEVICES``. Without torch (a job in the analysis env under ``--sdm conda``: the similarity
+    products run in numpy) ``auto`` is the CPU."""
+    try:
+        import torch
+    except ImportError:
+        if device == "cuda":
+            raise RuntimeError("device: cuda was asked for, but this job's environment has no torch") from None
+        return "cpu"
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
