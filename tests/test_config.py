@@ -29,7 +29,7 @@ def test_defaults_are_filled():
     assert c["models"]["m"]["trust_remote_code"] is False
 
 
-@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", "tests/configs/tiny.yaml"])
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", ".test/config/config.yaml"])
 def test_shipped_configs_validate(path):
     validate_config(load_yaml(ROOT / path))
 

@@ -179,3 +179,34 @@ def test_corpus_sentences_are_distinct_with_stable_ids(tmp_path):
     ids, texts = corpus_sentences(tmp_path / "s.json")
     assert len(texts) == len(set(texts)) == len(set(ids)) == 15457  # distinct sentences over the three splits
     assert ids[:3] == [sentence_id(t) for t in texts[:3]] and len(ids[0]) == 16
+
+
+def test_a_seeded_limit_samples_across_the_file_and_keeps_its_order():
+    """`limit_seed` keeps a seeded sample in file order (STS-B's files are ordered by genre); without it, the first
+    rows; the same seed, the same rows."""
+    from repgeom.corpora.store import limit_rows
+
+    rows = {"train": [{"genre": "captions" if i < 50 else "news", "i": i} for i in range(100)], "dev": [{"i": 0}]}
+    first = limit_rows(rows, {"train": 10})
+    assert [r["i"] for r in first["train"]] == list(range(10)) and first["dev"] == rows["dev"]
+    got = limit_rows(rows, {"train": 10}, seed=0)["train"]
+    idx = [r["i"] for r in got]
+    assert len(idx) == 10 and idx == sorted(idx) and {r["genre"] for r in got} == {"captions", "news"}
+    assert got == limit_rows(rows, {"train": 10}, seed=0)["train"] != limit_rows(rows, {"train": 10}, seed=1)["train"]
+
+
+def test_the_bad_rows_share_is_of_the_rows_read_not_of_those_a_limit_keeps(tmp_path):
+    from repgeom.corpora import prepare
+
+    lines = ["s1\ts2\tscore"] + [f"a{i}\tb{i}\t{i % 5}" for i in range(97)] + ["x\ty\tbad"] * 3
+    (tmp_path / "t.tsv").write_text("\n".join(lines) + "\n")
+    spec = {
+        "kind": "pairs",
+        "source": {"type": "local", "path": str(tmp_path / "t.tsv")},
+        "columns": {"sentence1": "s1", "sentence2": "s2", "score": "score"},
+        "score_range": [0, 5],
+        "on_bad_row": "skip",
+        "limit": {"test": 10},
+    }
+    meta = prepare("p", spec, tmp_path / "p.json")  # 3 of 100 read are bad: under 5 %, though 3 > 5 % of 10
+    assert meta["rows"] == {"test": 10} and meta["n_skipped"] == 3

@@ -34,6 +34,10 @@ def test_headlines_pick_by_the_studies_rules(tmp_path):
     empty = tmp_path / "zero_shot.tsv"
     pd.DataFrame().to_csv(empty, sep="\t", index=False)  # a config without best_layer variants
     assert "Zero-shot" not in write_headlines(tmp_path / "z.md", sts_progression=prog, sts_zero_shot=empty)
+    # a run on a sample of STS-B (the tour) is labelled and not set against the paper's whole-split numbers
+    text = write_headlines(tmp_path / "t.md", sts_progression=prog, label="tour", sts_limit={"train": 9, "test": 5})
+    assert text.startswith("# Headlines\n\n**Run: tour**") and "paper's best" not in text
+    assert "on a sample of STS-B (train 9, test 5 pairs" in text and "not comparable" in text
 
 
 def test_similarity_headlines_name_the_closest_pair_and_the_merges(tmp_path):
@@ -52,3 +56,14 @@ def test_similarity_headlines_name_the_closest_pair_and_the_merges(tmp_path):
     assert "closest models at their outputs: **a × c** (linear CKA 0.90" in text and "farthest: b × c" in text
     assert "Intervals this wide mean little" in text
     assert "at t = 0.5 SLERP sits at CKA 0.960 from the base, linear interpolation at 0.970" in text
+
+
+def test_a_merging_verdict_is_cut_at_its_own_colon_not_one_inside_parentheses(tmp_path):
+    v = tmp_path / "verdict.tsv"
+    pd.DataFrame(
+        {"claim": ["soup", "task vectors"],
+         "verdict": ["supported: the soup sits at 0.9", "the two differ (SLERP keeps length: compare the positions)"]}
+    ).to_csv(v, sep="\t", index=False)  # fmt: skip
+    text = write_headlines(tmp_path / "h.md", merging={"m": v})
+    assert "soup: *supported*." in text
+    assert "task vectors: *the two differ (SLERP keeps length: compare the positions)*." in text

@@ -30,7 +30,7 @@ PROFILE = ROOT / "profiles/slurm"
 
 
 def _config(tmp_path, **resources):
-    c = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    c = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     c["resources"] = {**c.get("resources", {}), **resources}
     p = tmp_path / "slurm.yaml"
     p.write_text(yaml.safe_dump(c))

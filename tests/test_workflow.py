@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,13 +12,14 @@ from conftest import ROOT, snakemake, snakemake_cmd
 
 
 def test_lint_is_clean(tmp_path):
-    proc = snakemake(tmp_path, "--lint", configfile=ROOT / "tests/configs/tiny.yaml", check=False)
+    proc = snakemake(tmp_path, "--lint", configfile=ROOT / ".test/config/config.yaml", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(
-    "cfg,models,sts_jobs,seeds", [("config/config.yaml", 4, 21, 3), ("config/paper.yaml", 14, 42, 5)]
+    "cfg,models,sts_jobs,seeds",
+    [("config/config.yaml", 4, 21, 2), ("config/full.yaml", 4, 21, 3), ("config/paper.yaml", 14, 42, 5)],
 )
 def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs, seeds):
     proc = snakemake(tmp_path, "--dry-run", configfile=ROOT / cfg)
@@ -33,13 +35,43 @@ def test_shipped_configs_dry_run(tmp_path, cfg, models, sts_jobs, seeds):
     )
 
 
+def test_the_full_config_plans_the_headline_runs_and_the_tour_says_it_is_one(tmp_path):
+    """config/full.yaml is the full-scale run behind docs/results.md: all of STS-B, the paper's 20 000 GenericsKB
+    sentences, three seeds, 120 LoRA steps; the default config is the tour, reduced, and labelled as such."""
+    from repgeom.configure.config import load_yaml, validate_config
+
+    full = validate_config(load_yaml(ROOT / "config/full.yaml"))
+    assert full["data"]["stsb"]["limit"] == {} and full["data"]["genericskb"]["max_rows"] == 20000
+    assert full["sts"]["seeds"] == [0, 1, 2] and full["merging"]["train"]["steps"] == 120
+    assert set(full["sts"]["templates"]) == {"plain", "prompteol"} and full["label"] is None
+    tour = validate_config(load_yaml(ROOT / "config/config.yaml"))
+    assert "tour" in tour["label"] and "not the papers'" in tour["label"]
+    assert tour["data"]["stsb"]["limit"] and tour["merging"]["train"]["steps"] < 120
+    assert tour["sts"]["transfer"], "the tour shows probe transfer to a second pair set"
+    out = snakemake(tmp_path, "--dry-run", configfile=ROOT / "config/full.yaml").stdout
+    for rule, n in {"corpora": 3, "models": 4, "activations": 6, "sts_autoencoders": 6, "merging_scores": 4}.items():
+        assert re.search(rf"^{rule}\s+{n}$", out, re.M), (rule, out[-3000:])
+
+
+def test_the_catalog_test_config_runs_from_its_folder(tmp_path):
+    """The Snakemake catalog's convention: `snakemake --directory .test` finds .test/config/config.yaml by itself
+    (the tests run that config end to end: the tiny_run fixture)."""
+    test_dir = tmp_path / ".test"
+    shutil.copytree(ROOT / ".test", test_dir)
+    proc = subprocess.run(
+        [*snakemake_cmd(test_dir), "--dry-run"], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"^embeddings\s+1$", proc.stdout, re.M) and "minilm" in proc.stdout
+
+
 def test_two_runs_in_one_directory_are_refused_by_the_lock(tmp_path):
     import os
     import signal
     import subprocess
     import time
 
-    cfg = ROOT / "tests/configs/tiny.yaml"
+    cfg = ROOT / ".test/config/config.yaml"
     cmd = snakemake_cmd(tmp_path, cores=1) + ["--configfile", str(cfg)]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -57,7 +89,7 @@ def test_two_runs_in_one_directory_are_refused_by_the_lock(tmp_path):
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
-    c = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    c = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     c["sequences"]["tiny"]["n_sequences"] = 0
     c["models"]["../escape"] = c["models"]["minilm"]
     p = tmp_path / "bad.yaml"
@@ -74,7 +106,7 @@ def test_job_threads_set_the_threads_of_every_model_job(tmp_path):
     """`resources.job_threads` (default 2) is what the model jobs claim; 1 lets two of them share two cores."""
 
     def threads(extra: dict) -> dict[str, set[int]]:
-        c = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text()) | extra
+        c = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text()) | extra
         p = tmp_path / "c.yaml"
         p.write_text(yaml.safe_dump(c))
         out = snakemake(tmp_path, "--dry-run", "--cores", "4", configfile=p).stdout
@@ -175,7 +207,7 @@ def test_configfile_replaces_the_default_instead_of_merging(tmp_path):
     shutil.copy(ROOT / "config/config.yaml", tmp_path / "config/config.yaml")
     out = snakemake(tmp_path, "--dry-run").stdout
     assert re.search(r"^embeddings\s+4$", out, re.M)  # the default config applies without --configfile
-    out = snakemake(tmp_path, "--dry-run", configfile=ROOT / "tests/configs/tiny.yaml").stdout
+    out = snakemake(tmp_path, "--dry-run", configfile=ROOT / ".test/config/config.yaml").stdout
     assert re.search(r"^embeddings\s+1$", out, re.M), out[-2000:]
     assert "all-minilm-l6-v2" not in out
 

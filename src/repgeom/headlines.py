@@ -62,17 +62,28 @@ def layers_lines(tables: Mapping[str, str | os.PathLike]) -> list[str]:
     return out
 
 
-def sts_lines(progression: str | os.PathLike | None, zero_shot: str | os.PathLike | None) -> list[str]:
+def sts_lines(
+    progression: str | os.PathLike | None, zero_shot: str | os.PathLike | None, limit: Mapping[str, int] | None = None
+) -> list[str]:
+    """The FREEZE headlines; ``limit``: the rows the STS-B corpus kept per split (its ``limit``), when it was cut
+    (the tour), so that its numbers are not set against the paper's, which are on the whole test split."""
     out = []
     if progression is not None:
         df = _read(progression)
         if len(df):
             b = df.loc[df.dev_pearson.idxmax()]
             verdict = "above" if b.test_pearson > PAPER_BEST_PEARSON else "below"
+            paper = f"{verdict} the paper's best, {PAPER_BEST_PEARSON} (gpt2-medium)"
+            if limit:
+                cut = ", ".join(f"{s} {n}" for s, n in limit.items())
+                paper = (
+                    f"on a sample of STS-B ({cut} pairs; the whole test split has 1379): not comparable with the "
+                    f"paper's {PAPER_BEST_PEARSON} (gpt2-medium, whole splits)"
+                )
             out.append(
                 f"- **FREEZE / STS-B**: best on dev is **{b.model} / {b.template} / {b.pooling} / {b.variant}**: test "
                 f"Pearson {b.test_pearson:.2f} ± {b.test_pearson_std:.2f}, Spearman {b.test_spearman:.2f} "
-                f"({int(b.n_seeds) or 1} seed(s)); {verdict} the paper's best, {PAPER_BEST_PEARSON} (gpt2-medium)."
+                f"({int(b.n_seeds) or 1} seed(s)); {paper}."
             )
     if zero_shot is not None:
         z = _read(zero_shot)
@@ -91,8 +102,18 @@ def merging_lines(verdicts: Mapping[str, str | os.PathLike]) -> list[str]:
     for model, path in verdicts.items():
         df = _read(path)
         for _, r in df.iterrows():
-            out.append(f"- **Merging, {model}**: {r['claim']}: *{str(r['verdict']).split(':')[0]}*.")
+            out.append(f"- **Merging, {model}**: {r['claim']}: *{_short_verdict(str(r['verdict']))}*.")
     return out
+
+
+def _short_verdict(verdict: str) -> str:
+    """A verdict up to its first colon outside parentheses (``supported: …`` → ``supported``; a parenthesis whole)."""
+    depth = 0
+    for i, ch in enumerate(verdict):
+        depth += (ch == "(") - (ch == ")")
+        if ch == ":" and depth == 0:
+            return verdict[:i]
+    return verdict
 
 
 def similarity_lines(
@@ -136,18 +157,20 @@ def write_headlines(
     merging: Mapping[str, str | os.PathLike] | None = None,
     similarity: Mapping[str, str | os.PathLike] | None = None,
     similarity_merging: Mapping[str, str | os.PathLike] | None = None,
+    label: str | None = None,
+    sts_limit: Mapping[str, int] | None = None,
 ) -> str:
-    """Write the headlines (Markdown) of whichever studies ran; returns the text."""
+    """Write the headlines (Markdown) of whichever studies ran, under the run's ``label`` (the config's, e.g. the
+    tour's: not the papers' numbers); returns the text."""
     lines: Sequence[str] = [
         *numbers_lines(numbers or {}),
         *layers_lines(layers or {}),
-        *sts_lines(sts_progression, sts_zero_shot),
+        *sts_lines(sts_progression, sts_zero_shot, sts_limit),
         *merging_lines(merging or {}),
         *similarity_lines(similarity or {}, similarity_merging),
     ]
-    text = (
-        "# Headlines\n\nOne line per study, read from its own tables (details, intervals and every choice in them).\n\n"
-    )
+    text = "# Headlines\n\n" + (f"**Run: {label}**\n\n" if label else "")
+    text += "One line per study, read from its own tables (details, intervals and every choice in them).\n\n"
     text += "\n".join(lines) + "\n" if lines else "No study ran.\n"
     write_text(path, text)
     return text

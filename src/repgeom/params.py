@@ -347,6 +347,7 @@ class CorpusSpec(SchemaSpec):
     max_rows: int | None
     files: str | None  # None: the kind's own pattern
     limit: dict
+    limit_seed: int | None  # None: the first ``limit`` rows; else a seeded random sample of them, in file order
     format: dict  # pairs: delimiter, header, quoting
     columns: dict  # pairs: sentence1, sentence2, score (and split): a header name or a 0-based index
     score_range: list | None  # pairs: the scores' scale, mapped to 0–5

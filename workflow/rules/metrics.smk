@@ -111,5 +111,7 @@ rule report_headlines:
     params:
         code=get_code_version("report_headlines"),
         tables=lambda w: [[study, name, path] for (study, name), path in get_headline_tables().items()],
+        label=config["label"],
+        sts_limit=config["data"].get(config["sts"]["corpus"], {}).get("limit", {}) if STS_MODELS else {},
     script:
         "../scripts/report_headlines.py"

@@ -23,4 +23,6 @@ with job(snakemake):
         merging=group("merging"),
         similarity=group("similarity"),
         similarity_merging=group("similarity_merging"),
+        label=snakemake.params.label,
+        sts_limit=snakemake.params.sts_limit,
     )

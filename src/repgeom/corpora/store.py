@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..artifacts import now_iso, texts_sha256, write_json
 from ..params import CorpusSpec
@@ -20,9 +23,21 @@ from .sources import fetch_first
 log = logging.getLogger(__name__)
 
 
-def limit_rows(splits: dict, limits: dict) -> dict:
-    """Keep the first ``limits[split]`` rows of each split (for tiny test configs)."""
-    return {s: rows[: limits[s]] if limits.get(s) else rows for s, rows in splits.items()}
+def limit_rows(splits: dict, limits: dict, seed: int | None = None) -> dict:
+    """Keep ``limits[split]`` rows of each split (tiny test configs, the tour): the first ones, or with ``seed`` a
+    seeded random sample of them, kept in file order (a file ordered by genre, as STS-B's are, is then sampled
+    across its genres)."""
+    out = {}
+    for s, rows in splits.items():
+        n = limits.get(s)
+        if not n or n >= len(rows):
+            out[s] = rows
+        elif seed is None:
+            out[s] = rows[:n]
+        else:
+            keep = np.sort(np.random.default_rng([seed, zlib.crc32(s.encode())]).choice(len(rows), n, replace=False))
+            out[s] = [rows[i] for i in keep]
+    return out
 
 
 def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.PathLike) -> dict:
@@ -38,9 +53,10 @@ def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.
             splits, meta = CORPORA[kind](root, spec)
         except DataError as e:
             raise DataError(f"corpus {name!r}: {e}", retryable=getattr(e, "retryable", None)) from None
-    splits = limit_rows(splits, spec.limit)
     check_not_empty(name, splits, meta)
+    # the bad rows' share is of the rows read, before a limit keeps some of them
     summary = check_skipped(name, sum(len(r) for r in splits.values()), meta["skipped"], spec.max_bad_fraction)
+    splits = limit_rows(splits, spec.limit, spec.limit_seed)
     splits, meta["duplicates"], dup_lines = handle_duplicates(name, splits, spec.on_duplicate)
     meta["summary"] = summary + dup_lines
     texts = [t for rows in splits.values() for r in rows for t in row_texts(r)]
