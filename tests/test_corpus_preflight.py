@@ -2,6 +2,7 @@
 encoding and header columns; a source list passes a missing local copy on to the next source, as the corpora job
 does; a corpus already made is not checked (its source may be gone); the Snakefile refuses at DAG time."""
 
+import json
 import os
 
 import pytest
@@ -141,3 +142,36 @@ def test_the_workflow_refuses_a_bad_header_at_dag_time_and_skips_a_made_corpus(t
     (wd / "resources/data/mine.json").write_text("{}")
     proc = snakemake(wd, "-n", "resources/data/mine.json", configfile=cfg, check=False)
     assert "a corpus cannot be read" not in proc.stdout + proc.stderr
+
+
+def test_delimiter_auto_reads_a_csv_copy_and_a_tsv_archive_alike(tmp_path):
+    """`format.delimiter: auto` goes by each file's suffix, so that one entry reads SNLI's CSV copy and the canonical
+    archive's tab-separated file (the tour's transfer set); a suffix that names no delimiter is an error."""
+    rows = [("entailment", 'A man says "hi".', "A man speaks."), ("contradiction", "A dog, wet.", "A cat.")]
+    csv_path, tsv_path = tmp_path / "t.csv", tmp_path / "snli_1.0_test.txt"
+    with open(csv_path, "w", newline="") as fh:
+        import csv
+
+        w = csv.writer(fh)
+        w.writerow(["gold_label", "sentence1", "sentence2"])
+        w.writerows(rows)
+    tsv_path.write_text("gold_label\tsentence1_parse\tsentence1\tsentence2\n" + "".join(
+        f"{g}\t( x )\t{a}\t{b}\n" for g, a, b in rows))  # fmt: skip
+    entry = {
+        "kind": "pairs",
+        "format": {"delimiter": "auto"},
+        "columns": {"sentence1": "sentence1", "sentence2": "sentence2", "score": "gold_label"},
+        "score_range": [0, 1],
+        "labels": {"entailment": 1, "neutral": 0.5, "contradiction": 0},
+    }
+    got = []
+    for path in (csv_path, tsv_path):
+        e = {**entry, "source": {"type": "local", "path": str(path)}}
+        assert source_problems("s", e) == []
+        prepare("s", e, tmp_path / f"{path.stem}.json")
+        data = json.loads((tmp_path / f"{path.stem}.json").read_text())["splits"]["test"]
+        got.append([(r["sentence1"], r["sentence2"], r["score"]) for r in data])
+    assert got[0] == got[1] == [('A man says "hi".', "A man speaks.", 5.0), ("A dog, wet.", "A cat.", 0.0)]
+    (tmp_path / "t.dat").write_text("x")
+    [problem] = source_problems("s", {**entry, "source": {"type": "local", "path": str(tmp_path / "t.dat")}})
+    assert "format.delimiter is auto, but .dat names no delimiter" in problem

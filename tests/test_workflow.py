@@ -311,6 +311,7 @@ def test_each_study_can_be_asked_for_by_name(tmp_path):
             "sts_tables",
             "plots_sts",
             "plots_sts_zero_shot",
+            "sts_transfer",  # the tour applies the saved probes to a second pair set
         },
         "merging": {
             "merging_data",

@@ -143,6 +143,23 @@ def column_index(spec: str | int, header: list[str] | None, path: Path, key: str
     return header.index(spec)
 
 
+#: ``format.delimiter: auto``: a file's delimiter from its suffix (a source list of a CSV copy and a TSV archive)
+AUTO_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t"}
+
+
+def resolved_delimiter(delimiter: str, path: Path) -> str:
+    """``auto``: ``,`` for a ``.csv`` file, a tab for ``.tsv``, ``.tab`` and ``.txt``; else the one given."""
+    if delimiter != "auto":
+        return delimiter
+    try:
+        return AUTO_DELIMITERS[path.suffix.lower()]
+    except KeyError:
+        raise DataError(
+            f"{path}: format.delimiter is auto, but {path.suffix or 'no suffix'} names no delimiter "
+            f"({', '.join(f'{k} {v!r}' for k, v in AUTO_DELIMITERS.items())}); set format.delimiter"
+        ) from None
+
+
 def resolved_quoting(quoting: str, delimiter: str) -> str:
     """``auto`` is ``none`` for a tab (real similarity sets are TSV with quotes inside sentences), else ``csv``."""
     if quoting == "auto":
@@ -194,6 +211,7 @@ def parse_pairs_file(
     ``quoting: none`` fix: an unbalanced quote would otherwise swallow the rows after it without a word."""
     lo, hi = float(score_range[0]), float(score_range[1])
     out = _Rows(path, on_bad_row)
+    delimiter = resolved_delimiter(delimiter, path)
     by_value = {str(v): k for k, v in (split_values or {}).items()}
     quoting = resolved_quoting(quoting, delimiter)
     fix = f"set format.quoting: none if a {chr(34)} in this file is text"

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..params import CorpusSpec
 from .errors import DataError
 from .kinds import FILES
-from .parsers import pairs_columns, pairs_reader, snli_reader
+from .parsers import pairs_columns, pairs_reader, resolved_delimiter, snli_reader
 from .text import head_text
 
 
@@ -66,4 +66,5 @@ def _check_head(path: Path, spec: CorpusSpec, kind: str) -> None:
     if kind == "snli":
         snli_reader(head, path)
     elif kind == "pairs" and fmt.get("header", True):
-        pairs_columns(pairs_reader(head, fmt["delimiter"], fmt["quoting"]), path, True, spec.columns)
+        delimiter = resolved_delimiter(fmt["delimiter"], path)
+        pairs_columns(pairs_reader(head, delimiter, fmt["quoting"]), path, True, spec.columns)
