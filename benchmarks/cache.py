@@ -104,7 +104,7 @@ def workflow(tmp: Path) -> None:
     env.pop("REPGEOM_CACHE", None)
 
     def run(tree: Path) -> float:
-        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "Snakefile"), "--directory", str(wd)]
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "workflow/Snakefile"), "--directory", str(wd)]
         t = time.perf_counter()
         subprocess.run(
             cmd + ["--cores", "2", "--configfile", str(wd / "config.yaml")], check=True, env=env, capture_output=True
@@ -126,8 +126,7 @@ def workflow(tmp: Path) -> None:
     )
     tree = tmp / "tree"
     tree.mkdir()
-    shutil.copy2(ROOT / "Snakefile", tree / "Snakefile")
-    for d in ("workflow", "src", "profiles", "config", "envs"):
+    for d in ("workflow", "src", "config", "envs"):
         shutil.copytree(ROOT / d, tree / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     parsers = tree / "src/repgeom/corpora/parsers.py"
     anchor = '"year": f[2],'

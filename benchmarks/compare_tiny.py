@@ -85,7 +85,7 @@ def run(rev: str, out: Path, configs=CONFIGS) -> None:
                     "-m",
                     "snakemake",
                     "--snakefile",
-                    str(tree / "Snakefile"),
+                    str(next(p for p in (tree / "workflow/Snakefile", tree / "Snakefile") if p.exists())),
                     "--directory",
                     str(wd),
                     "--cores",

@@ -20,7 +20,7 @@ os.environ.setdefault("REPGEOM_CACHE", "off")
 
 def snakemake_cmd(workdir: Path, tree: Path = ROOT, cores: int = 2) -> list[str]:
     """The command line that runs the workflow of ``tree`` on ``workdir`` (arguments are appended)."""
-    snakefile = str(tree / "Snakefile")
+    snakefile = str(tree / "workflow" / "Snakefile")
     return [
         sys.executable,
         "-m",
@@ -303,11 +303,11 @@ def job_seconds(log: Path) -> float:
 
 # ------------------------------------------------------------------ code changes and what they rerun
 def scratch_tree(dest: Path) -> Path:
-    """A copy of the workflow and its library (Snakefile, workflow/, src/, profiles/, config/, envs/) to edit freely."""
+    """A copy of the workflow and its library (workflow/ with the Snakefile and profiles, src/, config/, envs/) to edit
+    freely."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    for d in ("workflow", "src", "profiles", "config", "envs"):  # envs: the rules' conda files, recorded as metadata
+    for d in ("workflow", "src", "config", "envs"):  # envs: the rules' conda files, recorded as metadata
         shutil.copytree(ROOT / d, dest / d, ignore=ignore)
     return dest
 

@@ -274,7 +274,7 @@ def test_the_slurm_profile_gives_every_job_its_attempt():
     """The SLURM profile retries every rule (`retries: 1`); its default resources give each job its attempt."""
     from snakemake.resources import Resources
 
-    prof = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    prof = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
     args = [f"{k}={v}" for k, v in prof["default-resources"].items()]
     res = Resources.parse(args, allow_expressions=True, defaults="full")
     got = res["attempt"].evaluate(wildcards={}, input=[], attempt=2, threads=1, rulename="x", async_run=None)

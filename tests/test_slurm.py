@@ -26,7 +26,7 @@ def _cluster_up() -> bool:
 if not _cluster_up():
     pytest.skip("no SLURM cluster is up (start one with .ci/slurm/up.sh)", allow_module_level=True)
 
-PROFILE = ROOT / "profiles/slurm"
+PROFILE = ROOT / "workflow/profiles/slurm"
 
 
 def _config(tmp_path, **resources):
@@ -233,7 +233,7 @@ def _cmd(wd, cfg):
         "-m",
         "snakemake",
         "--snakefile",
-        str(ROOT / "Snakefile"),
+        str(ROOT / "workflow/Snakefile"),
         "--directory",
         str(wd),
         "--cores",

@@ -241,9 +241,9 @@ def test_wrapper_scripts_do_not_shadow_importable_modules():
 
 def test_profiles_parse_and_keep_forbidden_flags_out_of_slurm_extra():
     for name in ("default", "slurm"):
-        prof = yaml.safe_load((ROOT / f"profiles/{name}/config.yaml").read_text())
+        prof = yaml.safe_load((ROOT / f"workflow/profiles/{name}/config.yaml").read_text())
         assert isinstance(prof, dict) and prof
-    slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    slurm = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
     assert slurm["executor"] == "slurm" and slurm["retries"] >= 1
     extras = [
         str(v.get("slurm_extra", ""))
@@ -277,7 +277,7 @@ def test_the_slurm_profile_gives_a_gather_job_no_gpu():
     from snakemake.iocontainers import InputFiles
     from snakemake.resources import Resources
 
-    slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    slurm = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
     expr = slurm["set-resources"]["activations"]["gpu"]
     res = Resources.parse([f"gpu={expr}"], allow_expressions=True)["gpu"]
 

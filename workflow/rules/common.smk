@@ -6,7 +6,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+#: the repository: the Snakefile is workflow/Snakefile (the Snakemake catalog's layout)
+REPO = Path(workflow.basedir).parent
+sys.path.insert(0, str(REPO / "src"))
 
 from repgeom.configure import config as rgconfig  # noqa: E402
 from repgeom import planning  # noqa: E402
@@ -359,7 +361,7 @@ def get_code_version(script):
     name resolution from its statements), given as a params entry so that editing the library (not only the
     wrapper, which Snakemake tracks itself) reruns exactly the jobs that can run the edited code."""
     return definitions_version(
-        Path(workflow.basedir) / "workflow" / "scripts" / f"{script}.py", Path(workflow.basedir) / "src"
+        REPO / "workflow" / "scripts" / f"{script}.py", REPO / "src"
     )
 
 
