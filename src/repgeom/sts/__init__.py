@@ -30,9 +30,10 @@ outlier dimensions that push every raw cosine towards 1.
                  (entailment 1, neutral 0.5, contradiction 0).
 
 The training ``loss`` of any trained variant is ``mse`` or ``logvar``. Inputs are standardised
-per layer and dimension with the statistics of the data the networks were (pre)trained on (the
-residual stream has a few huge outlier dimensions). Training is deterministic on CPU for a seed
-and uses the GPU when there is one.
+per layer and dimension (the residual stream has a few huge outlier dimensions): the autoencoder variants with
+the statistics of their GenericsKB pretraining sentences, ``siamese`` and ``snli`` with those of the STS-B train
+pairs' sentences (SNLI pretraining keeps them). Training is deterministic on CPU for a seed and uses the GPU when
+there is one.
 
 Submodules, one concept each (torch and pandas are imported lazily, inside the functions; the public names below
 are exported lazily too, through ``_EXPORTS``, so that a wrapper's code version covers only the submodules whose
