@@ -104,7 +104,15 @@ def workflow(tmp: Path) -> None:
     env.pop("REPGEOM_CACHE", None)
 
     def run(tree: Path) -> float:
-        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(tree / "workflow/Snakefile"), "--directory", str(wd)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(tree / "workflow/Snakefile"),
+            "--directory",
+            str(wd),
+        ]
         t = time.perf_counter()
         subprocess.run(
             cmd + ["--cores", "2", "--configfile", str(wd / "config.yaml")], check=True, env=env, capture_output=True
