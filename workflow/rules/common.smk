@@ -360,9 +360,7 @@ def get_code_version(script):
     """Hash of the library definitions that ``workflow/scripts/{script}.py`` can reach (repgeom.codegraph: static
     name resolution from its statements), given as a params entry so that editing the library (not only the
     wrapper, which Snakemake tracks itself) reruns exactly the jobs that can run the edited code."""
-    return definitions_version(
-        REPO / "workflow" / "scripts" / f"{script}.py", REPO / "src"
-    )
+    return definitions_version(REPO / "workflow" / "scripts" / f"{script}.py", REPO / "src")
 
 
 def get_resource(name):
