@@ -348,6 +348,19 @@ class CorpusSpec(SchemaSpec):
     files: str | None  # None: the kind's own pattern
     limit: dict
     limit_seed: int | None  # None: the first ``limit`` rows; else a seeded random sample of them, in file order
+
+    #: keys added after corpora were made, left out of a corpus's recorded params at these (their defaults) values:
+    #: a corpus made before the key existed then keeps its content, so nothing downstream of it recomputes
+    UNRECORDED_DEFAULTS: ClassVar[dict] = {"limit_seed": None}
+
+    def recorded_params(self) -> dict:
+        """:meth:`params` as the corpus artifact records them (without :data:`UNRECORDED_DEFAULTS` at their values)."""
+        return {
+            k: v
+            for k, v in self.params().items()
+            if k not in self.UNRECORDED_DEFAULTS or v != self.UNRECORDED_DEFAULTS[k]
+        }
+
     format: dict  # pairs: delimiter, header, quoting
     columns: dict  # pairs: sentence1, sentence2, score (and split): a header name or a 0-based index
     score_range: list | None  # pairs: the scores' scale, mapped to 0–5

@@ -65,7 +65,7 @@ def prepare(name: str, spec: CorpusSpec | Mapping[str, Any], out_path: str | os.
         corpus=name,
         type=kind,
         source=used,
-        params=spec.params(),
+        params=spec.recorded_params(),
         rows={s: len(r) for s, r in splits.items()},
         n_skipped=len(meta["skipped"]),
         texts_sha256=texts_sha256(texts),
