@@ -48,15 +48,8 @@ NOT_REPRODUCED: set[str] = set()
 
 
 def snakemake(*args: str, configfile: Path, workdir: Path) -> str:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "workflow/Snakefile"),
-        "--directory",
-        str(workdir),
-    ]
+    snakefile = ROOT / "workflow/Snakefile"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir)]
     cmd += ["--cores", "1", *args, "--configfile", str(configfile)]
     env = {**os.environ, "REPGEOM_CACHE": "off"}
     return subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
