@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -49,16 +49,15 @@ def job_times(wd: Path) -> list[tuple[float, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--keep", type=Path, help="make the copy here and keep it (default: a temporary folder)")
+    ap.add_argument(
+        "--keep", type=Path, help="make the copy here and keep it (default: a sibling folder, removed after)"
+    )
     ap.add_argument("--cores", default="all")
     args = ap.parse_args()
     # a sibling of this checkout, so that the config's ../shared/data is the same folder
-    wd = args.keep or Path(tempfile.mkdtemp(prefix="repgeom-tour-", dir=ROOT.parent)) / "x"
-    if args.keep and wd.exists():
+    wd = args.keep or ROOT.parent / f"repgeom-tour-{os.getpid()}"
+    if wd.exists():
         sys.exit(f"{wd} exists: give a new folder")
-    if not args.keep:
-        wd.parent.rmdir()
-        wd = wd.parent
     fresh_copy(wd)
     try:
         smk = [sys.executable, "-m", "snakemake"]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from conftest import ROOT, SHARED, snakemake
 
+import repgeom.smk as smk
 from repgeom import retry
 from repgeom.corpora import prepare
 from repgeom.corpora.errors import DataError
@@ -24,16 +25,8 @@ from repgeom.corpora.sources import fetch_first
 # ------------------------------------------------------------------ the job wrapper, wired to repgeom.retry
 def test_smk_is_wired():
     """The job wrapper calls into :mod:`repgeom.retry`: before the log is opened and where a failure is logged."""
-    import repgeom.smk as smk
-
     src = Path(smk.__file__).read_text()
     assert "retry.refuse_repeat(snakemake, name)" in src and "retry.record(snakemake, e, name)" in src
-
-
-def _wired_job():
-    import repgeom.smk as smk
-
-    return smk.job
 
 
 def _named(items: dict):
@@ -63,7 +56,7 @@ class _Runs:
     """Runs a job body through the wired wrapper; counts how often the body ran."""
 
     def __init__(self):
-        self.job, self.n = _wired_job(), 0
+        self.job, self.n = smk.job, 0
 
     def __call__(self, sm, error: BaseException | None = None) -> tuple[str, int | None, str]:
         """What the body did ("ran" or "refused"), the exit code of a refusal, and what reached stderr."""
