@@ -417,3 +417,23 @@ def remote_dir(tmp_path_factory):
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def check_duration_plan(wd: Path, configfile: Path, monkeypatch) -> list:
+    """``repgeom.durations.config_work`` in a finished run's folder: it plans exactly the GPU-capable jobs whose
+    benchmark files the run wrote (an activation job's parts counted as its dataset's job), each with work to price."""
+    from repgeom import durations
+    from repgeom.configure.config import load_yaml, validate_config
+
+    monkeypatch.chdir(wd)
+    work = durations.config_work(validate_config(load_yaml(configfile)))
+    ran = set()
+    for f in (wd / "results/benchmarks").rglob("*.tsv"):
+        job = str(f.relative_to(wd / "results/benchmarks").with_suffix("")).split(".parts/")[0]
+        if job.split("/")[0] in ("embeddings", "activations", "sts", "merging") and not job.endswith("/variants"):
+            ran.add(job)
+    assert {w.job for w in work} == ran
+    for w in work:
+        assert w.flops + w.train_flops > 0 or w.read_bytes > 0, w
+        assert all(n.count("tokenizer") or "texts" not in n for n in w.notes), w.notes  # counted, not guessed
+    return work

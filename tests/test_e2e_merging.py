@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import MINILM_SOURCE as SRC
-from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_config, snakemake
+from conftest import check_code_edit_reruns_exactly_its_rules, check_duration_plan, run_shared_data_config, snakemake
 
 from repgeom.artifacts import read_json
 from repgeom.configure import stages
@@ -45,6 +45,17 @@ def test_data_split_is_disjoint_from_the_evaluation_windows(merging_run):
         assert all(r["first_index"] >= hi for r in rows)
         assert sum(r["split"] == "heldout" for r in rows) == 2
     assert "held out" in meta["split"]
+
+
+def test_the_duration_plan_lists_the_jobs_that_ran(merging_run, monkeypatch):
+    work = check_duration_plan(merging_run, merging_run / "config.yaml", monkeypatch)
+    train = [w for w in work if w.job.endswith("/train")]
+    scores = [w for w in work if w.job.endswith("/scores")]
+    assert len(train) == 2 and len(scores) == 3  # the base model's, and each seed's
+    # a seed's scores job loads each variant it scores: the recipes' count; the base job the base model alone
+    n = len(pd.read_csv(merging_run / "results/merging/minilm/seed_0/variants/variants.tsv", sep="\t"))
+    models = {w.job.split("/")[2]: w.models for w in scores}
+    assert models == {"base": 1, "seed_0": n, "seed_1": n}
 
 
 def test_adapters_variants_and_their_recipes(merging_run):

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import check_code_edit_reruns_exactly_its_rules, run_shared_data_config, snakemake
+from conftest import (
+    check_code_edit_reruns_exactly_its_rules,
+    check_duration_plan,
+    run_shared_data_config,
+    snakemake,
+)
 
 from repgeom.activations import iter_layers
 from repgeom.artifacts import read_json, texts_sha256
@@ -47,6 +52,13 @@ def test_corpora_and_sentence_shards(sts_run):
     plain = next(iter_layers(wd / "results/activations/smollm2/stsb", layers=[10]))
     assert plain[3]["template"] == "plain" and not np.allclose(plain[1], got[0][1])
     assert not (wd / "results/activations/smollm2/stsb@prompteol/mean").exists()
+
+
+def test_the_duration_plan_lists_the_jobs_that_ran(sts_run, monkeypatch):
+    work = check_duration_plan(sts_run, sts_run / "config.yaml", monkeypatch)
+    assert {w.target for w in work} == {"sts"}
+    ae = [w for w in work if "autoencoders_" in w.job]
+    assert ae and all(w.read_bytes > 0 and w.kernels > 0 for w in ae)
 
 
 def test_progression_table_and_variant_results(sts_run):
