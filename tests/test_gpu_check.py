@@ -17,6 +17,8 @@ def test_gpu_check_runs_in_cpu_mode(tmp_path):
     got = json.loads(out.read_text())
     (row,) = got["shapes"]
     assert row["shape"] == "tiny" and row["texts"] == 8 and row["tokens"] > 8
+    # what repgeom.durations.fit_rates reads: the depth, the parameters outside the embedding matrix, the backend
+    assert row["layers"] == 3 and 0 < row["body_parameters"] < row["parameters"] and got["backend"] == "cpu"
     assert row["tokens_per_s"] > 0 and 0 < row["vs_bare"] and 0 < row["mfu"] < 1 and row["stage_vs_bare"] > 0
     assert "qwen3-embedding-8b" in got["skipped"] and got["embedding"]["runtime_vs_bare_encode"] > 0
     assert "skipped (too large for cpu)" in proc.stdout and "vs_bare" in proc.stdout
