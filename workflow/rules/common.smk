@@ -16,6 +16,14 @@ from repgeom.configure import stages  # noqa: E402
 from repgeom.params import canonical  # noqa: E402
 from repgeom.codegraph import definitions_version  # noqa: E402
 
+#: a corpus's artifact: rule corpora makes it, and every reader of a corpus names it through corpus_artifact
+CORPUS_ARTIFACT = "resources/data/{corpus}.json"
+
+
+def corpus_artifact(name):
+    return CORPUS_ARTIFACT.format(corpus=name)
+
+
 try:
     rgconfig.validate_config(config)
 except rgconfig.ConfigError as e:
@@ -29,7 +37,7 @@ if workflow.is_main_process:
     _problems = [
         p
         for _name, _entry in config["data"].items()
-        if not Path(f"resources/data/{_name}.json").exists()
+        if not Path(corpus_artifact(_name)).exists()
         for p in source_problems(_name, _entry)
     ]
     if _problems:
@@ -112,7 +120,7 @@ REPORTING = any(a == "--report" or a.startswith("--report=") for a in sys.argv)
 def get_final_output():
     """Everything a run of the current config should produce: every corpus and every enabled study. For a report,
     only the studies whose outputs are all there (and the corpora and headlines that are)."""
-    out = [f"resources/data/{c}.json" for c in config["data"]]
+    out = [corpus_artifact(c) for c in config["data"]]
     if REPORTING:
         out = [f for f in out if Path(f).exists()]
         done, left = [], []
@@ -181,7 +189,7 @@ def get_activation_input(wildcards):
     corpus's, presented by a prompt template at extraction)."""
     if wildcards.dataset in config["sequences"]:
         return f"results/sequences/{wildcards.dataset}.json"
-    return f"resources/data/{stages.split_dataset(wildcards.dataset)[0]}.json"
+    return corpus_artifact(stages.split_dataset(wildcards.dataset)[0])
 
 
 def get_activation_plan(wildcards):
@@ -224,14 +232,14 @@ def get_sts_variant_input(wildcards):
     roles = stages.sts_corpora(config)
     acts = f"results/activations/{wildcards.model}"
     out = {
-        "corpus": f"resources/data/{roles['corpus']}.json",
+        "corpus": corpus_artifact(roles["corpus"]),
         "shards": f"{acts}/{stages.template_dataset(roles['corpus'], wildcards.template)}",
     }
     if v["pretrain"] == "autoencoder":
         w = wildcards
         out["autoencoder"] = f"results/sts/{w.model}/{w.template}/{w.position}/autoencoders_{v['ae_loss']}.pt"
     elif v["pretrain"] == "snli":
-        out["nli_corpus"] = f"resources/data/{roles['nli_corpus']}.json"
+        out["nli_corpus"] = corpus_artifact(roles["nli_corpus"])
         out["nli_shards"] = f"{acts}/{stages.template_dataset(roles['nli_corpus'], wildcards.template)}"
     return out
 
@@ -259,7 +267,7 @@ def get_sts_transfer_input(wildcards):
     w = wildcards
     return {
         "probes": [f"results/sts/{w.model}/{w.template}/{w.position}/{v}.probe.pt" for v in STS_VARIANTS],
-        "corpus": f"resources/data/{w.corpus}.json",
+        "corpus": corpus_artifact(w.corpus),
         "shards": f"results/activations/{w.model}/{stages.template_dataset(w.corpus, w.template)}",
     }
 
@@ -404,7 +412,7 @@ def get_merging_scores_input(wildcards):
     out = {
         "data": "results/merging/data.json",
         "eval": f"results/sequences/{mg['eval_dataset']}.json",
-        "corpus": f"resources/data/{mg['general_corpus']}.json",
+        "corpus": corpus_artifact(mg["general_corpus"]),
     }
     if wildcards.run == "base":
         out["models"] = f"resources/models/{wildcards.model}"

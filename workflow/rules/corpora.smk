@@ -8,7 +8,7 @@ localrules:
 
 rule corpora:
     output:
-        "resources/data/{corpus}.json",
+        CORPUS_ARTIFACT,
     log:
         "logs/corpora/{corpus}.log",
     retries: 2

@@ -76,7 +76,7 @@ rule sts_tables:
     input:
         results=get_sts_results,
         transfer=get_sts_transfer_results,
-        corpus=lambda w: f"resources/data/{config['sts']['corpus']}.json",
+        corpus=lambda w: corpus_artifact(config["sts"]["corpus"]),
     output:
         tsv="results/sts/progression.tsv",
         md=report(
