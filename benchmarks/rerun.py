@@ -39,6 +39,7 @@ sys.path.insert(0, str(SRC))
 
 from repgeom.codegraph import CodeGraph  # noqa: E402
 from repgeom.codeversion import library_modules  # noqa: E402
+from repgeom.rulefiles import rule_scripts  # noqa: E402
 
 #: rules whose outputs are not reproduced (content digest) when computed again from the same inputs, so their
 #: consumers compute too. None, measured on this machine's CPU with --measure-cutoff on every tiny config
@@ -75,16 +76,6 @@ def dag(configfile: Path) -> tuple[dict[str, int], dict[str, set[str]]]:
         down[names[a]].add(names[b])  # a's outputs are b's inputs
     jobs.pop("all", None)
     return jobs, down
-
-
-def rule_scripts(tree: Path = ROOT) -> dict[str, Path]:
-    text = "".join(p.read_text() for p in sorted((tree / "workflow/rules").glob("*.smk")))
-    out = {}
-    for body in re.split(r"(?m)^(?:rule|checkpoint) ", text)[1:]:
-        m = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', body)
-        if m:
-            out[body.split(":", 1)[0]] = tree / "workflow/scripts" / f"{m.group(1)}.py"
-    return out
 
 
 def closures(tree: Path, rules) -> dict[str, set[str]]:
@@ -144,7 +135,7 @@ def count(rules: set[str], jobs: dict[str, int]) -> int:
 
 def report(configfile: Path, top: int, definitions: bool, before_rev: str | None = None) -> None:
     jobs, down = dag(configfile)
-    scripts = {r: s for r, s in rule_scripts().items() if r in jobs}
+    scripts = {r: s for r, s in rule_scripts(ROOT).items() if r in jobs}
     graph = CodeGraph(SRC)
     closure = closures_at(before_rev, scripts)
     old_modules = set().union(*closure.values())

@@ -312,19 +312,6 @@ def scratch_tree(dest: Path) -> Path:
     return dest
 
 
-def rule_scripts(tree: Path = ROOT) -> dict[str, str]:
-    """Rule name → the wrapper script (stem) it runs, read from the rules files."""
-    import re
-
-    text = "".join(p.read_text() for p in sorted((tree / "workflow/rules").glob("*.smk")))
-    out = {}
-    for body in re.split(r"(?m)^(?:rule|checkpoint) ", text)[1:]:
-        m = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', body)
-        if m:
-            out[body.split(":", 1)[0]] = m.group(1)
-    return out
-
-
 def planned_reasons(proc: subprocess.CompletedProcess) -> dict[str, set[str]]:
     """Rule → the reasons a dry run gives for its jobs (first words: 'Params have changed…', 'Input files…')."""
     import re
@@ -352,6 +339,7 @@ def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfil
     reruns for its code only if it loads ``module``; every other planned job is there only because an input it
     reads is remade. Returns the rules planned."""
     from repgeom.codegraph import CodeGraph
+    from repgeom.rulefiles import rule_scripts
 
     tree = scratch_tree(tmp / "tree")
     src = tree / "src"
@@ -369,11 +357,7 @@ def check_code_edit_reruns_exactly_its_rules(workdir: Path, tmp: Path, configfil
     target.write_text(target.read_text() + "\nprint(end='')\n")  # runs on import (a comment would rerun nothing)
     reasons = planned_reasons(snakemake(workdir, "--dry-run", configfile=configfile, tree=tree))
     graph = CodeGraph(src)
-    importing = {
-        rule
-        for rule, script in rule_scripts(tree).items()
-        if target.resolve() in graph.loaded(tree / "workflow/scripts" / f"{script}.py")
-    }
+    importing = {rule for rule, script in rule_scripts(tree).items() if target.resolve() in graph.loaded(script)}
     by_code = {rule for rule, why in reasons.items() if any(w.startswith("Params have changed") for w in why)}
     assert by_code and by_code <= importing, (module, reasons, importing)  # none reruns for code it does not run
     assert importing & in_run <= set(reasons), (module, reasons, importing)  # every one that runs it reruns
