@@ -71,6 +71,7 @@ class Rates:
     write_bps: float  # bytes/s written (shards, through HDF5)
     start_s: float  # a job's start: interpreter and imports (and on a GPU its context)
     build_s: float = 1.0  # building a model from its loaded weights, per model
+    batch_s: float = 0.0  # per forward batch beyond its kernels (tokenizing, pooling, copies to the host): fitted
     train_flops: float | None = None  # FLOP/s of training (forward and backward); None: as ``flops``
     source: str = ""
 
@@ -80,7 +81,7 @@ class Rates:
             "start": w.starts * self.start_s,
             "load": w.load_bytes / self.read_bps + w.models * self.build_s,
             "compute": w.flops / self.flops + w.train_flops / (self.train_flops or self.flops),
-            "dispatch": w.kernels * self.launch_s,
+            "dispatch": w.kernels * self.launch_s + w.batches * self.batch_s,
             "io": w.read_bytes / self.read_bps + w.write_bytes / self.write_bps,
         }
 
@@ -98,6 +99,7 @@ class Work:
     flops: float = 0.0  # forward passes
     train_flops: float = 0.0  # forward and backward of training steps
     kernels: float = 0.0
+    batches: float = 0.0  # a model's forward batches (each costs ``Rates.batch_s`` beyond its kernels)
     load_bytes: float = 0.0
     models: int = 0
     read_bytes: float = 0.0
@@ -154,7 +156,7 @@ def _transformer_rates(dtype) -> tuple[float, float]:
     batch, length = 16, 64
     n = sum(p.numel() for p in model.parameters())
     shape = Shape(n, n - PROBE_SHAPE["vocab_size"] * PROBE_SHAPE["hidden_size"], 576, PROBE_SHAPE["num_hidden_layers"])
-    flops, kernels = forward(shape, Texts(batch, batch * length, batch * length**2, "probe"), batch)
+    flops, _, _ = forward(shape, Texts(batch, batch * length, batch * length**2, "probe"), batch)
     emb = model.get_input_embeddings()(torch.randint(0, PROBE_SHAPE["vocab_size"], (batch, length))).detach()
     with torch.inference_mode():
         t_fwd = _median_s(lambda: model(inputs_embeds=emb))
@@ -202,32 +204,36 @@ def _hdf5_rates(x) -> tuple[float, float]:
 
 
 def fit_rates(check: dict, host: Rates) -> Rates:
-    """The matmul rate and the launch time that best explain ``benchmarks/gpu_check.py``'s per-shape extraction
-    timings (least squares on seconds per batch = 2 × body parameters × tokens per batch / rate + layers ×
-    :data:`KERNELS_PER_BLOCK` × launch), with ``host``'s start, read and write rates (the host does those)."""
+    """The FLOP rate, the launch time and (from three shapes on) the per-batch time that best explain
+    ``benchmarks/gpu_check.py``'s per-shape extraction timings: non-negative least squares on seconds per batch =
+    2 × body parameters × tokens per batch / rate + layers × :data:`KERNELS_PER_BLOCK` × launch + batch time. The
+    host's start, read and write rates are kept (the host does those)."""
     import numpy as np
+    from scipy.optimize import nnls
 
     rows = [r for r in check.get("shapes", []) if r.get("tokens_per_s") and r.get("layers")]
     if len(rows) < 2:
         raise ValueError("fit_rates: needs the timings of two shapes or more (benchmarks/gpu_check.py's 'shapes')")
-    per_batch = [r["texts"] / r["batch"] for r in rows]
-    A = np.array(
-        [
-            [2 * r.get("body_parameters", r["parameters"]) * r["tokens"] / n, r["layers"] * KERNELS_PER_BLOCK]
-            for r, n in zip(rows, per_batch)
-        ]
-    )
-    y = np.array([r["tokens"] / r["tokens_per_s"] / n for r, n in zip(rows, per_batch)])
-    (inv_rate, launch), *_ = np.linalg.lstsq(A, y, rcond=None)
-    inv_rate, launch = max(float(inv_rate), 1e-18), max(float(launch), 0.0)
+    A, y = [], []
+    for r in rows:
+        batches = r["texts"] / r["batch"]
+        flops = 2 * r.get("body_parameters", r["parameters"]) * r["tokens"] / batches
+        A.append([flops, r["layers"] * KERNELS_PER_BLOCK, 1.0][: 3 if len(rows) >= 3 else 2])
+        y.append(r["tokens"] / r["tokens_per_s"] / batches)
+    A, y = np.array(A), np.array(y)
+    scale = A.max(axis=0)  # columns of very different magnitudes
+    coef, _ = nnls(A / scale, y)
+    coef = coef / scale
+    inv_rate, launch, per_batch = (list(coef) + [0.0])[:3]
     return replace(
         host,
         name=f"{check.get('device', 'device')} ({check.get('dtype', '?')})",
-        flops=1 / inv_rate,
+        flops=1 / max(float(inv_rate), 1e-18),
         train_flops=None,  # gpu_check times no training: assumed as efficient as the forward
-        launch_s=launch,
+        launch_s=float(launch),
+        batch_s=float(per_batch),
         start_s=host.start_s + (2.0 if check.get("backend") == "cuda" or "NVIDIA" in check.get("device", "") else 0.0),
-        source=f"matmul rate and launch time fitted to {len(rows)} shapes of benchmarks/gpu_check.py; the rest: {host.source}",
+        source=f"rate, launch and batch times fitted to {len(rows)} shapes of benchmarks/gpu_check.py; the rest: {host.source}",
     )
 
 
@@ -322,10 +328,11 @@ def tokenizer_of(model: str):
     return AutoTokenizer.from_pretrained(str(folder))
 
 
-def forward(shape: Shape, t: Texts, batch_size: int) -> tuple[float, float]:
-    """(FLOPs, kernels) of one forward pass over the texts."""
+def forward(shape: Shape, t: Texts, batch_size: int) -> tuple[float, float, int]:
+    """(FLOPs, kernels, batches) of one forward pass over the texts."""
     flops = 2 * shape.body * t.tokens + 4 * shape.layers * shape.hidden * t.tokens_sq
-    return flops, math.ceil(t.n / max(1, batch_size)) * shape.layers * KERNELS_PER_BLOCK
+    batches = math.ceil(t.n / max(1, batch_size))
+    return flops, batches * shape.layers * KERNELS_PER_BLOCK, batches
 
 
 def config_work(config: dict, data_dir: str | os.PathLike = "resources/data") -> list[Work]:
@@ -377,7 +384,7 @@ def _model_pass(job: str, target: str, shape: Shape | None, t: Texts, batch_size
     if shape is None:
         w.notes.append("model size unknown (not prepared, no declared parameters)")
         return w
-    w.flops, w.kernels = forward(shape, t, batch_size)
+    w.flops, w.kernels, w.batches = forward(shape, t, batch_size)
     w.load_bytes, w.models = shape.parameters * shape.dtype_bytes, 1
     return w
 
@@ -519,15 +526,15 @@ def _merging_work(config: dict, data_dir, tok) -> list[Work]:
         steps, _, save_at = checkpoint_steps(p.train)
         batch_t = random_batches(lens, p.train.batch_size, steps, counted)
         sp = stages.merging_scores_params(config, m)
-        f, k = forward(shape, batch_t, p.train.batch_size)
+        f, k, b = forward(shape, batch_t, p.train.batch_size)
         held = [w["text"] for w in windows if w["split"] == "heldout"]
         corpus = Path(data_dir) / f"{config['merging']['general_corpus']}.json"
         sts_rows = _split_rows(corpus, sp.sts_split, sp.sts_max_pairs)
         scored = count_texts(evalset + held + sts_rows, tok(m))
-        f2, k2 = forward(shape, scored, sp.embed.batch_size)
+        f2, k2, b2 = forward(shape, scored, sp.embed.batch_size)
         runs = {"base": 1}  # the base model is scored once, in its own job; each seed's job scores its variants
         for seed in config["merging"]["seeds"]:
-            w = Work(f"merging/{m}/seed_{seed}/train", "merging", train_flops=2 * f, kernels=TRAIN_KERNELS * k,
+            w = Work(f"merging/{m}/seed_{seed}/train", "merging", train_flops=2 * f, kernels=TRAIN_KERNELS * k, batches=b,
                      load_bytes=shape.parameters * 4, models=1,
                      notes=[f"{steps} steps x {p.train.batch_size} windows, {batch_t.tokens:.0f} tokens padded ({counted})"])  # fmt: skip
             out.append(w)
@@ -535,7 +542,7 @@ def _merging_work(config: dict, data_dir, tok) -> list[Work]:
                                 [f"step_{s:05d}" for s in save_at], stages.merging_partner(config, seed))  # fmt: skip
             runs[f"seed_{seed}"] = len(plan)
         for run, n in runs.items():
-            out.append(Work(f"merging/{m}/{run}/scores", "merging", flops=n * f2, kernels=n * k2,
+            out.append(Work(f"merging/{m}/{run}/scores", "merging", flops=n * f2, kernels=n * k2, batches=n * b2,
                             load_bytes=n * shape.parameters * 4, models=n,
                             notes=[f"{n} model{'s' * (n > 1)} x {scored.n} texts ({scored.counted})"]))  # fmt: skip
     return out
@@ -582,7 +589,9 @@ def table(work: Sequence[Work], gpu: Rates, cpu: Rates) -> str:
 
 def describe(r: Rates) -> str:
     return (
-        f"{r.name}: {r.flops / 1e9:,.0f} GFLOP/s, {r.launch_s * 1e6:.1f} us per launch, read {r.read_bps / 1e9:.2f} GB/s, "
+        f"{r.name}: {r.flops / 1e9:,.0f} GFLOP/s, {r.launch_s * 1e6:.1f} us per launch, "
+        + (f"{r.batch_s * 1e3:.1f} ms per batch, " if r.batch_s else "")
+        + f"read {r.read_bps / 1e9:.2f} GB/s, "
         f"write {r.write_bps / 1e9:.2f} GB/s, start {r.start_s:.1f} s ({r.source})"
     )
 
