@@ -340,6 +340,13 @@ def main() -> None:
           f"{sim['held_vs_read']}× the read (target <= 2)")  # fmt: skip
     if skipped:
         print(f"skipped (too large for {device}): {', '.join(skipped)}")
+    if len(rows) >= 2:  # the rates repgeom.durations plans a config's GPU time with
+        from repgeom.durations import Rates, fit_rates
+
+        fit = fit_rates({**info, "shapes": rows}, Rates("host", 1.0, 0.0, 1.0, 1.0, 0.0))
+        print(f"time model fitted to these shapes: {fit.flops / 1e12:.2f} TFLOP/s, {fit.launch_s * 1e6:.1f} us per "
+              f"launch, {fit.batch_s * 1e3:.2f} ms per batch; plan a config with them where its models are prepared: "
+              f"python -m repgeom.durations --gpu-check {a.out}")  # fmt: skip
 
 
 if __name__ == "__main__":
